@@ -1,0 +1,1 @@
+"""redirects: see README."""
