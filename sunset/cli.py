@@ -1,0 +1,383 @@
+"""The ``sunset`` command line.
+
+New commands are added with ``@main.command()`` (or ``@main.group()``) at
+module level; the error handling in :class:`SunsetGroup` then applies to them
+without further work.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from sunset import __version__
+from sunset.errors import NotBuiltYet, SunsetError
+from sunset.paths import default_out
+from sunset.profile import (
+    ConnectTo,
+    ProfileError,
+    list_profiles,
+    load_profile,
+    parse_connect_to,
+)
+
+__all__ = ["default_out", "main"]
+
+INTERRUPTED_EXIT = 130  # what shells report for SIGINT, so scripts can tell
+
+
+def _error_line(message: str) -> str:
+    # One line no matter what a message contains, so logs stay greppable.
+    return "sunset: error: " + " ".join(str(message).split())
+
+
+class SunsetGroup(click.Group):
+    """A click group that reports SunsetError and Ctrl-C in one line, no traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SunsetError as exc:
+            click.echo(_error_line(str(exc)), err=True)
+            raise click.exceptions.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            # click would print "Aborted!" and exit 1, which scripts cannot
+            # tell apart from a real failure.
+            click.echo("sunset: interrupted", err=True)
+            raise click.exceptions.Exit(INTERRUPTED_EXIT) from None
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        # Errors raised while parsing the group's own options happen before
+        # invoke(); catch them here too so the contract has no gaps.
+        try:
+            return super().main(*args, **kwargs)
+        except SunsetError as exc:
+            click.echo(_error_line(str(exc)), err=True)
+            raise SystemExit(exc.exit_code) from None
+
+
+class ConnectToType(click.ParamType):
+    """``--connect-to HOST:PORT:ADDR:PORT2``, checked while parsing options."""
+
+    name = "HOST:PORT:ADDR:PORT2"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, ConnectTo):
+            return value
+        try:
+            return parse_connect_to(value)
+        except ValueError as exc:
+            self.fail(f"{exc}, got {value!r}", param, ctx)
+
+
+CONNECT_TO = ConnectToType()
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _not_built(command: str, issue: int) -> NoReturn:
+    raise NotBuiltYet(f"'sunset {command}' is not built yet (issue #{issue})")
+
+
+def _profile_option(required: bool = True) -> Any:
+    help_text = "Shipped profile name (see 'sunset profile list') or path to a .toml file."
+    if not required:
+        help_text += " Default: the profile recorded by the crawl."
+    return click.option(
+        "--profile",
+        "-p",
+        "profile_ref",
+        metavar="NAME_OR_PATH",
+        required=required,
+        help=help_text,
+    )
+
+
+def _out_option(what: str) -> Any:
+    return click.option(
+        "--out",
+        "-o",
+        type=click.Path(path_type=Path),
+        default=None,
+        help=f"Where to write {what}.",
+    )
+
+
+@click.group(cls=SunsetGroup, context_settings=CONTEXT)
+@click.version_option(
+    __version__, "--version", "-V", prog_name="sunset", message="%(prog)s %(version)s"
+)
+def main() -> None:
+    """Retire a legacy website without losing it.
+
+    sunset crawls the old site into standard WARC files, extracts the real
+    content from its page template, maps every old URL to its new home (or to
+    a web archive) as nginx redirects, and packages the result so it can be
+    verified, replayed and reported on long after the server is switched off.
+    Each site is described by a profile (see 'sunset profile list').
+
+    \b
+    Pipeline:
+      crawl -> transform -> redirects -> package / verify / replay / report
+
+    Output goes to output/NAME/ under the current directory unless --out is given.
+    """
+
+
+# ---------------------------------------------------------------------------
+# profile
+
+
+@main.group("profile", context_settings=CONTEXT)
+def profile_group() -> None:
+    """List, show and check site profiles.
+
+    \b
+    Examples:
+      sunset profile list
+      sunset profile show wigan
+      sunset profile check ./my-site.toml
+    """
+
+
+@profile_group.command("list", short_help="List the shipped profiles.")
+def profile_list() -> None:
+    """List the profiles shipped with sunset, with the site each describes.
+
+    \b
+    Examples:
+      sunset profile list
+    """
+    for name in list_profiles():
+        try:
+            title = load_profile(name).site.name
+        except ProfileError as exc:
+            # One broken shipped file should not hide the others.
+            title = f"(invalid: {exc})"
+        click.echo(f"{name}\t{title}")
+
+
+@profile_group.command("show", short_help="Print a profile with all defaults filled in.")
+@click.argument("name_or_path")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of TOML.")
+def profile_show(name_or_path: str, as_json: bool) -> None:
+    """Print the resolved profile: every key, defaults included.
+
+    The TOML output is itself a valid profile, so it is a good starting
+    point for a new site.
+
+    \b
+    Examples:
+      sunset profile show wigan
+      sunset profile show demo --json
+      sunset profile show wigan > my-site.toml
+    """
+    profile = load_profile(name_or_path)
+    data = profile.to_dict()
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+        return
+    click.echo(f"# profile {profile.name} ({profile.path}), defaults filled in")
+    click.echo(_to_toml(data), nl=False)
+
+
+@profile_group.command("check", short_help="Validate a profile.")
+@click.argument("name_or_path")
+def profile_check(name_or_path: str) -> None:
+    """Validate a profile; print 'ok: PATH' or one line saying what is wrong.
+
+    Exits 0 when the profile is valid and 2 when it is not.
+
+    \b
+    Examples:
+      sunset profile check wigan
+      sunset profile check ./my-site.toml
+    """
+    profile = load_profile(name_or_path)
+    click.echo(f"ok: {profile.path}")
+
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _toml_scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        # Literal strings keep regexes readable (no doubled backslashes).
+        if "'" not in value and not any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+            return f"'{value}'"
+        return json.dumps(value)
+    if isinstance(value, list):
+        items = [_toml_scalar(v) for v in value]
+        if sum(len(i) + 2 for i in items) < 70:
+            return "[" + ", ".join(items) + "]"
+        return "[\n" + "".join(f"    {i},\n" for i in items) + "]"
+    return str(value)  # dates: TOML's own YYYY-MM-DD
+
+
+def _toml_key(key: str) -> str:
+    return key if _BARE_KEY.match(key) else json.dumps(key)
+
+
+def _to_toml(data: dict[str, dict[str, Any]]) -> str:
+    lines: list[str] = []
+    for table, values in data.items():
+        subtables = {k: v for k, v in values.items() if isinstance(v, dict)}
+        lines.append(f"\n[{table}]")
+        for key, value in values.items():
+            if key not in subtables:
+                lines.append(f"{_toml_key(key)} = {_toml_scalar(value)}")
+        for key, sub in subtables.items():
+            lines.append(f"\n[{table}.{_toml_key(key)}]")
+            lines.extend(f"{_toml_key(k)} = {_toml_scalar(v)}" for k, v in sub.items())
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+# ---------------------------------------------------------------------------
+# Pipeline stages. Not built yet: their options are the intended interface
+# so scripts and docs can be written against it; each body says which issue
+# will deliver it.
+
+
+@main.command(short_help="Crawl a site into WARC files (not built yet).")
+@_profile_option()
+@click.option("--name", help="Run name; output goes to output/NAME/. Default: the profile name.")
+@_out_option("the WARC files and crawl log (default: output/NAME/)")
+@click.option(
+    "--connect-to",
+    "connect_to",
+    type=CONNECT_TO,
+    multiple=True,
+    help="Send requests for HOST:PORT to ADDR:PORT2, as curl does. Repeatable.",
+)
+@click.option(
+    "--start-url",
+    "start_urls",
+    multiple=True,
+    metavar="URL",
+    help="Override the profile's start URLs. Repeatable.",
+)
+@click.option("--resume", is_flag=True, help="Continue an interrupted crawl in the same folder.")
+def crawl(
+    profile_ref: str,
+    name: str | None,
+    out: Path | None,
+    connect_to: tuple[ConnectTo, ...],
+    start_urls: tuple[str, ...],
+    resume: bool,
+) -> None:
+    """Crawl a site into WARC files, politely and without falling into traps.
+
+    Follows links within the profile's allowed hosts, honours robots.txt
+    and the crawl delay, and records every request and response.
+
+    \b
+    Examples:
+      sunset crawl --profile wigan
+      sunset crawl -p wigan --name wigan-2024 --resume
+      sunset crawl -p demo --connect-to www.wiganboroughccg.nhs.uk:80:127.0.0.1:8001
+    """
+    _not_built("crawl", 3)
+
+
+@main.command(short_help="Extract clean content from a crawl (not built yet).")
+@click.argument("crawl_dir", type=click.Path(path_type=Path, file_okay=False))
+@_profile_option(required=False)
+@_out_option("the extracted content (default: CRAWL_DIR/content/)")
+def transform(crawl_dir: Path, profile_ref: str | None, out: Path | None) -> None:
+    """Extract each page's real content, stripping the site template.
+
+    \b
+    Examples:
+      sunset transform output/wigan
+      sunset transform output/wigan --profile ./wigan-tweaked.toml
+    """
+    _not_built("transform", 4)
+
+
+@main.command(short_help="Write nginx redirects for every old URL (not built yet).")
+@click.argument("crawl_dir", type=click.Path(path_type=Path, file_okay=False))
+@_profile_option(required=False)
+@_out_option("the nginx config and mapping CSV (default: CRAWL_DIR/redirects/)")
+def redirects(crawl_dir: Path, profile_ref: str | None, out: Path | None) -> None:
+    """Map every crawled URL to the successor site or the web archive, as nginx config.
+
+    \b
+    Examples:
+      sunset redirects output/wigan
+      sunset redirects output/wigan --out /etc/nginx/sunset/
+    """
+    _not_built("redirects", 5)
+
+
+@main.command(short_help="Bundle a run into one archive (not built yet).")
+@click.argument("crawl_dir", type=click.Path(path_type=Path, file_okay=False))
+@_out_option("the archive file (default: output/NAME.tar.gz)")
+def package(crawl_dir: Path, out: Path | None) -> None:
+    """Bundle WARCs, content, redirects and checksums into one archive.
+
+    \b
+    Examples:
+      sunset package output/wigan
+      sunset package output/wigan --out /srv/archives/wigan.tar.gz
+    """
+    _not_built("package", 6)
+
+
+@main.command(short_help="Check an archive's integrity (not built yet).")
+@click.argument("archive", type=click.Path(path_type=Path))
+def verify(archive: Path) -> None:
+    """Check checksums and WARC records of a packaged archive.
+
+    \b
+    Examples:
+      sunset verify output/wigan.tar.gz
+    """
+    _not_built("verify", 6)
+
+
+@main.command(short_help="Browse an archive locally (not built yet).")
+@click.argument("archive", type=click.Path(path_type=Path))
+@click.option(
+    "--host", "bind", default="127.0.0.1", show_default=True, help="Address to listen on."
+)
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="Port to listen on.",
+)
+def replay(archive: Path, bind: str, port: int) -> None:
+    """Serve an archive over HTTP so the old site can be browsed as it was.
+
+    \b
+    Examples:
+      sunset replay output/wigan.tar.gz
+      sunset replay output/wigan.tar.gz --port 9000
+    """
+    _not_built("replay", 6)
+
+
+@main.command(short_help="Summarise a run (not built yet).")
+@click.argument("crawl_dir", type=click.Path(path_type=Path, file_okay=False))
+@_out_option("the report (default: print to stdout)")
+def report(crawl_dir: Path, out: Path | None) -> None:
+    """Summarise a run: pages, sizes, redirect coverage and problems found.
+
+    \b
+    Examples:
+      sunset report output/wigan
+      sunset report output/wigan --out report.md
+    """
+    _not_built("report", 6)
+
+
+# The replica commands (demo, serve-replica, replica) belong to the replica
+# work and are added with @main.command() there, not in this file.
