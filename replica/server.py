@@ -200,6 +200,8 @@ class Handler(BaseHTTPRequestHandler):
         encoding = None
         if ans.body is not None:
             body = ans.body
+        elif ans.status == 404:
+            body = NOT_FOUND
         elif ans.gzip and "gzip" in (self.headers.get("Accept-Encoding") or "").lower():
             body, encoding = site.blob(ans.gzip), "gzip"
         elif ans.blob:

@@ -135,7 +135,11 @@ def nav_html(fl: Flavour, active: str, theme: str) -> tuple[str, str]:
             + "</ul></nav>"
         )
     else:
-        html = '<div class="moduletable_menu"><ul class="menu">' + "".join(items) + "</ul></div>"
+        html = (
+            '<div id="mainlevel" class="module-nav"><ul class="menu">'
+            + "".join(items)
+            + "</ul></div>"
+        )
     return html, " ".join(words)
 
 

@@ -50,14 +50,34 @@ class SunsetGroup(click.Group):
             click.echo("sunset: interrupted", err=True)
             raise click.exceptions.Exit(INTERRUPTED_EXIT) from None
 
-    def main(self, *args: Any, **kwargs: Any) -> Any:
-        # Errors raised while parsing the group's own options happen before
-        # invoke(); catch them here too so the contract has no gaps.
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        # click's standalone mode prints usage errors as three lines (Usage,
+        # Try, Error); run it non-standalone so every bad input, including a
+        # bad option value, is reported in the project's single-line form.
         try:
-            return super().main(*args, **kwargs)
+            # Non-standalone click returns the code of a ctx.exit() instead of
+            # raising it; commands themselves return None.
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.Exit as exc:
+            raise SystemExit(exc.exit_code) from None
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx else "sunset"
+            click.echo(_error_line(f"{exc.format_message()} (see '{where} --help')"), err=True)
+            raise SystemExit(exc.exit_code) from None
+        except click.ClickException as exc:
+            click.echo(_error_line(exc.format_message()), err=True)
+            raise SystemExit(exc.exit_code) from None
+        except click.Abort:
+            click.echo("sunset: interrupted", err=True)
+            raise SystemExit(INTERRUPTED_EXIT) from None
         except SunsetError as exc:
+            # Errors raised while parsing the group's own options happen
+            # before invoke(); catch them here too so the contract has no gaps.
             click.echo(_error_line(str(exc)), err=True)
             raise SystemExit(exc.exit_code) from None
+        raise SystemExit(code if isinstance(code, int) else 0)
 
 
 class ConnectToType(click.ParamType):
@@ -379,5 +399,8 @@ def report(crawl_dir: Path, out: Path | None) -> None:
     _not_built("report", 6)
 
 
-# The replica commands (demo, serve-replica, replica) belong to the replica
-# work and are added with @main.command() there, not in this file.
+# The replica commands (demo, serve-replica, replica) live with the replica
+# tooling; registering them here keeps one `sunset` entry point.
+from sunset.replica_commands import register as _register_replica_commands  # noqa: E402
+
+_register_replica_commands(main)

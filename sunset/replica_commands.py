@@ -1,0 +1,276 @@
+"""CLI commands around the shipped replica: generate it, serve it, run the demo.
+
+They live apart from the pipeline stages because they are the project's own
+test bed, not part of retiring a real site; `sunset demo` is where the two meet.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from pathlib import Path
+
+import click
+import requests
+
+from replica import generate as generate_replica
+from replica import serve
+from replica.generate import GENERATOR_VERSION
+from replica.templates import THEMES
+from sunset.errors import SunsetError
+from sunset.paths import default_out
+from sunset.ui import console, summary_table
+
+PAGES = click.IntRange(50, 100_000)
+
+
+def ensure_replica(site: Path, pages: int, seed: int, theme: str, force: bool = False) -> dict:
+    """Generate the replica unless one with the same parameters is already there."""
+    manifest_path = site / "manifest.json"
+    if manifest_path.exists() and not force:
+        try:
+            m = json.loads(manifest_path.read_text())
+        except (OSError, ValueError):
+            m = {}
+        if (
+            m.get("requested_pages"),
+            m.get("seed"),
+            m.get("theme"),
+            m.get("generator_version"),
+        ) == (
+            pages,
+            seed,
+            theme,
+            GENERATOR_VERSION,
+        ):
+            return m
+    console.print(f"generating a {pages:,}-page replica in {site} …")
+    try:
+        site.parent.mkdir(parents=True, exist_ok=True)
+        return generate_replica(site, pages=pages, seed=seed, theme=theme)
+    except OSError as exc:
+        raise SunsetError(f"cannot write the replica to {site}: {exc.strerror or exc}") from None
+
+
+def _manifest_rows(m: dict) -> list[tuple[str, object]]:
+    kinds = m.get("page_kinds", {})
+    return [
+        ("legacy host", m["legacy_host"]),
+        ("successor host", m["new_host"]),
+        ("legacy pages", m["pages"]),
+        (
+            "  articles / news / multi-part",
+            f"{kinds.get('article', 0):,} / "
+            f"{kinds.get('news', 0):,} / {kinds.get('multipart', 0):,}",
+        ),
+        ("legacy URLs (ground truth)", m["legacy_urls"]),
+        ("successor URLs", m["new_urls"]),
+        ("theme / seed", f"{m['theme']} / {m['seed']}"),
+        ("bytes on disk", m["blob_bytes"]),
+    ]
+
+
+def register(main: click.Group) -> None:
+    @main.group("replica")
+    def replica_group() -> None:
+        """The replica of a legacy site that the demo and the tests run against.
+
+        \b
+        Examples:
+          sunset replica generate
+          sunset replica generate --pages 20000 --out output/replica-20k
+          sunset replica generate --theme classic --out output/replica-classic
+        """
+
+    @replica_group.command("generate")
+    @click.option(
+        "--out",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Folder to write (default output/replica).",
+    )
+    @click.option(
+        "--pages", type=PAGES, default=400, show_default=True, help="Number of legacy pages."
+    )
+    @click.option(
+        "--seed",
+        type=int,
+        default=1,
+        show_default=True,
+        help="Same seed, same replica, byte for byte.",
+    )
+    @click.option(
+        "--theme",
+        type=click.Choice(THEMES),
+        default="protostar",
+        show_default=True,
+        help="Legacy template markup (same text, different HTML).",
+    )
+    def replica_generate(out: Path | None, pages: int, seed: int, theme: str) -> None:
+        """Write a deterministic replica of the legacy site and its successor, with ground truth.
+
+        \b
+        Examples:
+          sunset replica generate
+          sunset replica generate --pages 20000 --seed 7 --out output/replica-20k
+        """
+        site = out or default_out("replica")
+        started = time.monotonic()
+        m = ensure_replica(site, pages, seed, theme, force=True)
+        summary_table(
+            f"replica written to {site}",
+            [
+                *_manifest_rows(m),
+                ("seconds", round(time.monotonic() - started, 1)),
+            ],
+        )
+
+    @main.command("serve-replica")
+    @click.option(
+        "--site",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Replica folder (default output/replica; generated if missing).",
+    )
+    @click.option("--pages", type=PAGES, default=400, show_default=True)
+    @click.option("--seed", type=int, default=1, show_default=True)
+    @click.option("--theme", type=click.Choice(THEMES), default="protostar", show_default=True)
+    @click.option(
+        "--host", default="127.0.0.1", show_default=True, help="Loopback address to listen on."
+    )
+    @click.option(
+        "--legacy-port",
+        type=click.IntRange(0, 65535),
+        default=0,
+        help="Port for the legacy site (0 = any free port).",
+    )
+    @click.option(
+        "--new-port",
+        type=click.IntRange(0, 65535),
+        default=0,
+        help="Port for the successor site (0 = any free port).",
+    )
+    @click.option(
+        "--delay-ms",
+        type=click.FloatRange(0, 60_000),
+        default=0.0,
+        help="Added latency per response, for crawl benchmarks.",
+    )
+    @click.option(
+        "--access-log",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Append one JSON line per request to this file.",
+    )
+    def serve_replica(
+        site: Path | None,
+        pages: int,
+        seed: int,
+        theme: str,
+        host: str,
+        legacy_port: int,
+        new_port: int,
+        delay_ms: float,
+        access_log: Path | None,
+    ) -> None:
+        """Serve the replica's legacy and successor sites on loopback until Ctrl-C.
+
+        Both sites answer under their real host names: point a crawler at them
+        with the printed --connect-to values (as curl's option of that name).
+
+        \b
+        Examples:
+          sunset serve-replica
+          sunset serve-replica --legacy-port 8001 --new-port 8002 --delay-ms 20
+          curl --connect-to www.wiganboroughccg.nhs.uk:80:127.0.0.1:8001 \\
+               http://www.wiganboroughccg.nhs.uk/
+        """
+        if not host.startswith("127.") and host not in ("localhost", "::1"):
+            raise SunsetError(f"--host {host}: the replica is served on loopback only")
+        site = site or default_out("replica")
+        ensure_replica(site, pages, seed, theme)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            with serve(site, host, legacy_port, new_port, delay_ms, access_log) as run:
+                click.echo(f"legacy site:    {run.legacy_url}  (http://{run.legacy_host}/)")
+                click.echo(f"successor site: {run.new_url}  (http://{run.new_host}/)")
+                for entry in run.connect_to:
+                    click.echo(f"--connect-to {entry}")
+                click.echo("Ctrl-C to stop.")
+                try:
+                    while not stop.wait(0.5):
+                        pass
+                except KeyboardInterrupt:
+                    pass
+                click.echo(f"stopped after {run.requests:,} requests", err=True)
+        except OSError as exc:
+            raise SunsetError(str(exc)) from None
+
+    @main.command("demo")
+    @click.option(
+        "--out",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Folder for everything the demo writes (default output/demo).",
+    )
+    @click.option("--pages", type=PAGES, default=400, show_default=True)
+    @click.option("--seed", type=int, default=1, show_default=True)
+    def demo(out: Path | None, pages: int, seed: int) -> None:
+        """Run the whole pipeline against the shipped replica, served on loopback.
+
+        Generates the replica, serves it under its real host names, runs every
+        stage that is built, stops the servers and prints a summary.
+
+        \b
+        Examples:
+          sunset demo
+          sunset demo --pages 2000 --out output/demo-2k
+        """
+        out = out or default_out("demo")
+        started = time.monotonic()
+        m = ensure_replica(out / "replica", pages, seed, "protostar")
+        rows: list[tuple[str, object]] = _manifest_rows(m)
+        with serve(out / "replica", access_log=out / "replica-access.jsonl") as run:
+            rows.extend(_smoke_check(run))
+            # Stages land issue by issue; until then the demo says so rather than
+            # pretending (see the README's roadmap).
+            rows.extend(
+                [
+                    ("crawl", "not built yet (issue #3)"),
+                    ("transform", "not built yet (issue #4)"),
+                    ("redirects", "not built yet (issue #5)"),
+                    ("package / verify", "not built yet (issue #6)"),
+                ]
+            )
+        rows.append(("servers", "stopped"))
+        rows.append(("seconds", round(time.monotonic() - started, 1)))
+        summary_table(f"sunset demo — output in {out}", rows)
+
+
+def _smoke_check(run: object) -> list[tuple[str, object]]:
+    """Fetch a few URLs under the real host names, as a crawler will."""
+    from replica.server import Running
+
+    assert isinstance(run, Running)
+    session = requests.Session()
+    checks = [
+        (run.legacy_url, run.legacy_host, "/robots.txt", 200),
+        (run.legacy_url, run.legacy_host, "/sitemap.xml", 200),
+        (run.legacy_url, run.legacy_host, "/", 200),
+        (run.new_url, run.new_host, "/sitemap.xml", 200),
+    ]
+    ok = 0
+    for base, host, path, want in checks:
+        try:
+            r = session.get(
+                base.rstrip("/") + path, headers={"Host": host}, timeout=10, allow_redirects=False
+            )
+        except requests.RequestException as exc:
+            raise SunsetError(f"the replica did not answer {host}{path}: {exc}") from None
+        if r.status_code != want:
+            raise SunsetError(f"the replica answered {r.status_code} for {host}{path}")
+        ok += 1
+    return [("replica served", f"{ok}/{len(checks)} checks answered on loopback")]
