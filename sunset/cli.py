@@ -265,7 +265,7 @@ def _to_toml(data: dict[str, dict[str, Any]]) -> str:
 # will deliver it.
 
 
-@main.command(short_help="Crawl a site into WARC files (not built yet).")
+@main.command(short_help="Crawl a site into WARC files, CDXJ index and crawl log.")
 @_profile_option()
 @click.option("--name", help="Run name; output goes to output/NAME/. Default: the profile name.")
 @_out_option("the WARC files and crawl log (default: output/NAME/)")
@@ -284,6 +284,51 @@ def _to_toml(data: dict[str, dict[str, Any]]) -> str:
     help="Override the profile's start URLs. Repeatable.",
 )
 @click.option("--resume", is_flag=True, help="Continue an interrupted crawl in the same folder.")
+@click.option(
+    "--max-pages",
+    type=click.IntRange(0),
+    default=0,
+    help="Stop queueing new URLs after this many (0 = no limit).",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Requests in flight per host (overrides the profile).",
+)
+@click.option(
+    "--delay",
+    type=click.FloatRange(0),
+    default=None,
+    help="Seconds between requests to one host (overrides the profile).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    help="Seconds allowed for one fetch (overrides the profile).",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(0, 20),
+    default=None,
+    help="Retries after a 5xx or a network error (overrides the profile).",
+)
+@click.option(
+    "--max-body-size",
+    default=None,
+    metavar="SIZE",
+    help="Cut bodies at this size, e.g. 50MB (overrides the profile).",
+)
+@click.option(
+    "--warc-max-size",
+    default=None,
+    metavar="SIZE",
+    help="Start a new WARC file after this size, e.g. 1GB (overrides the profile).",
+)
+@click.option(
+    "--ignore-robots", is_flag=True, help="Do not apply robots.txt (it is still archived)."
+)
 def crawl(
     profile_ref: str,
     name: str | None,
@@ -291,11 +336,21 @@ def crawl(
     connect_to: tuple[ConnectTo, ...],
     start_urls: tuple[str, ...],
     resume: bool,
+    max_pages: int,
+    concurrency: int | None,
+    delay: float | None,
+    timeout: float | None,
+    retries: int | None,
+    max_body_size: str | None,
+    warc_max_size: str | None,
+    ignore_robots: bool,
 ) -> None:
     """Crawl a site into WARC files, politely and without falling into traps.
 
     Follows links within the profile's allowed hosts, honours robots.txt
-    and the crawl delay, and records every request and response.
+    and the crawl delay, and records every request and response byte for
+    byte. Writes warc/, indexes/index.cdxj, crawl.log, pages.jsonl and
+    crawl.json (see crawler/CONTRACT.md).
 
     \b
     Examples:
@@ -303,7 +358,36 @@ def crawl(
       sunset crawl -p wigan --name wigan-2024 --resume
       sunset crawl -p demo --connect-to www.wiganboroughccg.nhs.uk:80:127.0.0.1:8001
     """
-    _not_built("crawl", 3)
+    from crawler.run import CrawlOptions, run_crawl
+    from sunset.profile import parse_size
+
+    profile = load_profile(profile_ref)
+    if start_urls:
+        profile = profile.with_overrides(start_urls=list(start_urls))
+    run_name = name or (profile.path.stem if profile.path else "crawl")
+    sizes = {}
+    for flag, value in (("--max-body-size", max_body_size), ("--warc-max-size", warc_max_size)):
+        try:
+            sizes[flag] = parse_size(value) if value is not None else None
+        except ValueError as exc:
+            raise SunsetError(f"{flag} {value}: {exc}") from None
+    run_crawl(
+        CrawlOptions(
+            profile=profile,
+            out=out or default_out(run_name),
+            name=run_name,
+            resume=resume,
+            connect_to=list(connect_to),
+            max_pages=max_pages,
+            concurrency=concurrency,
+            delay=delay,
+            timeout=timeout,
+            retries=retries,
+            max_body_size=sizes["--max-body-size"],
+            warc_max_size=sizes["--warc-max-size"],
+            ignore_robots=ignore_robots,
+        )
+    )
 
 
 @main.command(short_help="Extract clean content from a crawl (not built yet).")

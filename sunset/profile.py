@@ -35,13 +35,18 @@ DEFAULT_USER_AGENT = (
     f"sunset/{__version__} (+https://github.com/sunset-archive/sunset; web archiving)"
 )
 
-# Calendars and session ids are the classic infinite URL spaces on CMS sites;
-# Joomla's event calendars and PHP session parameters in particular.
+# Session ids only duplicate pages that exist without them, so URLs carrying
+# one are refused outright.
 DEFAULT_TRAP_PATTERNS: tuple[str, ...] = (
-    r"(?i)[?&](month|date|year|day|week)=",
     r"(?i)[?&](sid|phpsessid|jsessionid|sessionid|s)=",
-    r"(?i)/calendar/\d{4}/\d{1,2}",
     r"(?i)[;&?]jsessionid=",
+)
+
+# Calendars hold real pages (months with events) inside an endless URL space,
+# so they are capped per path rather than refused.
+DEFAULT_CALENDAR_PATTERNS: tuple[str, ...] = (
+    r"(?i)[?&](month|date|year|day|week)=",
+    r"(?i)/calendar/\d{4}/\d{1,2}",
 )
 
 DEFAULT_SIGNIFICANT_QUERY_PARAMS: tuple[str, ...] = (
@@ -111,6 +116,8 @@ class Crawl:
     max_repeated_segments: int = 3
     max_query_variants: int = 50
     trap_patterns: tuple[str, ...] = DEFAULT_TRAP_PATTERNS
+    calendar_patterns: tuple[str, ...] = DEFAULT_CALENDAR_PATTERNS
+    max_calendar_variants: int = 24
     max_body_size: int = 100 * 1000**2
     warc_max_size: int = 1000**3
     timeout: float = 30.0
@@ -594,6 +601,8 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
         "max_repeated_segments": _Key(_int(1)),
         "max_query_variants": _Key(_int(1)),
         "trap_patterns": _Key(_list(_regex, what="regular expressions")),
+        "calendar_patterns": _Key(_list(_regex, what="regular expressions")),
+        "max_calendar_variants": _Key(_int(1)),
         "max_body_size": _Key(_size),
         "warc_max_size": _Key(_size),
         "timeout": _Key(_number(0, exclusive=True)),

@@ -126,7 +126,8 @@ start_urls = ["https://www.example.org/", "https://www.example.org/a", "http://E
     assert crawl.warc_max_size == 1_000_000_000
     assert __version__ in crawl.user_agent
     assert any("phpsessid" in p for p in crawl.trap_patterns)
-    assert any("month" in p for p in crawl.trap_patterns)
+    assert any("month" in p for p in crawl.calendar_patterns)
+    assert crawl.max_calendar_variants == 24
     assert profile.boilerplate.min_share == 0.5
     assert profile.redirects.significant_query_params == DEFAULT_SIGNIFICANT_QUERY_PARAMS
     assert profile.redirects.archive_mode == "redirect"

@@ -1,0 +1,351 @@
+"""Run a capture: check inputs, wire Scrapy, show progress, index, summarise.
+
+The only entry point other code needs is `run_crawl(options)`; the CLI calls it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import scrapy
+import warcio
+from scrapy.crawler import CrawlerProcess
+
+from sunset import __version__
+from sunset.errors import SunsetError
+from sunset.profile import ConnectTo, Profile
+from sunset.ui import console, summary_table
+
+from .fetch import Client
+from .resume import read_previous, repair
+from .session import Session
+from .spider import CaptureSpider
+from .urls import Guards, Scope
+from .warc import CONFORMS_TO, WarcFiles
+
+NOT_EXACT = (
+    "request and response bytes are recorded exactly as sent and received over HTTP/1.1; "
+    "not recorded: DNS lookups, TLS handshakes and certificates, and the timing of packets "
+    "within a fetch"
+)
+
+
+class CrawlFailed(SunsetError):
+    exit_code = 1
+
+
+@dataclass
+class CrawlOptions:
+    profile: Profile
+    out: Path
+    name: str
+    resume: bool = False
+    connect_to: list[ConnectTo] = field(default_factory=list)
+    max_pages: int = 0
+    concurrency: int | None = None
+    delay: float | None = None
+    timeout: float | None = None
+    retries: int | None = None
+    max_body_size: int | None = None
+    warc_max_size: int | None = None
+    ignore_robots: bool = False
+    progress: bool = True
+
+
+def _check_out(out: Path, resume: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise SunsetError(f"--out {out}: exists and is not a folder")
+    if resume:
+        if not (out / "warc").is_dir():
+            raise SunsetError(f"--resume: {out} holds no earlier crawl (no warc/ folder)")
+    elif (out / "warc").exists() and any((out / "warc").iterdir()):
+        raise SunsetError(
+            f"{out} already holds a crawl; add --resume to continue it, or pick another --name/--out"
+        )
+    try:
+        (out / "warc").mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise SunsetError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
+
+
+def run_crawl(opt: CrawlOptions) -> int:
+    p = opt.profile
+    c = p.crawl
+    out = opt.out
+    _check_out(out, opt.resume)
+    seeds = list(p.site.start_urls)
+    for seed in seeds:
+        parts = urlsplit(seed)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise SunsetError(f"start URL {seed!r} is not an http(s) URL")
+    connect = {
+        (ct.host.lower(), ct.port): (ct.addr, ct.port2) for ct in [*c.connect_to, *opt.connect_to]
+    }
+
+    checks = []
+    prev = None
+    if opt.resume:
+        checks = repair(out / "warc", out / "state" / "set-aside")
+        for chk in checks:
+            if chk.torn:
+                console.print(
+                    f"[yellow]{chk.path.name}: {chk.error or 'torn tail'}; kept "
+                    f"{chk.records} whole records, original moved to state/set-aside/"
+                )
+        prev = read_previous(out / "warc")
+
+    user_agent = c.user_agent
+    settings_record = {
+        "profile": str(p.path),
+        "start_urls": seeds,
+        "allowed_hosts": sorted(p.site.allowed_hosts),
+        "obey_robots": c.obey_robots and not opt.ignore_robots,
+        "concurrency_per_host": opt.concurrency or c.concurrency_per_host,
+        "delay": c.delay if opt.delay is None else opt.delay,
+        "autothrottle": c.autothrottle,
+        "timeout": opt.timeout or c.timeout,
+        "retries": c.retries if opt.retries is None else opt.retries,
+        "max_body_size": opt.max_body_size or c.max_body_size,
+        "warc_max_size": opt.warc_max_size or c.warc_max_size,
+        "max_query_variants": c.max_query_variants,
+        "max_calendar_variants": c.max_calendar_variants,
+        "max_path_depth": c.max_path_depth,
+        "max_repeated_segments": c.max_repeated_segments,
+        "max_depth": c.max_depth,
+        "connect_to": [f"{h}:{pt}:{a}:{p2}" for (h, pt), (a, p2) in connect.items()],
+        "resume": opt.resume,
+    }
+    info = {
+        "software": f"sunset/{__version__} (Scrapy/{scrapy.__version__}; warcio/{warcio_version()}; "
+        f"Python/{platform.python_version()})",
+        "format": "WARC File Format 1.1",
+        "conformsTo": CONFORMS_TO,
+        "isPartOf": opt.name,
+        "description": p.site.description or p.site.name,
+        "robots": "obey" if settings_record["obey_robots"] else "ignore",
+        "operator": c.operator or "",
+        "hostname": socket.gethostname(),
+        "http-header-user-agent": user_agent,
+        "http-header-from": c.contact or "",
+        "sunset-settings": json.dumps(settings_record, sort_keys=True),
+        "sunset-exactness": NOT_EXACT,
+    }
+    warcs = WarcFiles(
+        out / "warc",
+        opt.name,
+        settings_record["warc_max_size"],
+        info,
+        first_serial=(prev.max_serial + 1) if prev else 0,
+    )
+    session = Session(
+        folder=out,
+        warcs=warcs,
+        client=Client(connect_to=connect),
+        scope=Scope.build(p.site.allowed_hosts, p.site.include, p.site.exclude),
+        guards=Guards.build(
+            max_path_depth=c.max_path_depth,
+            max_repeated_segments=c.max_repeated_segments,
+            max_query_variants=c.max_query_variants,
+            max_calendar_variants=c.max_calendar_variants,
+            trap_patterns=c.trap_patterns,
+            calendar_patterns=c.calendar_patterns,
+        ),
+        obey_robots=settings_record["obey_robots"],
+        max_depth=c.max_depth,
+        max_pages=opt.max_pages,
+        timeout=settings_record["timeout"],
+        max_body_size=settings_record["max_body_size"],
+        use_sitemap=c.use_sitemap,
+        seeds=seeds,
+    )
+    frontier: list[dict[str, str]] = []
+    if prev:
+        session.seen |= prev.captured
+        for key in sorted(prev.captured):
+            session.guards.check(key)  # count what is already captured against the caps
+        session.revisits.update(prev.revisits)
+        for host, body in prev.robots.items():
+            session.load_robots(host, body)
+        frontier = prev.frontier
+    session.open_logs()
+    hosts = len(p.site.allowed_hosts)
+    per_host = settings_record["concurrency_per_host"]
+    jobdir = out / "state" / f"jobdir-{datetime.now(UTC):%Y%m%d%H%M%S%f}"
+    settings = {
+        "SUNSET_SESSION": session,
+        "USER_AGENT": user_agent,
+        "ROBOTSTXT_OBEY": False,  # robots.txt is fetched, archived and applied by the spider
+        "DOWNLOAD_HANDLERS": {
+            "http": "crawler.scrapy_parts.RawHttpDownloadHandler",
+            "https": "crawler.scrapy_parts.RawHttpDownloadHandler",
+        },
+        "DOWNLOADER_MIDDLEWARES": {
+            "crawler.scrapy_parts.ScopeGate": 100,
+            "crawler.scrapy_parts.WarcMiddleware": 950,
+            "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
+        },
+        "DUPEFILTER_CLASS": "crawler.scrapy_parts.SessionDupeFilter",
+        "CONCURRENT_REQUESTS": max(16, per_host * hosts),
+        "CONCURRENT_REQUESTS_PER_DOMAIN": per_host,
+        "DOWNLOAD_DELAY": settings_record["delay"],
+        "AUTOTHROTTLE_ENABLED": c.autothrottle,
+        "AUTOTHROTTLE_TARGET_CONCURRENCY": float(per_host),
+        "RETRY_TIMES": settings_record["retries"],
+        "DOWNLOAD_TIMEOUT": settings_record["timeout"],
+        # The handler enforces the body limit itself (and keeps what it cut);
+        # this only bounds decompression of an archived gzip body.
+        "DOWNLOAD_MAXSIZE": settings_record["max_body_size"] * 20,
+        "DOWNLOAD_WARNSIZE": 0,
+        "REDIRECT_MAX_TIMES": 20,
+        # Breadth-first, with the pending queue on disk so memory stays flat.
+        "DEPTH_PRIORITY": 1,
+        "SCHEDULER_DISK_QUEUE": "scrapy.squeues.PickleFifoDiskQueue",
+        "SCHEDULER_MEMORY_QUEUE": "scrapy.squeues.FifoMemoryQueue",
+        "JOBDIR": str(jobdir),
+        "LOG_ENABLED": False,
+        "TELNETCONSOLE_ENABLED": False,
+        "STATS_DUMP": False,
+    }
+    settings["LOG_INSTALL_ROOT_HANDLER"] = False
+    process = CrawlerProcess(settings)
+    crawler = process.create_crawler(CaptureSpider)
+    started = time.monotonic()
+    stop_progress = threading.Event()
+    ticker = threading.Thread(
+        target=_progress, args=(session, crawler, stop_progress, started, opt.progress), daemon=True
+    )
+    ticker.start()
+    try:
+        process.crawl(crawler, session=session, user_agent=user_agent, frontier=frontier)
+        process.start()
+    finally:
+        stop_progress.set()
+        ticker.join(timeout=2)
+        warcs.close()
+        session.close_logs()
+        shutil.rmtree(jobdir, ignore_errors=True)
+    elapsed = time.monotonic() - started
+    index = out / "indexes" / "index.cdxj"
+    files = sorted((out / "warc").glob("*.warc.gz"))
+    _index(files, index)
+    st = session.stats
+    summary = {
+        "name": opt.name,
+        "profile": str(p.path),
+        "sunset": __version__,
+        "finished": datetime.now(UTC).isoformat(),
+        "seconds": round(elapsed, 2),
+        "resumed": opt.resume,
+        "stats": dict(sorted(st.items())),
+        "warc_files": [f.name for f in files],
+        "settings": settings_record,
+        "fatal": session.fatal,
+        "reason": crawler.stats.get_value("finish_reason") if crawler.stats else None,
+    }
+    (out / "crawl.json").write_text(json.dumps(summary, indent=2) + "\n")
+    refused = sum(v for k, v in st.items() if k.startswith("refused:"))
+    summary_table(
+        f"crawl {opt.name} — {out}",
+        [
+            ("HTML pages", st["pages"]),
+            ("responses archived", st["responses"]),
+            ("  of which revisits", st["revisits"]),
+            ("  truncated", st["truncated"]),
+            ("fetch errors (all attempts)", st["errors"]),
+            ("refused (guards, robots, excluded)", refused),
+            ("bytes received", st["bytes"]),
+            ("WARC files", len(files)),
+            ("seconds", round(elapsed, 1)),
+            ("pages/s", round(st["pages"] / elapsed, 1) if elapsed else 0),
+        ],
+    )
+    if session.fatal:
+        raise CrawlFailed(f"crawl stopped: {session.fatal}; what was written is kept and valid")
+    if st["responses"] == 0 and not (prev and prev.responses):
+        raise CrawlFailed(f"nothing was captured: {_first_error(out)}")
+    return 0
+
+
+def warcio_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("warcio")
+    except Exception:
+        return getattr(warcio, "__version__", "?")
+
+
+def _first_error(out: Path) -> str:
+    try:
+        with open(out / "crawl.log", encoding="utf-8") as fh:
+            for line in fh:
+                bits = line.split()
+                if len(bits) >= 10 and bits[1].startswith("-"):
+                    reasons = {
+                        "-1": "cannot resolve host",
+                        "-2": "connection refused",
+                        "-3": "connection reset",
+                        "-4": "timed out",
+                        "-6": "TLS failure",
+                    }
+                    return f"{bits[3]}: {reasons.get(bits[1], 'download failed')}"
+    except OSError:
+        pass
+    return "no start URL answered"
+
+
+def _index(files: list[Path], index: Path) -> None:
+    """CDXJ index of all WARC files, sorted, written atomically; file names relative to warc/."""
+    from cdxj_indexer.main import CDXJIndexer
+
+    index.parent.mkdir(parents=True, exist_ok=True)
+    tmp = index.with_suffix(".cdxj.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        if files:
+            CDXJIndexer(
+                fh, [str(f) for f in files], sort=True, dir_root=str(files[0].parent)
+            ).process_all()
+    os.replace(tmp, index)
+
+
+def _progress(
+    session: Session, crawler: object, stop: threading.Event, started: float, enabled: bool
+) -> None:
+    tty = enabled and sys.stderr.isatty()
+    last_line = 0.0
+    while not stop.wait(0.5):
+        st = session.stats
+        stats = getattr(crawler, "stats", None)
+        queued = 0
+        if stats is not None:
+            queued = (stats.get_value("scheduler/enqueued") or 0) - (
+                stats.get_value("scheduler/dequeued") or 0
+            )
+        elapsed = time.monotonic() - started
+        line = (
+            f"pages {st['pages']:,}  responses {st['responses']:,}  "
+            f"{st['bytes'] / 1e6:,.1f} MB  queue {max(queued, 0):,}  errors {st['errors']:,}  "
+            f"{st['responses'] / elapsed if elapsed else 0:,.0f}/s"
+        )
+        if tty:
+            sys.stderr.write("\r" + line + "\x1b[K")
+            sys.stderr.flush()
+        elif enabled and time.monotonic() - last_line >= 10:
+            sys.stderr.write(line + "\n")
+            last_line = time.monotonic()
+    if tty:
+        sys.stderr.write("\n")

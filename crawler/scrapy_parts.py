@@ -1,0 +1,249 @@
+"""The Scrapy components of a capture, each with one job, wired by settings.
+
+- RawHttpDownloadHandler: fetches with crawler.fetch.Client and hands Scrapy a
+  normal Response, while the exact bytes travel with it in request.meta.
+- WarcMiddleware (downloader middleware, order 950): the closest component to
+  the downloader, so it sees every response before HttpCompressionMiddleware
+  (590) decodes it and before RedirectMiddleware (600) follows it: encoded
+  bodies and every redirect hop reach the WARC as received.
+- ScopeGate (downloader middleware, order 100): robots.txt and the profile's
+  patterns for requests the spider did not create itself (redirect targets).
+- SessionDupeFilter: de-duplicates on the canonical URL form.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from typing import TYPE_CHECKING, Any
+
+from scrapy.exceptions import (
+    CannotResolveHostError,
+    DownloadConnectionRefusedError,
+    DownloadFailedError,
+    DownloadTimeoutError,
+    IgnoreRequest,
+)
+from scrapy.http import Headers, Response
+from scrapy.responsetypes import responsetypes
+
+from .fetch import FetchError
+from .warc import WarcWriteError, sha1_b32
+
+if TYPE_CHECKING:
+    from scrapy import Request
+    from scrapy.crawler import Crawler
+
+    from .session import Session
+
+EXCHANGE = "_sunset_exchange"
+CHECKED = "_sunset_checked"
+RECORD = "_sunset_record"
+
+_ERRORS = {
+    -1: CannotResolveHostError,
+    -2: DownloadConnectionRefusedError,
+    -4: DownloadTimeoutError,
+}
+
+
+def session_of(crawler: Crawler) -> Session:
+    return crawler.settings["SUNSET_SESSION"]
+
+
+class RawHttpDownloadHandler:
+    lazy = False
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.session = session_of(crawler)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> RawHttpDownloadHandler:
+        return cls(crawler)
+
+    async def download_request(self, request: Request) -> Response:
+        s = self.session
+        headers = [
+            (k.decode("latin-1"), v.decode("latin-1"))
+            for k, values in request.headers.items()
+            for v in values
+        ]
+        timeout = float(request.meta.get("download_timeout") or s.timeout)
+        maxsize = int(request.meta.get("download_maxsize") or s.max_body_size)
+        try:
+            ex = await s.client.fetch(
+                request.url, request.method, headers, request.body or b"", timeout, maxsize
+            )
+        except FetchError as exc:
+            request.meta["_sunset_error"] = exc.code
+            raise _ERRORS.get(exc.code, DownloadFailedError)(str(exc)) from None
+        request.meta[EXCHANGE] = ex
+        resp_headers = Headers()
+        for k, v in ex.headers:
+            resp_headers.appendlist(k, v)
+        cls = responsetypes.from_args(headers=resp_headers, url=request.url, body=ex.content[:4096])
+        try:
+            ip = ipaddress.ip_address(ex.ip)
+        except ValueError:
+            ip = None
+        flags = ["truncated"] if ex.truncated else []
+        return cls(
+            url=request.url,
+            status=ex.status,
+            headers=resp_headers,
+            body=ex.content,
+            flags=flags,
+            request=request,
+            ip_address=ip,
+            protocol=ex.version,
+        )
+
+    async def close(self) -> None:
+        await self.session.client.close()
+
+
+class WarcMiddleware:
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.session = session_of(crawler)
+        self._closing: asyncio.Future[None] | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> WarcMiddleware:
+        return cls(crawler)
+
+    def process_response(self, request: Request, response: Response) -> Response:
+        s = self.session
+        ex = request.meta.pop(EXCHANGE, None)
+        # A redirect made from this request must pass the duplicate filter anew.
+        request.meta.pop(CHECKED, None)
+        if ex is None:  # not fetched by our handler (never expected); nothing to archive
+            return response
+        notes = []
+        digest = None
+        revisit = None
+        if ex.status == 200 and ex.body and not ex.truncated:
+            digest = sha1_b32(ex.body)
+            revisit = s.revisits.get(digest)
+        try:
+            resp, _ = s.warcs.write_exchange(ex, revisit_of=revisit)
+        except WarcWriteError as exc:
+            # Nothing more can be archived: stop the crawl, keep what is written.
+            s.fatal = str(exc)
+            assert self.crawler.engine is not None
+            self._closing = asyncio.ensure_future(
+                self.crawler.engine.close_spider_async(reason="warc-write-failed")
+            )
+            raise IgnoreRequest(str(exc)) from None
+        digest = resp.payload_digest
+        if revisit:
+            notes.append("revisit")
+            s.stats["revisits"] += 1
+        elif ex.status == 200 and ex.body and not ex.truncated and digest:
+            s.revisits[digest] = (ex.url, resp.date)
+        if ex.truncated:
+            notes.append(f"truncated:{ex.truncated}")
+            s.stats["truncated"] += 1
+        retries = request.meta.get("retry_times")
+        if retries:
+            notes.append(f"retry:{retries}")
+        if ex.reused:
+            notes.append("keepalive")
+        request.meta[RECORD] = (resp.record_id, resp.date)
+        ctype = ex.header("content-type")
+        mime = ctype.split(";")[0].strip().lower() if ctype else None
+        s.stats["responses"] += 1
+        s.stats[f"status:{ex.status}"] += 1
+        s.stats["bytes"] += len(ex.body)
+        s.log(
+            ex.status,
+            len(ex.body),
+            ex.url,
+            request.meta.get("hops", ""),
+            request.meta.get("via"),
+            mime,
+            int(ex.duration * 1000),
+            digest,
+            notes,
+        )
+        return response
+
+    def process_exception(self, request: Request, exception: BaseException) -> None:
+        request.meta.pop(EXCHANGE, None)
+        if isinstance(exception, IgnoreRequest):
+            return None
+        code = request.meta.pop("_sunset_error", -7)
+        notes = [type(exception).__name__]
+        retries = request.meta.get("retry_times")
+        if retries:
+            notes.append(f"retry:{retries}")
+        s = self.session
+        s.stats["errors"] += 1
+        s.log(
+            code,
+            None,
+            request.url,
+            request.meta.get("hops", ""),
+            request.meta.get("via"),
+            None,
+            0,
+            None,
+            notes,
+        )
+        return None
+
+
+class ScopeGate:
+    """Robots rules and scope for requests that bypass the spider (redirect hops)."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.session = session_of(crawler)
+        self.user_agent = crawler.settings.get("USER_AGENT")
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ScopeGate:
+        return cls(crawler)
+
+    def process_request(self, request: Request) -> None:
+        s = self.session
+        if request.meta.get("robots_txt"):
+            return None
+        hops = request.meta.get("hops", "")
+        via = request.meta.get("via")
+        if not s.scope.host_allowed(request.url):
+            s.stats["offsite"] += 1
+            raise IgnoreRequest(f"offsite: {request.url}")
+        if s.scope.excluded(request.url):
+            s.refuse(request.url, -5001, "excluded", hops, via)
+            raise IgnoreRequest(f"excluded: {request.url}")
+        if not s.allowed_by_robots(request.url, self.user_agent):
+            s.refuse(request.url, -9998, "robots", hops, via)
+            raise IgnoreRequest(f"robots.txt: {request.url}")
+        return None
+
+
+class SessionDupeFilter:
+    """Canonical-URL de-duplication shared with the spider's own bookkeeping."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> SessionDupeFilter:
+        return cls(session_of(crawler))
+
+    def request_seen(self, request: Request) -> bool:
+        if request.meta.get(CHECKED):
+            return False  # the spider has just claimed it
+        return not self.session.first_time(request.url)
+
+    def open(self) -> None:
+        return None
+
+    def close(self, reason: str) -> None:
+        return None
+
+    def log(self, request: Request, spider: Any) -> None:
+        self.session.stats["duplicates"] += 1

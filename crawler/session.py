@@ -1,0 +1,130 @@
+"""State shared by the components of one crawl: logs, scope, guards, robots, revisits.
+
+Scrapy wires the components (download handler, WARC middleware, spider); this
+object is what they have in common, handed to each through the crawler
+settings so that none reaches into another's internals.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+from protego import Protego
+
+from .fetch import Client
+from .urls import Guards, Scope, canonicalize, host_of
+from .warc import WarcFiles
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _field(value: object) -> str:
+    text = "-" if value is None or value == "" else str(value)
+    return text.replace(" ", "%20").replace("\n", "%0A")
+
+
+@dataclass
+class Session:
+    folder: Path
+    warcs: WarcFiles
+    client: Client
+    scope: Scope
+    guards: Guards
+    obey_robots: bool
+    max_depth: int
+    max_pages: int
+    timeout: float
+    max_body_size: int
+    use_sitemap: bool
+    seeds: list[str]
+    robots: dict[str, Protego | None] = field(default_factory=dict)
+    revisits: dict[str, tuple[str, str]] = field(default_factory=dict)
+    seen: set[str] = field(default_factory=set)  # canonical URLs already captured or queued
+    stats: Counter[str] = field(default_factory=Counter)
+    started: float = field(default_factory=time.monotonic)
+    fatal: str | None = None
+    _log: IO[str] | None = None
+    _pages: IO[str] | None = None
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Session:
+        # Scrapy deep-copies its settings; the session is a shared handle, not a value.
+        return self
+
+    def open_logs(self) -> None:
+        self._log = open(self.folder / "crawl.log", "a", encoding="utf-8")  # noqa: SIM115
+        self._pages = open(self.folder / "pages.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+
+    def close_logs(self) -> None:
+        for fh in (self._log, self._pages):
+            if fh:
+                fh.close()
+
+    def log(
+        self,
+        status: int,
+        size: int | None,
+        url: str,
+        hops: str,
+        via: str | None,
+        mime: str | None,
+        duration_ms: int,
+        digest: str | None,
+        notes: list[str],
+    ) -> None:
+        """One crawl.log line, in the field order crawler/CONTRACT.md documents."""
+        assert self._log is not None
+        line = " ".join(
+            [
+                now_iso(),
+                f"{status:>5}",
+                _field(size),
+                _field(url),
+                _field(hops or "-"),
+                _field(via),
+                _field(mime),
+                str(duration_ms),
+                _field(digest),
+                _field(",".join(notes) or None),
+            ]
+        )
+        self._log.write(line + "\n")
+        self._log.flush()
+
+    def page(self, url: str, ts: str, title: str, status: int) -> None:
+        assert self._pages is not None
+        self._pages.write(
+            json.dumps({"url": url, "ts": ts, "title": title, "status": status}, ensure_ascii=False)
+            + "\n"
+        )
+        self._pages.flush()
+
+    def refuse(self, url: str, code: int, note: str, hops: str, via: str | None) -> None:
+        self.stats[f"refused:{note}"] += 1
+        self.log(code, None, url, hops, via, None, 0, None, [note])
+
+    # -- robots
+
+    def allowed_by_robots(self, url: str, user_agent: str) -> bool:
+        if not self.obey_robots:
+            return True
+        rules = self.robots.get(host_of(url))
+        return rules is None or rules.can_fetch(url, user_agent)
+
+    def load_robots(self, host: str, body: bytes | None) -> None:
+        self.robots[host] = Protego.parse(body.decode("utf-8", "replace")) if body else None
+
+    def first_time(self, url: str) -> bool:
+        """True the first time a URL (by canonical form) is offered for capture."""
+        key = canonicalize(url)
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True

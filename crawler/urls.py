@@ -1,0 +1,157 @@
+"""URL canonicalisation, scope and trap guards.
+
+The canonical form is only a de-duplication key: the crawler always requests,
+and the WARC always records, the URL exactly as it was found (after the
+minimal escaping HTTP needs).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_PCT = re.compile(rb"%([0-9A-Fa-f]{2})")
+
+
+def _normalise_pct(text: str, safe: bytes) -> str:
+    """Decode %XX of unreserved characters, upper-case the rest, escape what must be."""
+    raw = text.encode("utf-8", "surrogateescape")
+
+    def fix(m: re.Match[bytes]) -> bytes:
+        byte = int(m.group(1), 16)
+        return bytes([byte]) if byte in _UNRESERVED else b"%" + m.group(1).upper()
+
+    raw = _PCT.sub(fix, raw)
+    out = bytearray()
+    for byte in raw:
+        if byte in _UNRESERVED or byte in safe:
+            out.append(byte)
+        else:
+            out.extend(b"%%%02X" % byte)
+    return out.decode("ascii")
+
+
+_PATH_SAFE = b"/!$&'()*+,;=:@%"
+_QUERY_SAFE = b"/!$&'()*+,;=:@%?"
+
+
+def canonicalize(url: str) -> str:
+    """The de-duplication key of a URL.
+
+    Drops the fragment and a default port, lower-cases scheme and host, and
+    normalises percent-encoding. Query order and letter case in the path are
+    kept: on many servers they change the answer.
+    """
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower().rstrip(".")
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = host
+    if parts.username is not None:
+        netloc = f"{parts.username}{':' + parts.password if parts.password else ''}@{netloc}"
+    if port is not None and port != DEFAULT_PORTS.get(scheme):
+        netloc += f":{port}"
+    path = _normalise_pct(parts.path or "/", _PATH_SAFE)
+    query = _normalise_pct(parts.query, _QUERY_SAFE)
+    return urlunsplit((scheme, netloc, path, query, ""))
+
+
+def host_of(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower().rstrip(".")
+
+
+@dataclass
+class Scope:
+    """Which URLs belong to the crawl: allowed hosts plus include/exclude patterns."""
+
+    hosts: frozenset[str]
+    include: tuple[re.Pattern[str], ...] = ()
+    exclude: tuple[re.Pattern[str], ...] = ()
+
+    @classmethod
+    def build(cls, hosts: Iterable[str], include: Iterable[str], exclude: Iterable[str]) -> Scope:
+        return cls(
+            frozenset(h.lower() for h in hosts),
+            tuple(re.compile(p) for p in include),
+            tuple(re.compile(p) for p in exclude),
+        )
+
+    def host_allowed(self, url: str) -> bool:
+        return urlsplit(url).scheme in DEFAULT_PORTS and host_of(url) in self.hosts
+
+    def excluded(self, url: str) -> bool:
+        """True when the profile's patterns leave this (in-host) URL out."""
+        if self.include and not any(p.search(url) for p in self.include):
+            return True
+        return any(p.search(url) for p in self.exclude)
+
+
+@dataclass
+class Guards:
+    """Crawler-trap guards; each refusal names the guard that fired.
+
+    Memory grows with the number of distinct paths, not with the number of
+    URLs, because per-path counters hold counts and a small set only for the
+    capped families.
+    """
+
+    max_path_depth: int = 12
+    max_repeated_segments: int = 3
+    max_query_variants: int = 50
+    max_calendar_variants: int = 24
+    trap_patterns: tuple[re.Pattern[str], ...] = ()
+    calendar_patterns: tuple[re.Pattern[str], ...] = ()
+    _variants: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    _calendar: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        max_path_depth: int,
+        max_repeated_segments: int,
+        max_query_variants: int,
+        max_calendar_variants: int,
+        trap_patterns: Iterable[str],
+        calendar_patterns: Iterable[str],
+    ) -> Guards:
+        return cls(
+            max_path_depth,
+            max_repeated_segments,
+            max_query_variants,
+            max_calendar_variants,
+            tuple(re.compile(p) for p in trap_patterns),
+            tuple(re.compile(p) for p in calendar_patterns),
+        )
+
+    def check(self, canonical: str) -> str | None:
+        """Return the name of the guard that refuses this new URL, or None (and count it)."""
+        parts = urlsplit(canonical)
+        segments = [s for s in parts.path.split("/") if s]
+        if len(segments) > self.max_path_depth:
+            return "path-depth"
+        counts: dict[str, int] = defaultdict(int)
+        for seg in segments:
+            counts[seg.lower()] += 1
+            if counts[seg.lower()] > self.max_repeated_segments:
+                return "repeated-segments"
+        if any(p.search(canonical) for p in self.trap_patterns):
+            return "trap-pattern"
+        if parts.query:
+            key = f"{parts.netloc}{parts.path}"
+            if any(p.search(canonical) for p in self.calendar_patterns):
+                if self._calendar[key] >= self.max_calendar_variants:
+                    return "calendar"
+                self._calendar[key] += 1
+            if self._variants[key] >= self.max_query_variants:
+                return "query-variants"
+            self._variants[key] += 1
+        return None
