@@ -104,6 +104,11 @@ def index_page() -> bytes:
 
 ROBOTS_TXT = b"User-agent: *\nAllow: /\n"
 
+# Bodies the crawl tests compare byte for byte with what the WARC stored.
+NO_TYPE_BODY = html_page("no type", "<p>no Content-Type header at all</p>")
+PNG_BODY = tiny_png()
+HTML_AS_PNG_BODY = html_page("html labelled as png")
+
 # The invalid bytes sit in the middle of the page, not at the start: a leading
 # FF FE is a UTF-16 byte order mark, which browsers rightly obey, and then no
 # client could be expected to find the link.
@@ -421,15 +426,13 @@ class _Handler(socketserver.BaseRequestHandler):
             self.request.sendall(block)
 
     def no_type(self, req: Request, nth: int) -> None:
-        self._ok(
-            req, html_page("no type", "<p>no Content-Type header at all</p>"), content_type=None
-        )
+        self._ok(req, NO_TYPE_BODY, content_type=None)
 
     def wrong_type(self, req: Request, nth: int) -> None:
-        self._ok(req, tiny_png(), content_type="text/html")
+        self._ok(req, PNG_BODY, content_type="text/html")
 
     def wrong_type_image(self, req: Request, nth: int) -> None:
-        self._ok(req, html_page("html labelled as png"), content_type="image/png")
+        self._ok(req, HTML_AS_PNG_BODY, content_type="image/png")
 
     def bad_charset(self, req: Request, nth: int) -> None:
         self._ok(req, BAD_CHARSET_BODY, content_type=BAD_CHARSET_TYPE)
