@@ -43,6 +43,26 @@ def record_id() -> str:
     return f"<urn:uuid:{uuid.uuid4()}>"
 
 
+class RawHttpHeaders(StatusAndHeaders):
+    """HTTP headers that warcio writes back exactly as received.
+
+    warcio writes a revisit record's block from its parsed HTTP headers,
+    re-serialised; this keeps the received bytes instead.
+    """
+
+    def __init__(self, raw: bytes) -> None:
+        super().__init__("", [], protocol="")
+        self.headers_buff = raw
+
+    def compute_headers_buffer(self, header_filter: object = None) -> None:
+        return None
+
+    def __bool__(self) -> bool:
+        # warcio tests the headers object for truth before writing it; with no
+        # parsed headers the base class would say False and the block be lost.
+        return True
+
+
 class WarcWriteError(Exception):
     """Writing the archive failed (disk full, permissions); the file was cut back."""
 
@@ -130,10 +150,23 @@ class WarcFiles:
         if payload_digest:
             headers.append(("WARC-Payload-Digest", payload_digest))
         status = StatusAndHeaders("", headers, protocol=WARC_VERSION)
-        rec = ArcWarcRecord(
-            "warc", rec_type, status, io.BytesIO(block), None, content_type, len(block)
-        )
-        rec.payload_length = len(block)
+        if rec_type == "revisit":
+            # warcio writes only the HTTP headers of a revisit; hand them over as raw bytes.
+            rec = ArcWarcRecord(
+                "warc",
+                rec_type,
+                status,
+                io.BytesIO(b""),
+                RawHttpHeaders(block),
+                content_type,
+                len(block),
+            )
+            rec.payload_length = 0
+        else:
+            rec = ArcWarcRecord(
+                "warc", rec_type, status, io.BytesIO(block), None, content_type, len(block)
+            )
+            rec.payload_length = len(block)
         return rec, rid, date
 
     def _write(self, built: tuple[ArcWarcRecord, str, str]) -> Written:

@@ -36,7 +36,7 @@ from .flavour import FLAVOURS, Flavour, Section
 from .templates import THEMES, Chrome, boilerplate_texts, legacy_page, nav_html, new_site_page
 from .text import NEWS_PATTERNS, PART_HEADINGS, REPORT_PATTERNS, TITLE_PATTERNS, Prose, slugify
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 HTML = "text/html; charset=utf-8"
 PER_PAGE = 10  # category blog and news listing page size, as Joomla's ?start=N steps
 DOC_TYPES = {
@@ -245,6 +245,9 @@ class Generator:
         n_news = max(10, round(remaining * 0.22))
         n_multi = max(3, round(remaining * 0.025))
         n_articles = max(10, remaining - n_news - n_multi)
+        # Joomla ids are unique across all articles; news ids are drawn from
+        # range(100, 100 + 3 * n_news), so the other articles are numbered above it.
+        self.next_jid = 100 + 3 * n_news
 
         # Multi-part articles live under consultation/report categories, plus one
         # privacy notice that sits straight under the first section.
@@ -1426,6 +1429,8 @@ class Generator:
                             "successor": canon.successor if canon else None,
                             "location": f"{self.base}{path}",
                             "sha1": None,
+                            "gzip_sha1": None,
+                            "part": None,
                             "content_type": "text/html",
                         },
                         sort_keys=True,
