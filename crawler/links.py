@@ -80,8 +80,9 @@ def html_links(
     body = body.replace(b"\x00", b"")
     if not body.strip():
         return
-    parser = lxml.html.HTMLParser(encoding=encoding, recover=True, remove_comments=True)
     try:
+        # An unknown declared charset fails already here, so it is inside the try.
+        parser = lxml.html.HTMLParser(encoding=encoding, recover=True, remove_comments=True)
         root = lxml.html.document_fromstring(body, parser=parser)
     except (lxml.etree.ParserError, ValueError, LookupError):
         try:  # an unknown declared charset: let lxml guess

@@ -326,7 +326,7 @@ def _progress(
     session: Session, crawler: object, stop: threading.Event, started: float, enabled: bool
 ) -> None:
     tty = enabled and sys.stderr.isatty()
-    last_line = 0.0
+    last_line = time.monotonic()  # without a terminal, a line every 10 s, none for short runs
     while not stop.wait(0.5):
         st = session.stats
         stats = getattr(crawler, "stats", None)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import time
 from typing import TYPE_CHECKING, Any
 
 from scrapy.exceptions import (
@@ -71,12 +72,14 @@ class RawHttpDownloadHandler:
         ]
         timeout = float(request.meta.get("download_timeout") or s.timeout)
         maxsize = int(request.meta.get("download_maxsize") or s.max_body_size)
+        started = time.monotonic()
         try:
             ex = await s.client.fetch(
                 request.url, request.method, headers, request.body or b"", timeout, maxsize
             )
         except FetchError as exc:
             request.meta["_sunset_error"] = exc.code
+            request.meta["_sunset_duration"] = time.monotonic() - started
             raise _ERRORS.get(exc.code, DownloadFailedError)(str(exc)) from None
         request.meta[EXCHANGE] = ex
         resp_headers = Headers()
@@ -167,6 +170,11 @@ class WarcMiddleware:
             digest,
             notes,
         )
+        if 300 <= ex.status < 400 and ex.header("location"):
+            # RedirectMiddleware builds the next hop's request from this meta:
+            # record that it was reached by a redirect, from this URL.
+            request.meta["hops"] = request.meta.get("hops", "") + "R"
+            request.meta["via"] = ex.url
         return response
 
     def process_exception(self, request: Request, exception: BaseException) -> None:
@@ -187,7 +195,7 @@ class WarcMiddleware:
             request.meta.get("hops", ""),
             request.meta.get("via"),
             None,
-            0,
+            int(request.meta.pop("_sunset_duration", 0.0) * 1000),
             None,
             notes,
         )

@@ -40,15 +40,20 @@ class CaptureSpider(scrapy.Spider):
 
     async def start(self) -> AsyncIterator[Any]:
         s = self.session
-        schemes = sorted({urlsplit(u).scheme for u in s.seeds}) or ["http"]
+        # One robots.txt per origin: the seeds' own (scheme, host and port), and
+        # each other allowed host on the seeds' scheme.
+        origins = {(urlsplit(u).scheme, urlsplit(u).netloc.lower()) for u in s.seeds}
+        default_scheme = min((o[0] for o in origins), default="http")
+        for host in s.scope.hosts:
+            if not any(host_of(f"{sc}://{nl}/") == host for sc, nl in origins):
+                origins.add((default_scheme, host))
         robots = []
-        for host in sorted(s.scope.hosts):
-            for scheme in schemes:
-                url = f"{scheme}://{host}/robots.txt"
-                if host in s.robots:  # known from the WARCs of an earlier run
-                    continue
-                if s.first_time(url):
-                    robots.append(url)
+        for scheme, netloc in sorted(origins):
+            url = f"{scheme}://{netloc}/robots.txt"
+            if host_of(url) in s.robots:  # known from the WARCs of an earlier run
+                continue
+            if s.first_time(url):
+                robots.append(url)
         self.pending_robots = len(robots)
         for url in robots:
             yield scrapy.Request(
@@ -78,9 +83,11 @@ class CaptureSpider(scrapy.Spider):
             yield from self.follow(item["url"], item["hops"], item.get("via"))
         self.frontier = []
         if s.use_sitemap:
-            hosts = {host_of(u): urlsplit(u).scheme for u in s.seeds}
-            for host, scheme in sorted(hosts.items()):
-                yield from self.follow(f"{scheme}://{host}/sitemap.xml", "P", None, kind="sitemap")
+            origins = sorted({(urlsplit(u).scheme, urlsplit(u).netloc) for u in s.seeds})
+            for scheme, netloc in origins:
+                yield from self.follow(
+                    f"{scheme}://{netloc}/sitemap.xml", "P", None, kind="sitemap"
+                )
 
     def on_robots(self, response: Response) -> Iterator[scrapy.Request]:
         s = self.session
