@@ -1,0 +1,655 @@
+"""Crawl benchmark (issue 3): sunset crawl against wget on the same replica.
+
+For each configuration (pages x latency) the replica is generated once (cached
+under output/bench/replica-<pages>), served by nginx (replica.nginx) with that
+per-response delay, and crawled by wget and by `sunset crawl --profile demo`,
+one after the other, in the same run. For each tool we measure wall time, HTML
+pages captured (status 200, counted from its WARC files), pages/s, requests,
+peak RSS, and the set of URLs captured, and then compare the sets: every
+in-scope URL wget captured must be in sunset's.
+
+    .venv/bin/python bench/crawl.py --quick
+    .venv/bin/python bench/crawl.py --pages 1000 --latency 0 20 --repeat 3
+    .venv/bin/python bench/crawl.py --tools wget --pages 10000 --latency 20 --timeout 7200
+
+Results: a table on stdout and output/bench/crawl.json. Not part of the test
+suite: the 10,000-page runs at 20 ms take tens of minutes.
+
+How each tool reaches nginx under the real host name, without touching
+/etc/hosts: wget is told to use nginx as its HTTP proxy, so it sends
+absolute-form requests (GET http://www.wiganboroughccg.nhs.uk/path) and nginx
+looks up the path as usual; sunset has --connect-to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from contextlib import suppress
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from rich.console import Console
+from rich.table import Table
+from warcio.archiveiterator import ArchiveIterator
+from warcio.exceptions import ArchiveLoadFailed
+
+from replica.nginx import serve_nginx
+from sunset.profile import Profile, load_profile
+from sunset.replica_commands import ensure_replica
+
+ROOT = Path(__file__).resolve().parent.parent
+PROFILE = "demo"
+SEED = 1
+THEME = "protostar"
+PAGES = (1000, 10000)
+LATENCIES = (0, 20)
+DEFAULT_TIMEOUT = 7200.0
+POLL = 0.5
+# How many of the URLs one tool captured and the other did not go into the JSON.
+SAMPLE = 50
+
+err = Console(stderr=True, highlight=False)
+# Piped to a file, rich would squeeze the table into 80 columns.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 132)
+
+
+@dataclass
+class Run:
+    tool: str
+    pages: int
+    latency_ms: int
+    repeat: int
+    ok: bool = False
+    error: str | None = None
+    exit_code: int | None = None
+    timed_out: bool = False
+    wall_s: float = 0.0
+    html_pages: int = 0
+    pages_per_s: float = 0.0
+    requests: int = 0
+    responses: int = 0
+    peak_rss_mb: float = 0.0
+    warc_bytes: int = 0
+    revisits_without_headers: int = 0
+    urls: set[str] = field(default_factory=set, repr=False)
+
+
+# --------------------------------------------------------------------------
+# Process measurement
+
+
+def _children(pid: int) -> list[int]:
+    kids: list[int] = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as fh:
+                kids.extend(int(k) for k in fh.read().split())
+    except OSError:
+        pass
+    return kids
+
+
+def _tree_rss_kb(pid: int) -> int:
+    """Current resident memory of a process and all its descendants, in kB."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            continue
+        todo.extend(_children(p))
+    return total
+
+
+class Progress:
+    """One live status line on stderr: a rewritten line on a terminal, else one every 15 s."""
+
+    def __init__(self, label: str, counter: Counter) -> None:
+        self.label = label
+        self.counter = counter
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+
+    def update(self, elapsed: float, final: bool = False) -> None:
+        now = time.monotonic()
+        if not final and now - self.last < (1.0 if self.tty else 15.0):
+            return
+        self.last = now
+        fetched, warc = self.counter.poll()
+        line = f"  {self.label}: {elapsed:7.1f} s  {fetched:>7,} fetches  WARC {warc / 1e6:8.1f} MB"
+        if self.tty:
+            sys.stderr.write("\r" + line + ("\n" if final else ""))
+            sys.stderr.flush()
+        else:
+            err.print(line)
+
+
+class Counter:
+    """Counts fetches in a growing log file (lines containing ``marker``) and WARC bytes."""
+
+    def __init__(self, log: Path, marker: bytes | None, warc_dir: Path) -> None:
+        self.log = log
+        self.marker = marker
+        self.warc_dir = warc_dir
+        self.offset = 0
+        self.count = 0
+        self.tail = b""
+
+    def poll(self) -> tuple[int, int]:
+        try:
+            with open(self.log, "rb") as fh:
+                fh.seek(self.offset)
+                chunk = fh.read()
+        except OSError:
+            chunk = b""
+        self.offset += len(chunk)
+        # Only complete lines; a half-written one is counted next time.
+        data = self.tail + chunk
+        lines, _, self.tail = data.rpartition(b"\n")
+        if lines:
+            for line in lines.split(b"\n"):
+                if self.marker is None or self.marker in line:
+                    self.count += 1
+        return self.count, _warc_bytes(self.warc_dir)
+
+
+def _warc_files(folder: Path) -> list[Path]:
+    # ".open" files are still being written (or were cut off by a timeout).
+    # Not recursive: wget's folder also holds its (emptied) mirror tree.
+    return sorted(
+        p for p in folder.glob("*") if p.is_file() and re.search(r"\.warc(\.gz)?(\.open)?$", p.name)
+    )
+
+
+def _warc_bytes(folder: Path) -> int:
+    total = 0
+    for p in _warc_files(folder) if folder.exists() else []:
+        with suppress(OSError):  # renamed from .open between listing and stat
+            total += p.stat().st_size
+    return total
+
+
+def measure(
+    cmd: list[str],
+    *,
+    run: Run,
+    cwd: Path,
+    env: dict[str, str],
+    stdout: Path,
+    stderr: Path,
+    counter: Counter,
+    timeout: float,
+) -> None:
+    """Run ``cmd`` to completion or timeout; fill in wall time, exit code and peak RSS."""
+    progress = Progress(f"{run.tool} {run.pages:,} pages {run.latency_ms} ms", counter)
+    peak_tree = 0
+    reaped: list[tuple[int, os.struct_rusage, float]] = []
+
+    def reap(pid: int) -> None:
+        # wait4 rather than Popen.wait: it also returns the child's peak RSS
+        # (what GNU time -v reports), and blocking in a thread stamps the exit
+        # time exactly instead of to the nearest poll.
+        _, status, usage = os.wait4(pid, 0)
+        reaped.append((status, usage, time.monotonic()))
+
+    with open(stdout, "wb") as so, open(stderr, "wb") as se:
+        start = time.monotonic()
+        proc = subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=so,
+            stderr=se,
+            start_new_session=True,
+        )
+        reaper = threading.Thread(target=reap, args=(proc.pid,), daemon=True)
+        reaper.start()
+        try:
+            while reaper.is_alive():
+                elapsed = time.monotonic() - start
+                peak_tree = max(peak_tree, _tree_rss_kb(proc.pid))
+                if elapsed > timeout:
+                    # SIGTERM lets a crawler close its WARC; then no mercy.
+                    _signal_group(proc.pid, signal.SIGKILL if run.timed_out else signal.SIGTERM)
+                    run.timed_out = True
+                    timeout = elapsed + 5
+                progress.update(elapsed)
+                reaper.join(POLL)
+        finally:
+            if reaper.is_alive():  # interrupted: leave nothing running
+                _signal_group(proc.pid, signal.SIGKILL)
+                reaper.join()
+    status, usage, end = reaped[0]
+    proc.returncode = os.waitstatus_to_exitcode(status)  # already reaped; Popen must not wait
+    elapsed = end - start
+    run.wall_s = round(elapsed, 3)
+    run.exit_code = proc.returncode
+    # ru_maxrss is the largest single process; the sampled tree sum catches
+    # a tool that spreads over several processes at once.
+    run.peak_rss_mb = round(max(usage.ru_maxrss, peak_tree) / 1024, 1)
+    progress.update(elapsed, final=True)
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    # The tool leads its own session (start_new_session), so its group is
+    # exactly the processes this benchmark started.
+    with suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+
+
+# --------------------------------------------------------------------------
+# WARC statistics
+
+
+def warc_stats(folder: Path, run: Run) -> None:
+    """Requests, responses, HTML pages (status 200) and the 200 URL set, from the WARC files."""
+    captured: dict[str, tuple[str, str]] = {}  # URI -> (status, content type), last wins
+    bare_revisits: list[tuple[str, str]] = []  # (URI, refers-to URI)
+    for path in _warc_files(folder):
+        run.warc_bytes += path.stat().st_size
+        try:
+            with open(path, "rb") as fh:
+                for rec in ArchiveIterator(fh):
+                    kind = rec.rec_type
+                    if kind == "request":
+                        run.requests += 1
+                        continue
+                    # A revisit stands for a capture whose payload was already
+                    # stored (sunset deduplicates; wget does not), so it counts.
+                    if kind not in ("response", "revisit"):
+                        continue
+                    uri = _uri(rec.rec_headers.get_header("WARC-Target-URI"))
+                    run.responses += kind == "response"
+                    head = rec.http_headers
+                    status = head.get_statuscode() if head else ""
+                    if kind == "revisit" and not status:
+                        # No HTTP headers in the revisit: take them from the
+                        # response it refers to, once every file has been read.
+                        refers = rec.rec_headers.get_header("WARC-Refers-To-Target-URI")
+                        bare_revisits.append((uri, _uri(refers)))
+                        continue
+                    ctype = (head.get_header("Content-Type") or "") if head else ""
+                    captured[uri] = (status, ctype)
+        except (ArchiveLoadFailed, OSError, EOFError, ValueError) as exc:
+            # A run cut off by --timeout can leave a truncated last record.
+            err.print(f"  note: {path.name}: stopped reading at a damaged record ({exc})")
+    for uri, refers in bare_revisits:
+        if refers in captured:
+            captured.setdefault(uri, captured[refers])
+    run.revisits_without_headers = len(bare_revisits)
+    html: set[str] = set()
+    for uri, (status, ctype) in captured.items():
+        if status != "200":
+            continue
+        run.urls.add(uri)
+        if ctype.split(";")[0].strip().lower() == "text/html":
+            html.add(uri)
+    # Unique URLs, so a tool that fetched a page twice gets no credit for it.
+    run.html_pages = len(html)
+    run.pages_per_s = round(run.html_pages / run.wall_s, 2) if run.wall_s else 0.0
+
+
+def _uri(value: str | None) -> str:
+    # WARC 1.0 writers (and the 1.1 spec's grammar) may wrap the URI in <>.
+    return (value or "").strip().strip("<>")
+
+
+# --------------------------------------------------------------------------
+# The two tools
+
+
+def _scope_regex(patterns: Iterable[str]) -> str:
+    return "|".join(f"(?:{p})" for p in patterns)
+
+
+def run_wget(profile: Profile, proxy: str, workdir: Path, run: Run, timeout: float) -> None:
+    if shutil.which("wget") is None:
+        run.error = "wget not found (install the Debian package wget)"
+        return
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    log = workdir / "wget.log"
+    cmd = [
+        "wget",
+        "--no-config",  # a user's or the system's wgetrc must not change the run
+        "-e",
+        "robots=on",
+        # nginx as the proxy: requests go there in absolute form and keep the
+        # real host name, in the URL, the Host header and the WARC.
+        "-e",
+        "use_proxy=yes",
+        "-e",
+        f"http_proxy=http://{proxy}/",
+        "--recursive",
+        "--level=inf",
+        "--page-requisites",
+        "--no-parent",
+        # wget stays on the start host by default; the profile's excludes
+        # (login, mail-a-friend, ...) and trap patterns (session ids), which
+        # sunset refuses by rule, are refused by wget too, so both do the same work.
+        "--regex-type=pcre",
+        f"--timeout={profile.crawl.timeout:g}",
+        f"--tries={profile.crawl.retries + 1}",
+        "--delete-after",
+        f"--directory-prefix={workdir / 'files'}",
+        f"--warc-file={workdir / 'wget'}",
+        "--no-verbose",
+        f"--output-file={log}",
+    ]
+    refused = (*profile.site.exclude, *profile.crawl.trap_patterns)
+    if refused:
+        cmd.append(f"--reject-regex={_scope_regex(refused)}")
+    if profile.site.include:
+        cmd.append(f"--accept-regex={_scope_regex(profile.site.include)}")
+    cmd.extend(profile.site.start_urls)
+    # Proxy variables from the caller's shell would send wget elsewhere.
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    measure(
+        cmd,
+        run=run,
+        cwd=workdir,
+        env=env,
+        stdout=workdir / "wget.stdout",
+        stderr=workdir / "wget.stderr",
+        counter=Counter(log, b" URL:", workdir),
+        timeout=timeout,
+    )
+    # wget exits 8 when any response was an error (the replica's 404s are).
+    if run.exit_code not in (0, 8) and not run.timed_out:
+        first = _first_line(log) or _first_line(workdir / "wget.stderr")
+        run.error = f"wget exited {run.exit_code}: {first}"
+    warc_stats(workdir, run)
+    run.ok = run.error is None and not run.timed_out
+
+
+def run_sunset(connect_to: list[str], workdir: Path, run: Run, timeout: float) -> None:
+    # sunset refuses to write into an existing crawl without --resume.
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.parent.mkdir(parents=True, exist_ok=True)
+    logs = workdir.parent / f"{workdir.name}.logs"
+    shutil.rmtree(logs, ignore_errors=True)
+    logs.mkdir()
+    cmd = [sys.executable, "-m", "sunset", "crawl", "--profile", PROFILE, "--out", str(workdir)]
+    for entry in connect_to:
+        cmd += ["--connect-to", entry]
+    measure(
+        cmd,
+        run=run,
+        cwd=ROOT,
+        env=dict(os.environ),
+        stdout=logs / "stdout",
+        stderr=logs / "stderr",
+        counter=Counter(workdir / "crawl.log", None, workdir / "warc"),
+        timeout=timeout,
+    )
+    if run.exit_code != 0 and not run.timed_out:
+        first = _first_line(logs / "stderr") or f"exit status {run.exit_code}"
+        run.error = f"sunset crawl failed: {first}"
+    if (workdir / "warc").exists():
+        warc_stats(workdir / "warc", run)
+    run.ok = run.error is None and not run.timed_out
+
+
+def _first_line(path: Path) -> str:
+    try:
+        for line in path.read_text(errors="replace").splitlines():
+            if line.strip():
+                return line.strip()
+    except OSError:
+        pass
+    return ""
+
+
+# --------------------------------------------------------------------------
+# Orchestration and report
+
+
+def in_scope(url: str, profile: Profile) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host not in profile.site.allowed_hosts:
+        return False
+    if any(re.search(p, url) for p in (*profile.site.exclude, *profile.crawl.trap_patterns)):
+        return False
+    return not profile.site.include or any(re.search(p, url) for p in profile.site.include)
+
+
+def median_of(runs: list[Run]) -> dict[str, float] | None:
+    good = [r for r in runs if r.ok] or [r for r in runs if r.html_pages]
+    if not good:
+        return None
+    keys = ("wall_s", "html_pages", "pages_per_s", "requests", "peak_rss_mb")
+    return {k: statistics.median(getattr(r, k) for r in good) for k in keys}
+
+
+def bench_config(
+    pages: int,
+    latency: int,
+    tools: list[str],
+    repeat: int,
+    timeout: float,
+    base: Path,
+    profile: Profile,
+) -> dict[str, object]:
+    site = base / f"replica-{pages}"
+    manifest = ensure_replica(site, pages, SEED, THEME)
+    cfg = f"{pages}-{latency}ms"
+    runs: dict[str, list[Run]] = {t: [] for t in tools}
+    with serve_nginx(site, delay_ms=latency) as srv:
+        err.print(
+            f"[bold]{pages:,} pages, {latency} ms[/]: nginx on {srv.proxy}"
+            f" serving {srv.routes:,} URLs from {site}"
+        )
+        for k in range(repeat):
+            # Alternate the order so neither tool always runs on a warmer cache.
+            order = tools if k % 2 == 0 else list(reversed(tools))
+            for tool in order:
+                run = Run(tool, pages, latency, k + 1)
+                if tool == "wget":
+                    run_wget(profile, srv.proxy, base / f"wget-{cfg}", run, timeout)
+                else:
+                    run_sunset(srv.connect_to, base / f"sunset-{cfg}", run, timeout)
+                if run.error:
+                    err.print(f"  [red]{run.error}[/]")
+                elif run.timed_out:
+                    err.print(f"  [yellow]{tool} stopped after --timeout {timeout:g} s[/]")
+                runs[tool].append(run)
+
+    result: dict[str, object] = {
+        "pages": pages,
+        "latency_ms": latency,
+        "replica": str(site),
+        "legacy_urls": manifest.get("legacy_urls"),
+        "runs": {t: [_public(r) for r in rs] for t, rs in runs.items()},
+        "median": {t: median_of(rs) for t, rs in runs.items()},
+    }
+    # URL sets from each tool's last run: the folders on disk are that run's.
+    last = {t: rs[-1] for t, rs in runs.items() if rs and (rs[-1].ok or rs[-1].urls)}
+    if "wget" in last and "sunset" in last:
+        wget_urls = {u for u in last["wget"].urls if in_scope(u, profile)}
+        sunset_urls = last["sunset"].urls
+        missed = sorted(wget_urls - sunset_urls)
+        extra = sorted(sunset_urls - wget_urls)
+        result["compare"] = {
+            "wget": len(wget_urls),
+            "sunset": len(sunset_urls),
+            "wget_minus_sunset": len(missed),
+            "sunset_minus_wget": len(extra),
+            "missed_sample": missed[:SAMPLE],
+            "extra_sample": extra[:SAMPLE],
+        }
+    medians = result["median"]
+    assert isinstance(medians, dict)
+    w, s = medians.get("wget"), medians.get("sunset")
+    if w and s and w["pages_per_s"]:
+        result["speedup"] = round(s["pages_per_s"] / w["pages_per_s"], 2)
+    return result
+
+
+def _public(run: Run) -> dict[str, object]:
+    data = asdict(run)
+    data["urls"] = len(run.urls)
+    return data
+
+
+def rss_ratios(results: list[dict[str, object]]) -> dict[str, float]:
+    """sunset's peak RSS at 10,000 pages over that at 1,000, per latency."""
+    rss: dict[tuple[int, int], float] = {}
+    for r in results:
+        med = r["median"].get("sunset")  # type: ignore[union-attr]
+        if med and med["peak_rss_mb"]:
+            rss[(int(r["pages"]), int(r["latency_ms"]))] = med["peak_rss_mb"]  # type: ignore[call-overload]
+    ratios = {}
+    for lat in sorted({lat for _, lat in rss}):
+        if (10000, lat) in rss and (1000, lat) in rss:
+            ratios[f"{lat}ms"] = round(rss[(10000, lat)] / rss[(1000, lat)], 2)
+    return ratios
+
+
+def print_report(results: list[dict[str, object]], ratios: dict[str, float]) -> None:
+    table = Table(title="Crawl benchmark (medians)", title_justify="left")
+    for col in (
+        "pages",
+        "latency",
+        "tool",
+        "result",
+        "wall s",
+        "HTML 200",
+        "pages/s",
+        "requests",
+        "peak RSS MB",
+        "URLs 200",
+    ):
+        table.add_column(col, justify="left" if col in ("tool", "result") else "right")
+    for r in results:
+        runs: dict[str, list[dict]] = r["runs"]  # type: ignore[assignment]
+        for tool, rs in runs.items():
+            med = r["median"].get(tool)  # type: ignore[union-attr]
+            last = rs[-1]
+            status = "ok" if last["ok"] else ("timeout" if last["timed_out"] else "failed")
+            cells = (
+                [
+                    f"{med['wall_s']:.1f}",
+                    f"{med['html_pages']:,.0f}",
+                    f"{med['pages_per_s']:.1f}",
+                    f"{med['requests']:,.0f}",
+                    f"{med['peak_rss_mb']:.0f}",
+                    f"{last['urls']:,}",
+                ]
+                if med
+                else ["-"] * 6
+            )
+            table.add_row(f"{r['pages']:,}", f"{r['latency_ms']} ms", tool, status, *cells)
+    out.print(table)
+    for r in results:
+        cfg = f"{r['pages']:,} pages, {r['latency_ms']} ms"
+        cmp_ = r.get("compare")
+        if cmp_:
+            out.print(
+                f"{cfg}: |wget| {cmp_['wget']:,}  |sunset| {cmp_['sunset']:,}"  # type: ignore[index]
+                f"  |wget - sunset| {cmp_['wget_minus_sunset']:,}"  # type: ignore[index]
+                f"  |sunset - wget| {cmp_['sunset_minus_wget']:,}"  # type: ignore[index]
+            )
+        if "speedup" in r:
+            out.print(f"{cfg}: sunset pages/s ÷ wget pages/s = {r['speedup']}")
+        for tool, rs in r["runs"].items():  # type: ignore[union-attr]
+            if rs[-1]["error"]:
+                out.print(f"{cfg}: {tool}: {rs[-1]['error']}")
+    for lat, ratio in ratios.items():
+        out.print(f"sunset peak RSS, 10,000 ÷ 1,000 pages at {lat}: {ratio}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description="Benchmark sunset crawl against wget on the nginx-served replica."
+    )
+    ap.add_argument(
+        "--pages",
+        type=int,
+        nargs="+",
+        default=list(PAGES),
+        help="replica sizes (default: 1000 10000; at least 50)",
+    )
+    ap.add_argument(
+        "--latency",
+        type=int,
+        nargs="+",
+        default=list(LATENCIES),
+        help="per-response delays in ms (default: 0 20)",
+    )
+    ap.add_argument("--quick", action="store_true", help="only 1,000 pages at 0 ms")
+    ap.add_argument("--tools", nargs="+", choices=("wget", "sunset"), default=["wget", "sunset"])
+    ap.add_argument("--repeat", type=int, default=1, help="runs per tool; medians are reported")
+    ap.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        help=f"seconds per run before it is stopped (default {DEFAULT_TIMEOUT:g})",
+    )
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "output" / "bench",
+        help="folder for replicas, crawls and crawl.json (default output/bench)",
+    )
+    args = ap.parse_args(argv)
+    if args.repeat < 1:
+        ap.error("--repeat must be at least 1")
+    if min(args.pages) < 50 or min(args.latency) < 0:
+        ap.error("--pages must be at least 50 and --latency at least 0")
+    if args.quick:
+        args.pages, args.latency = [1000], [0]
+    base: Path = args.out.resolve()
+    base.mkdir(parents=True, exist_ok=True)
+    profile = load_profile(PROFILE)
+
+    results = []
+    started = time.time()
+    for pages in sorted(set(args.pages)):
+        for latency in sorted(set(args.latency)):
+            results.append(
+                bench_config(pages, latency, args.tools, args.repeat, args.timeout, base, profile)
+            )
+    ratios = rss_ratios(results)
+    report = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "seconds": round(time.time() - started, 1),
+        "profile": PROFILE,
+        "seed": SEED,
+        "repeat": args.repeat,
+        "wget": _first_line_of(["wget", "--version"]),
+        "configs": results,
+        "sunset_rss_10k_over_1k": ratios,
+    }
+    (base / "crawl.json").write_text(json.dumps(report, indent=2) + "\n")
+    print_report(results, ratios)
+    err.print(f"written {base / 'crawl.json'}")
+    return 0
+
+
+def _first_line_of(cmd: list[str]) -> str:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.split("\n")[0]
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+if __name__ == "__main__":
+    sys.exit(main())
