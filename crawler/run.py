@@ -5,6 +5,7 @@ The only entry point other code needs is `run_crawl(options)`; the CLI calls it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import platform
@@ -218,11 +219,23 @@ def run_crawl(opt: CrawlOptions) -> int:
         "JOBDIR": str(jobdir),
         "LOG_ENABLED": False,
         "TELNETCONSOLE_ENABLED": False,
+        # Scrapy's own resume state is not used (see crawler/resume.py), and it
+        # would write after a disk-full stop.
+        "EXTENSIONS": {"scrapy.extensions.spiderstate.SpiderState": None},
         "STATS_DUMP": False,
     }
     settings["LOG_INSTALL_ROOT_HANDLER"] = False
     process = CrawlerProcess(settings)
     crawler = process.create_crawler(CaptureSpider)
+    closing: list[asyncio.Future[None]] = []
+
+    def stop() -> None:
+        if crawler.engine is not None:
+            closing.append(
+                asyncio.ensure_future(crawler.engine.close_spider_async(reason="write-failed"))
+            )
+
+    session.stop = stop
     started = time.monotonic()
     stop_progress = threading.Event()
     ticker = threading.Thread(
@@ -235,13 +248,20 @@ def run_crawl(opt: CrawlOptions) -> int:
     finally:
         stop_progress.set()
         ticker.join(timeout=2)
-        warcs.close()
+        try:
+            warcs.close()
+        except OSError as exc:
+            session.fatal = session.fatal or f"cannot finish the WARC file: {exc.strerror or exc}"
         session.close_logs()
         shutil.rmtree(jobdir, ignore_errors=True)
     elapsed = time.monotonic() - started
     index = out / "indexes" / "index.cdxj"
     files = sorted((out / "warc").glob("*.warc.gz"))
-    _index(files, index)
+    try:
+        _index(files, index)
+    except OSError as exc:
+        # The WARCs are complete; the index can be rebuilt from them later.
+        session.fatal = session.fatal or f"cannot write the CDXJ index: {exc.strerror or exc}"
     st = session.stats
     summary = {
         "name": opt.name,
@@ -256,7 +276,10 @@ def run_crawl(opt: CrawlOptions) -> int:
         "fatal": session.fatal,
         "reason": crawler.stats.get_value("finish_reason") if crawler.stats else None,
     }
-    (out / "crawl.json").write_text(json.dumps(summary, indent=2) + "\n")
+    try:
+        (out / "crawl.json").write_text(json.dumps(summary, indent=2) + "\n")
+    except OSError as exc:
+        session.fatal = session.fatal or f"cannot write crawl.json: {exc.strerror or exc}"
     refused = sum(v for k, v in st.items() if k.startswith("refused:"))
     summary_table(
         f"crawl {opt.name} — {out}",

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import time
 from typing import TYPE_CHECKING, Any
@@ -110,7 +109,6 @@ class WarcMiddleware:
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
         self.session = session_of(crawler)
-        self._closing: asyncio.Future[None] | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> WarcMiddleware:
@@ -132,12 +130,7 @@ class WarcMiddleware:
         try:
             resp, _ = s.warcs.write_exchange(ex, revisit_of=revisit)
         except WarcWriteError as exc:
-            # Nothing more can be archived: stop the crawl, keep what is written.
-            s.fatal = str(exc)
-            assert self.crawler.engine is not None
-            self._closing = asyncio.ensure_future(
-                self.crawler.engine.close_spider_async(reason="warc-write-failed")
-            )
+            s.fail(str(exc))
             raise IgnoreRequest(str(exc)) from None
         digest = resp.payload_digest
         if revisit:

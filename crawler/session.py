@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +52,7 @@ class Session:
     stats: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
     fatal: str | None = None
+    stop: Callable[[], None] | None = None  # set by the runner: ends the crawl early
     _log: IO[str] | None = None
     _pages: IO[str] | None = None
 
@@ -65,7 +67,10 @@ class Session:
     def close_logs(self) -> None:
         for fh in (self._log, self._pages):
             if fh:
-                fh.close()
+                try:
+                    fh.close()
+                except OSError as exc:  # the last buffered line could not be written
+                    self.fatal = self.fatal or f"cannot write logs: {exc.strerror or exc}"
 
     def log(
         self,
@@ -95,16 +100,31 @@ class Session:
                 _field(",".join(notes) or None),
             ]
         )
-        self._log.write(line + "\n")
-        self._log.flush()
+        try:
+            self._log.write(line + "\n")
+            self._log.flush()
+        except OSError as exc:
+            self.fail(f"cannot write crawl.log: {exc.strerror or exc}")
 
     def page(self, url: str, ts: str, title: str, status: int) -> None:
         assert self._pages is not None
-        self._pages.write(
-            json.dumps({"url": url, "ts": ts, "title": title, "status": status}, ensure_ascii=False)
-            + "\n"
-        )
-        self._pages.flush()
+        try:
+            self._pages.write(
+                json.dumps(
+                    {"url": url, "ts": ts, "title": title, "status": status}, ensure_ascii=False
+                )
+                + "\n"
+            )
+            self._pages.flush()
+        except OSError as exc:
+            self.fail(f"cannot write pages.jsonl: {exc.strerror or exc}")
+
+    def fail(self, message: str) -> None:
+        """Nothing more can be archived (a full disk): stop, keeping what is written."""
+        if self.fatal is None:
+            self.fatal = message
+            if self.stop is not None:
+                self.stop()
 
     def refuse(self, url: str, code: int, note: str, hops: str, via: str | None) -> None:
         self.stats[f"refused:{note}"] += 1

@@ -17,6 +17,7 @@ from .links import css_links, html_links, html_title, robots_sitemaps, sitemap_l
 from .scrapy_parts import CHECKED, RECORD
 from .session import Session
 from .urls import canonicalize, host_of
+from .warc import WarcWriteError
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 
@@ -183,7 +184,10 @@ class CaptureSpider(scrapy.Spider):
         if rec and links:
             fields = [("via", response.meta.get("via") or "-"), ("hopsFromSeed", hops or "-")]
             fields += [("outlink", f"{u} {h} {c}") for u, h, c in links[:10000]]
-            s.warcs.write_metadata(response.url, rec[0], fields)
+            try:
+                s.warcs.write_metadata(response.url, rec[0], fields)
+            except WarcWriteError as exc:
+                s.fail(str(exc))
 
     def failed(self, failure: Any) -> None:
         # Every attempt was already logged by the WARC middleware; nothing to add.

@@ -11,6 +11,7 @@ failed write (a full disk) is cut back to the last whole record.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import os
@@ -89,7 +90,7 @@ class WarcFiles:
         self.info = info
         self.serial = first_serial
         self.host = socket.gethostname().split(".")[0] or "localhost"
-        self.fh: io.BufferedWriter | None = None
+        self.fh: io.RawIOBase | None = None
         self.path: Path | None = None
         self.size = 0
         self.files: list[Path] = []
@@ -105,7 +106,9 @@ class WarcFiles:
         # ".open" until closed, as Heritrix does: a file still named so after
         # a crash is checked (and a torn tail set aside) before a resume.
         self.path = self.folder / (name + ".open")
-        self.fh = open(self.path, "xb")  # noqa: SIM115
+        # Unbuffered: after a failed write nothing is left pending in a buffer,
+        # so cutting the file back to the last whole record sticks.
+        self.fh = open(self.path, "xb", buffering=0)  # noqa: SIM115
         self.size = 0
         info = dict(self.info)
         block = "".join(f"{k}: {v}\r\n" for k, v in info.items() if v).encode("utf-8")
@@ -118,9 +121,10 @@ class WarcFiles:
     def close(self) -> None:
         if self.fh is None or self.path is None:
             return
-        self.fh.flush()
-        os.fsync(self.fh.fileno())
-        self.fh.close()
+        try:
+            os.fsync(self.fh.fileno())
+        finally:
+            self.fh.close()
         final = self.path.with_name(self.path.name.removesuffix(".open"))
         os.replace(self.path, final)
         self.files.append(final)
@@ -178,15 +182,15 @@ class WarcFiles:
         assert self.fh is not None and self.path is not None
         offset = self.size
         try:
-            self.fh.write(data)
-            self.fh.flush()
+            view = memoryview(data)
+            while view:
+                written = self.fh.write(view)
+                view = view[written or 0 :]
         except OSError as exc:
             # Leave the file ending on a whole record, whatever reached the disk.
-            try:
+            with contextlib.suppress(OSError):
                 self.fh.truncate(offset)
-                self.fh.flush()
-            except OSError:
-                pass
+                self.fh.seek(offset)
             raise WarcWriteError(f"cannot write {self.path.name}: {exc.strerror or exc}") from None
         self.size += len(data)
         return Written(rid, date, self.path.name.removesuffix(".open"), offset, len(data))

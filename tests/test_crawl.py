@@ -385,3 +385,29 @@ def test_guards_name_what_they_refuse() -> None:
     assert g.check("http://h/list?start=1") is None
     assert g.check("http://h/list?start=2") is None
     assert g.check("http://h/list?start=3") == "query-variants"
+
+
+def test_full_disk_stops_cleanly_and_keeps_a_valid_warc(tmp_path: Path, site: Path) -> None:
+    """A real full filesystem (a 400 KB tmpfs): one error line, exit 1, a valid WARC."""
+    if os.geteuid() != 0:
+        pytest.fail("this test mounts a tmpfs and needs root (as CI and ./dev test run)")
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(small)], check=True)
+    try:
+        with serve(site) as run:
+            result = crawl(small / "c", run, timeout=120)
+        assert result.returncode == 1
+        errors = [ln for ln in result.stderr.splitlines() if ln.startswith("sunset: error:")]
+        assert len(errors) == 1 and "No space left on device" in errors[0]
+        assert "Traceback" not in result.stderr
+        files = list((small / "c" / "warc").iterdir())
+        assert len(files) == 1 and files[0].name.endswith(".warc.gz")  # closed and renamed
+        check = subprocess.run([WARCIO, "check", str(files[0])], capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout[-2000:]
+        assert (
+            sum(1 for f, _ in raw_records(small / "c" / "warc") if f["WARC-Type"] == "response")
+            > 20
+        )
+    finally:
+        subprocess.run(["umount", str(small)], check=False)
