@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 from urllib.parse import urljoin
 
 import lxml.etree
@@ -66,6 +67,23 @@ def _clean(url: str | None) -> str | None:
     return url
 
 
+@lru_cache(maxsize=4096)
+def _join_cached(base: str, ref: str) -> str | None:
+    try:
+        return urljoin(base, ref).split("#", 1)[0]
+    except ValueError:
+        return None
+
+
+def _join(base: str, ref: str) -> str | None:
+    # Menus repeat the same root-relative links on every page; keyed on the
+    # origin alone, they resolve once per crawl instead of once per page.
+    if ref.startswith("/") and not ref.startswith("//"):
+        cut = base.find("/", base.find("//") + 2)
+        return _join_cached(base if cut < 0 else base[:cut], ref)
+    return _join_cached(base, ref)
+
+
 def _srcset(value: str) -> Iterator[str]:
     for candidate in value.split(","):
         bits = candidate.strip().split()
@@ -99,10 +117,7 @@ def html_links(
             break
 
     def absolute(ref: str) -> str | None:
-        try:
-            return urljoin(base, ref).split("#", 1)[0]
-        except ValueError:
-            return None
+        return _join(base, ref)
 
     for tag, attr, hop in URL_ATTRS:
         for el in root.iter(tag):

@@ -30,7 +30,7 @@ from sunset.ui import console, summary_table
 
 from .fetch import Client
 from .resume import read_previous, repair
-from .session import Session
+from .session import Session, seen_key
 from .spider import CaptureSpider
 from .urls import Guards, Scope
 from .warc import CONFORMS_TO, WarcFiles
@@ -175,10 +175,11 @@ def run_crawl(opt: CrawlOptions) -> int:
     )
     frontier: list[dict[str, str]] = []
     if prev:
-        session.seen |= prev.captured
+        session.seen |= {seen_key(k) for k in prev.captured}
         for key in sorted(prev.captured):
             session.guards.check(key)  # count what is already captured against the caps
-        session.revisits.update(prev.revisits)
+        for digest, (url, date) in prev.revisits.items():
+            session.remember_payload(digest, url, date)
         for host, body in prev.robots.items():
             session.load_robots(host, body)
         frontier = prev.frontier
@@ -198,6 +199,19 @@ def run_crawl(opt: CrawlOptions) -> int:
             "crawler.scrapy_parts.ScopeGate": 100,
             "crawler.scrapy_parts.WarcMiddleware": 950,
             "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
+            # Not needed by a capture, and each costs time on every response:
+            # the handler applies timeouts, the spider extracts meta refresh
+            # links itself (as R hops), and session stats count bytes.
+            "scrapy.downloadermiddlewares.httpauth.HttpAuthMiddleware": None,
+            "scrapy.downloadermiddlewares.downloadtimeout.DownloadTimeoutMiddleware": None,
+            "scrapy.downloadermiddlewares.redirect.MetaRefreshMiddleware": None,
+            "scrapy.downloadermiddlewares.httpproxy.HttpProxyMiddleware": None,
+            "scrapy.downloadermiddlewares.stats.DownloaderStats": None,
+            "scrapy.downloadermiddlewares.httpcache.HttpCacheMiddleware": None,
+        },
+        "SPIDER_MIDDLEWARES": {
+            # Breadth-first order comes from the spider's own hop count.
+            "scrapy.spidermiddlewares.depth.DepthMiddleware": None,
         },
         "DUPEFILTER_CLASS": "crawler.scrapy_parts.SessionDupeFilter",
         "CONCURRENT_REQUESTS": max(16, per_host * hosts),
@@ -213,12 +227,16 @@ def run_crawl(opt: CrawlOptions) -> int:
         "DOWNLOAD_WARNSIZE": 0,
         "REDIRECT_MAX_TIMES": 20,
         # Breadth-first, with the pending queue on disk so memory stays flat.
-        "DEPTH_PRIORITY": 1,
         "SCHEDULER_DISK_QUEUE": "scrapy.squeues.PickleFifoDiskQueue",
         "SCHEDULER_MEMORY_QUEUE": "scrapy.squeues.FifoMemoryQueue",
         "JOBDIR": str(jobdir),
         "LOG_ENABLED": False,
         "TELNETCONSOLE_ENABLED": False,
+        # The spider yields a few requests per page and no items; Scrapy's
+        # default of 100 parallel output workers costs 100 tasks per response.
+        "CONCURRENT_ITEMS": 4,
+        # Otherwise Scrapy re-reads the callback's source on every response.
+        "WARN_ON_GENERATOR_RETURN_VALUE": False,
         # Scrapy's own resume state is not used (see crawler/resume.py), and it
         # would write after a disk-full stop.
         "EXTENSIONS": {"scrapy.extensions.spiderstate.SpiderState": None},

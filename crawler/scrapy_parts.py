@@ -126,7 +126,7 @@ class WarcMiddleware:
         revisit = None
         if ex.status == 200 and ex.body and not ex.truncated:
             digest = sha1_b32(ex.body)
-            revisit = s.revisits.get(digest)
+            revisit = s.first_capture(digest)
         try:
             resp, _ = s.warcs.write_exchange(ex, revisit_of=revisit)
         except WarcWriteError as exc:
@@ -137,7 +137,7 @@ class WarcMiddleware:
             notes.append("revisit")
             s.stats["revisits"] += 1
         elif ex.status == 200 and ex.body and not ex.truncated and digest:
-            s.revisits[digest] = (ex.url, resp.date)
+            s.remember_payload(digest, ex.url, resp.date)
         if ex.truncated:
             notes.append(f"truncated:{ex.truncated}")
             s.stats["truncated"] += 1

@@ -7,6 +7,8 @@ settings so that none reaches into another's internals.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import time
 from collections import Counter
@@ -21,6 +23,18 @@ from protego import Protego
 from .fetch import Client
 from .urls import Guards, Scope, canonicalize, host_of
 from .warc import WarcFiles
+
+
+def _digest_key(digest: str) -> bytes:
+    algo, _, value = digest.partition(":")
+    try:
+        return base64.b32decode(value) if algo == "sha1" else digest.encode()
+    except ValueError:
+        return digest.encode()
+
+
+def seen_key(canonical: str) -> bytes:
+    return hashlib.blake2b(canonical.encode("utf-8", "surrogatepass"), digest_size=12).digest()
 
 
 def now_iso() -> str:
@@ -47,8 +61,11 @@ class Session:
     use_sitemap: bool
     seeds: list[str]
     robots: dict[str, Protego | None] = field(default_factory=dict)
-    revisits: dict[str, tuple[str, str]] = field(default_factory=dict)
-    seen: set[str] = field(default_factory=set)  # canonical URLs already captured or queued
+    # Payload digest (raw 20 bytes) -> "WARC-Date URL" of its first capture.
+    revisits: dict[bytes, str] = field(default_factory=dict)
+    # Canonical URLs already captured or queued, as 12-byte digests: a third
+    # of the memory of the strings, with a collision chance near 1e-19 per pair.
+    seen: set[bytes] = field(default_factory=set)
     stats: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
     fatal: str | None = None
@@ -143,7 +160,22 @@ class Session:
 
     def first_time(self, url: str) -> bool:
         """True the first time a URL (by canonical form) is offered for capture."""
-        key = canonicalize(url)
+        return self.claim(canonicalize(url))
+
+    def first_capture(self, digest: str) -> tuple[str, str] | None:
+        """(URL, WARC-Date) of the first capture with this payload digest, if any."""
+        hit = self.revisits.get(_digest_key(digest))
+        if hit is None:
+            return None
+        date, _, url = hit.partition(" ")
+        return url, date
+
+    def remember_payload(self, digest: str, url: str, date: str) -> None:
+        self.revisits.setdefault(_digest_key(digest), f"{date} {url}")
+
+    def claim(self, canonical: str) -> bool:
+        """Mark a canonical URL as taken; False if it already was."""
+        key = seen_key(canonical)
         if key in self.seen:
             return False
         self.seen.add(key)

@@ -118,9 +118,8 @@ class CaptureSpider(scrapy.Spider):
             s.stats["offsite"] += 1
             return
         canonical = canonicalize(url)
-        if canonical in s.seen:
+        if not s.claim(canonical):
             return
-        s.seen.add(canonical)
         if s.scope.excluded(url):
             s.refuse(url, -5001, "excluded", hops, via)
             return
@@ -138,8 +137,9 @@ class CaptureSpider(scrapy.Spider):
             s.stats["over-max-pages"] += 1
             return
         s.stats["queued"] += 1
-        # Requisites first, so a page and what it needs are captured close in time.
-        priority = 1 if hops[-1:] in ("E", "R") else 0
+        # Breadth-first (fewer hops first), and a page's requisites right after
+        # it, so a page and what it needs are captured close in time.
+        priority = -2 * len(hops) + (3 if hops[-1:] in ("E", "R") else 0)
         meta = {"hops": hops, "via": via, CHECKED: True}
         if kind:
             meta["kind"] = kind

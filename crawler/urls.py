@@ -11,6 +11,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from urllib.parse import urlsplit, urlunsplit
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -18,8 +19,13 @@ _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01
 _PCT = re.compile(rb"%([0-9A-Fa-f]{2})")
 
 
+_PLAIN = re.compile(r"[A-Za-z0-9\-._~/!$&'()*+,;=:@?]*")
+
+
 def _normalise_pct(text: str, safe: bytes) -> str:
     """Decode %XX of unreserved characters, upper-case the rest, escape what must be."""
+    if "%" not in text and _PLAIN.fullmatch(text) and ("?" not in text or b"?" in safe):
+        return text  # nothing to normalise: the common case, kept cheap
     raw = text.encode("utf-8", "surrogateescape")
 
     def fix(m: re.Match[bytes]) -> bytes:
@@ -40,6 +46,7 @@ _PATH_SAFE = b"/!$&'()*+,;=:@%"
 _QUERY_SAFE = b"/!$&'()*+,;=:@%?"
 
 
+@lru_cache(maxsize=4096)
 def canonicalize(url: str) -> str:
     """The de-duplication key of a URL.
 
@@ -64,6 +71,7 @@ def canonicalize(url: str) -> str:
     return urlunsplit((scheme, netloc, path, query, ""))
 
 
+@lru_cache(maxsize=4096)
 def host_of(url: str) -> str:
     return (urlsplit(url).hostname or "").lower().rstrip(".")
 

@@ -411,3 +411,22 @@ def test_full_disk_stops_cleanly_and_keeps_a_valid_warc(tmp_path: Path, site: Pa
         )
     finally:
         subprocess.run(["umount", str(small)], check=False)
+
+
+def test_warc_files_rotate_at_the_size_limit(tmp_path: Path, site: Path) -> None:
+    with serve(site) as run:
+        result = crawl(tmp_path / "r", run, "--warc-max-size", "300KB", timeout=120)
+    assert result.returncode == 0, result.stderr
+    files = sorted((tmp_path / "r" / "warc").glob("*.warc.gz"))
+    assert len(files) >= 4
+    serials = [int(f.name.split("-")[-2]) for f in files]
+    assert serials == list(range(len(files)))
+    for f in files:
+        assert f.name.startswith("test-") and f.stat().st_size < 300_000 + 200_000
+    for f in files:
+        with open(f, "rb") as fh:
+            assert next(iter(ArchiveIterator(fh))).rec_type == "warcinfo"
+    check = subprocess.run([WARCIO, "check", *map(str, files)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout[-2000:]
+    index = (tmp_path / "r" / "indexes" / "index.cdxj").read_text()
+    assert all(f'"filename": "{f.name}"' in index for f in files)
