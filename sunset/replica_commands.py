@@ -235,11 +235,11 @@ def register(main: click.Group) -> None:
         rows: list[tuple[str, object]] = _manifest_rows(m)
         with serve(out / "replica", access_log=out / "replica-access.jsonl") as run:
             rows.extend(_smoke_check(run))
+            rows.extend(_demo_crawl(out, run))
             # Stages land issue by issue; until then the demo says so rather than
             # pretending (see the README's roadmap).
             rows.extend(
                 [
-                    ("crawl", "not built yet (issue #3)"),
                     ("transform", "not built yet (issue #4)"),
                     ("redirects", "not built yet (issue #5)"),
                     ("package / verify", "not built yet (issue #6)"),
@@ -274,3 +274,35 @@ def _smoke_check(run: object) -> list[tuple[str, object]]:
             raise SunsetError(f"the replica answered {r.status_code} for {host}{path}")
         ok += 1
     return [("replica served", f"{ok}/{len(checks)} checks answered on loopback")]
+
+
+def _demo_crawl(out: Path, run: object) -> list[tuple[str, object]]:
+    """Crawl the served replica under its real host names into out/crawl."""
+    import shutil
+
+    from crawler.run import CrawlOptions, run_crawl
+    from replica.server import Running
+    from sunset.profile import load_profile, parse_connect_to
+
+    assert isinstance(run, Running)
+    crawl_dir = out / "crawl"
+    # The demo's crawl is its own output: a rerun replaces it rather than resuming.
+    shutil.rmtree(crawl_dir, ignore_errors=True)
+    run_crawl(
+        CrawlOptions(
+            profile=load_profile("demo"),
+            out=crawl_dir,
+            name="demo",
+            connect_to=[parse_connect_to(c) for c in run.connect_to],
+        )
+    )
+    summary = json.loads((crawl_dir / "crawl.json").read_text())
+    st = summary["stats"]
+    return [
+        (
+            "crawl",
+            f"{st.get('pages', 0):,} pages, {st.get('responses', 0):,} responses in "
+            f"{len(summary['warc_files'])} WARC file(s)",
+        ),
+        ("crawl output", str(crawl_dir)),
+    ]
