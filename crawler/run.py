@@ -227,7 +227,7 @@ def run_crawl(opt: CrawlOptions) -> int:
         "DOWNLOAD_WARNSIZE": 0,
         "REDIRECT_MAX_TIMES": 20,
         # Breadth-first, with the pending queue on disk so memory stays flat.
-        "SCHEDULER_DISK_QUEUE": "scrapy.squeues.PickleFifoDiskQueue",
+        "SCHEDULER_DISK_QUEUE": "crawler.queue.CompactDiskQueue",
         "SCHEDULER_MEMORY_QUEUE": "scrapy.squeues.FifoMemoryQueue",
         "JOBDIR": str(jobdir),
         "LOG_ENABLED": False,
