@@ -390,19 +390,89 @@ def crawl(
     )
 
 
-@main.command(short_help="Extract clean content from a crawl (not built yet).")
+@main.command(short_help="Extract clean content from a crawl.")
 @click.argument("crawl_dir", type=click.Path(path_type=Path, file_okay=False))
 @_profile_option(required=False)
 @_out_option("the extracted content (default: CRAWL_DIR/content/)")
-def transform(crawl_dir: Path, profile_ref: str | None, out: Path | None) -> None:
+@click.option(
+    "--rewrite-links",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    metavar="CSV",
+    help="A redirects.csv (old,new): internal links are rewritten to the new URLs.",
+)
+@click.option("--no-rules", is_flag=True, help="Do not apply the profile's boilerplate rules.")
+@click.option("--no-learned", is_flag=True, help="Do not apply the learned site template.")
+def transform(
+    crawl_dir: Path,
+    profile_ref: str | None,
+    out: Path | None,
+    rewrite_links: Path | None,
+    no_rules: bool,
+    no_learned: bool,
+) -> None:
     """Extract each page's real content, stripping the site template.
+
+    Reads only the crawl's WARC files and CDXJ index. The template is
+    learned from the site itself, then the profile's rules and a generic
+    main-content fallback take out what is left; each page records what was
+    removed and why. Writes pages/ (HTML, Markdown, JSON per page),
+    pages.jsonl, attachments.csv, transform.log and transform.json (see
+    transform/CONTRACT.md). Exit code 1 when some captures were skipped.
 
     \b
     Examples:
       sunset transform output/wigan
       sunset transform output/wigan --profile ./wigan-tweaked.toml
+      sunset transform output/demo/crawl --rewrite-links output/demo/crawl/redirects/redirects.csv
     """
-    _not_built("transform", 4)
+    import json as _json
+
+    from transform.run import TransformError, TransformOptions, run_transform
+
+    if not crawl_dir.is_dir():
+        raise SunsetError(f"{crawl_dir}: no such crawl folder")
+    if profile_ref is None:
+        try:
+            profile_ref = _json.loads((crawl_dir / "crawl.json").read_text())["profile"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise SunsetError(
+                f"{crawl_dir}: no crawl.json naming the profile; pass --profile"
+            ) from None
+    profile = load_profile(profile_ref)
+    try:
+        code, summary = run_transform(
+            TransformOptions(
+                crawl_dir=crawl_dir,
+                out=out or crawl_dir / "content",
+                profile=profile,
+                use_rules=not no_rules,
+                use_learned=not no_learned,
+                rewrite_links=rewrite_links,
+            )
+        )
+    except TransformError as exc:
+        raise SunsetError(str(exc)) from None
+    from sunset.ui import summary_table
+
+    summary_table(
+        "transform",
+        [
+            ("HTML captures", summary.html_captures),
+            ("pages written", summary.pages),
+            ("  content / listings", f"{summary.content_pages} / {summary.listings}"),
+            ("  multi-part articles", summary.multipart),
+            ("duplicate URLs merged", summary.merged_urls),
+            ("attachments", summary.attachments),
+            ("template learned from", f"{summary.template.get('pages_learned', 0)} pages"),
+            ("skipped", summary.skipped),
+            *[(f"  {k}", v) for k, v in summary.reasons.items()],
+            ("seconds", summary.seconds),
+            ("output", str(out or crawl_dir / "content")),
+        ],
+    )
+    if code:
+        raise click.exceptions.Exit(code)
 
 
 @main.command(short_help="Write nginx redirects for every old URL (not built yet).")

@@ -133,6 +133,18 @@ class Boilerplate:
 
 
 @dataclass(frozen=True)
+class Pages:
+    """How the site shows one page under several URLs (read by transform)."""
+
+    # Query parameters that select one part of a multi-part page (Joomla: start).
+    part_params: tuple[str, ...] = ()
+    # Query parameters that show every part at once (Joomla: showall).
+    all_parts_params: tuple[str, ...] = ()
+    # Query parameters that only change presentation (print views, menu ids).
+    variant_params: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Successor:
     base_url: str | None = None
     host: str | None = None
@@ -164,6 +176,7 @@ class Profile:
     boilerplate: Boilerplate
     successor: Successor
     redirects: Redirects
+    pages: Pages = field(default_factory=Pages)
     # The parsed TOML, kept so overrides can be re-validated from scratch and
     # defaults that depend on other keys (allowed_hosts, home) are recomputed.
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False, hash=False)
@@ -614,6 +627,11 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
         "text_patterns": _Key(_list(_regex, what="regular expressions")),
         "min_share": _Key(_number(0, exclusive=True, maximum=1)),
     },
+    "pages": {
+        "part_params": _Key(_list(_str(empty_ok=False), what="query parameter names")),
+        "all_parts_params": _Key(_list(_str(empty_ok=False), what="query parameter names")),
+        "variant_params": _Key(_list(_str(empty_ok=False), what="query parameter names")),
+    },
     "successor": {
         "base_url": _Key(_url),
         "host": _Key(_host),
@@ -636,6 +654,7 @@ _CLASSES: dict[str, type] = {
     "site": Site,
     "crawl": Crawl,
     "boilerplate": Boilerplate,
+    "pages": Pages,
     "successor": Successor,
     "redirects": Redirects,
 }

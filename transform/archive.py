@@ -1,0 +1,214 @@
+"""Find and read the HTML captures of a crawl: CDXJ to plan, WARC offsets to read.
+
+The CDXJ index is read line by line; for each URL only its latest successful
+HTML capture is kept, and revisit records are resolved to the response that
+holds their payload. Records are then read one at a time by file offset, so
+no WARC is ever held in memory.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from warcio.archiveiterator import ArchiveIterator
+from warcio.exceptions import ArchiveLoadFailed
+
+HTML_MIMES = ("text/html", "application/xhtml+xml", "text/plain", "unk", "")
+
+
+class ArchiveError(Exception):
+    """The crawl folder cannot be read at all (no index, no WARC files)."""
+
+
+@dataclass(frozen=True)
+class Location:
+    filename: str
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True)
+class Capture:
+    """One URL's chosen capture: where its record is and where its payload is."""
+
+    url: str
+    timestamp: str  # 14-digit, from the index
+    status: int
+    mime: str
+    digest: str
+    record: Location  # the response or revisit record of this URL
+    payload: Location  # the response record that holds the bytes (itself, unless revisit)
+
+
+@dataclass(frozen=True)
+class Attachment:
+    url: str
+    mime: str
+    size: int
+    digest: str
+    filename: str
+    offset: int
+
+
+@dataclass
+class Inventory:
+    pages: list[Capture]  # HTML candidates, sorted by URL
+    attachments: dict[str, Attachment]  # by URL: every other 200 capture
+    unresolved: list[tuple[str, str]]  # (url, reason) for captures that cannot be used
+
+
+def _parse_line(line: str) -> dict[str, str] | None:
+    _, _, rest = line.partition(" {")
+    if not rest:
+        return None
+    try:
+        data = json.loads("{" + rest)
+        data["timestamp"] = line.split(" ", 2)[1]
+    except (ValueError, IndexError):
+        return None
+    return data
+
+
+def read_inventory(crawl_dir: Path, documents: tuple[str, ...]) -> Inventory:
+    """Choose, per URL, the capture to transform, from the crawl's CDXJ index."""
+    index = crawl_dir / "indexes" / "index.cdxj"
+    if not index.is_file():
+        raise ArchiveError(f"{index}: no CDXJ index; is {crawl_dir} a sunset crawl folder?")
+    originals: dict[str, Location] = {}
+    latest: dict[str, dict[str, str]] = {}
+    attachments: dict[str, Attachment] = {}
+    unresolved: list[tuple[str, str]] = []
+    with open(index, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            rec = _parse_line(line.rstrip("\n"))
+            if rec is None or "url" not in rec:
+                continue
+            if rec.get("status") != "200":
+                continue
+            mime = (rec.get("mime") or "").lower()
+            try:
+                loc = Location(rec["filename"], int(rec["offset"]), int(rec["length"]))
+            except (KeyError, ValueError):
+                continue
+            digest = rec.get("digest", "")
+            if mime != "warc/revisit":
+                originals.setdefault(digest, loc)
+            url = rec["url"]
+            prev = latest.get(url)
+            if prev is None or rec["timestamp"] >= prev["timestamp"]:
+                latest[url] = rec
+    pages: list[Capture] = []
+    for url in sorted(latest):
+        rec = latest[url]
+        mime = (rec.get("mime") or "").lower()
+        digest = rec.get("digest", "")
+        loc = Location(rec["filename"], int(rec["offset"]), int(rec["length"]))
+        payload = loc
+        if mime == "warc/revisit":
+            found = originals.get(digest)
+            if found is None:
+                unresolved.append((url, "revisit-without-original"))
+                continue
+            payload = found
+        cap = Capture(url, rec["timestamp"], 200, mime, digest, loc, payload)
+        path = url.split("?", 1)[0].lower()
+        is_doc = path.endswith(documents)
+        if mime in HTML_MIMES or (mime == "warc/revisit" and not is_doc):
+            pages.append(cap)
+        else:
+            attachments[url] = Attachment(
+                url, mime, int(rec.get("length", 0)), digest, payload.filename, payload.offset
+            )
+    return Inventory(pages, attachments, unresolved)
+
+
+@dataclass
+class Payload:
+    url: str
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes  # Content-Encoding already removed
+    truncated: str | None
+    content_type: str
+    notes: list[str]
+
+
+def read_payload(crawl_dir: Path, loc: Location, url: str, max_bytes: int) -> Payload:
+    """Read one response record at its offset and return its decoded HTTP payload.
+
+    Raises ValueError with a short reason when the record cannot be read.
+    """
+    path = crawl_dir / "warc" / loc.filename
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed below, after the iterator
+    except OSError as exc:
+        raise ValueError(f"warc-unreadable:{exc.strerror or exc}") from None
+    try:
+        fh.seek(loc.offset)
+        it = ArchiveIterator(fh, no_record_parse=False, arc2warc=False)
+        try:
+            record = next(iter(it))
+        except (StopIteration, ArchiveLoadFailed, OSError, EOFError, zlib.error) as exc:
+            raise ValueError(f"record-unreadable:{type(exc).__name__}") from None
+        if record.rec_type != "response" or record.http_headers is None:
+            raise ValueError(f"not-a-response:{record.rec_type}")
+        headers = list(record.http_headers.headers)
+        truncated = record.rec_headers.get_header("WARC-Truncated")
+        notes: list[str] = []
+        try:
+            raw = record.raw_stream.read(max_bytes + 1)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ValueError(f"record-corrupt:{type(exc).__name__}") from None
+        if len(raw) > max_bytes:
+            raise ValueError(f"too-large:>{max_bytes} bytes")
+    finally:
+        fh.close()
+    status = int(record.http_headers.get_statuscode() or 0)
+    body = _decode_content(raw, record.http_headers.get_header("Content-Encoding"), notes)
+    ctype = record.http_headers.get_header("Content-Type") or ""
+    return Payload(url, status, headers, body, truncated, ctype, notes)
+
+
+def _decode_content(raw: bytes, encoding: str | None, notes: list[str]) -> bytes:
+    enc = (encoding or "").strip().lower()
+    if enc in ("", "identity"):
+        return raw
+    if enc in ("gzip", "x-gzip"):
+        try:
+            return gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error):
+            # A cut gzip stream still yields what was before the cut.
+            d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            try:
+                out = d.decompress(raw)
+            except zlib.error:
+                notes.append("content-encoding:undecodable")
+                return raw
+            notes.append("content-encoding:truncated")
+            return out
+    if enc == "deflate":
+        for wbits in (zlib.MAX_WBITS, -zlib.MAX_WBITS):
+            try:
+                return zlib.decompress(raw, wbits)
+            except zlib.error:
+                continue
+        notes.append("content-encoding:undecodable")
+        return raw
+    notes.append(f"content-encoding:unsupported-{enc}")
+    return raw
+
+
+def iter_payloads(
+    crawl_dir: Path, pages: list[Capture], max_bytes: int
+) -> Iterator[tuple[Capture, Payload | None, str | None]]:
+    """(capture, payload, None) or (capture, None, reason) for each page, in order."""
+    for cap in pages:
+        try:
+            yield cap, read_payload(crawl_dir, cap.payload, cap.url, max_bytes), None
+        except ValueError as exc:
+            yield cap, None, str(exc)

@@ -1,0 +1,167 @@
+"""Bytes to a parsed tree: charset decisions that survive lying headers, and text keys.
+
+Every later step works on the lxml tree returned here. The text key of an
+element (its normalised text) is what the template learner counts: digits,
+month names and <time> contents are folded so that "Published: 15 April 2018"
+and "Published: 3 May 2017" are the same template block.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from dataclasses import dataclass, field
+
+from lxml import etree, html
+
+# Removed before anything is looked at: never content, and their text would
+# pollute every text key.
+DROP_TAGS = ("script", "style", "noscript", "template", "head", "title", "meta", "link")
+
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+_HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]+)", re.I)
+_SINGLE_BYTE = {"cp1252", "latin-1", "iso8859-1", "ascii"}
+
+
+class NotHtml(ValueError):
+    """The payload is not an HTML document (a PDF, an image, binary data, empty)."""
+
+
+@dataclass
+class Decoded:
+    text: str
+    encoding: str
+    notes: list[str] = field(default_factory=list)
+
+
+def _codec(name: str | None) -> str | None:
+    if not name:
+        return None
+    try:
+        canonical = codecs.lookup(name.strip().strip("\"'")).name
+    except LookupError:
+        return None
+    # Browsers read latin-1 and ascii labels as windows-1252 (WHATWG Encoding).
+    if canonical in ("latin-1", "iso8859-1", "ascii"):
+        return "cp1252"
+    return canonical
+
+
+def sniff_not_html(body: bytes, content_type: str) -> str | None:
+    """A reason when the payload is plainly not HTML, else None."""
+    head = body[:1024]
+    if not body.strip():
+        return "empty-body"
+    if head.startswith(b"%PDF"):
+        return "not-html:pdf"
+    if head.startswith((b"\x89PNG", b"GIF8", b"\xff\xd8\xff", b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):
+        return "not-html:binary"
+    if b"\x00" in head and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "not-html:binary"
+    ctype = content_type.split(";")[0].strip().lower()
+    if ctype and ctype not in ("text/html", "application/xhtml+xml", "text/plain"):
+        return f"not-html:{ctype}"
+    if ctype == "text/plain" and b"<" not in head:
+        return "not-html:text/plain"
+    return None
+
+
+def decode(body: bytes, content_type: str) -> Decoded:
+    """Decode an HTML payload: BOM, then the declared charset if the bytes agree, else UTF-8, else cp1252."""
+    notes: list[str] = []
+    for bom, enc in (
+        (codecs.BOM_UTF8, "utf-8"),
+        (codecs.BOM_UTF16_LE, "utf-16-le"),
+        (codecs.BOM_UTF16_BE, "utf-16-be"),
+    ):
+        if body.startswith(bom):
+            return Decoded(body[len(bom) :].decode(enc, errors="replace"), enc, notes)
+    m = _HEADER_CHARSET.search(content_type or "")
+    declared = _codec(m.group(1)) if m else None
+    if declared is None:
+        mm = _META_CHARSET.search(body[:4096])
+        declared = _codec(mm.group(1).decode("ascii", "replace")) if mm else None
+    is_ascii = body.isascii()
+    if declared and declared not in _SINGLE_BYTE and declared != "cp1252":
+        try:
+            return Decoded(body.decode(declared), declared, notes)
+        except (UnicodeDecodeError, LookupError):
+            notes.append(f"charset:declared-{declared}-invalid")
+    if not is_ascii:
+        # Valid UTF-8 with non-ASCII bytes is almost never a single-byte
+        # text by accident, so it wins over a single-byte declaration.
+        try:
+            text = body.decode("utf-8")
+            if declared and declared != "utf-8":
+                notes.append(f"charset:declared-{declared}-decoded-utf-8")
+            return Decoded(text, "utf-8", notes)
+        except UnicodeDecodeError:
+            pass
+    enc = (
+        declared if declared in ("cp1252",) or (declared and declared in _SINGLE_BYTE) else "cp1252"
+    )
+    if declared is None and not is_ascii:
+        notes.append("charset:undeclared-decoded-cp1252")
+    return Decoded(body.decode(enc, errors="replace"), enc, notes)
+
+
+def parse(text: str) -> etree._Element:
+    """Parse decoded HTML; raises NotHtml when nothing usable comes out."""
+    parser = html.HTMLParser(
+        encoding="utf-8", remove_comments=True, remove_pis=True, recover=True, no_network=True
+    )
+    try:
+        root = etree.fromstring(text.encode("utf-8", "surrogatepass"), parser=parser)
+    except (etree.ParserError, etree.XMLSyntaxError, ValueError) as exc:
+        raise NotHtml(f"unparseable:{type(exc).__name__}") from None
+    if root is None:
+        raise NotHtml("unparseable:empty")
+    return root
+
+
+def strip_non_content(root: etree._Element) -> tuple[str | None, str | None]:
+    """Remove script/style/head...; return (title, lang) read before removal."""
+    title_el = root.find(".//title")
+    title = norm_space(title_el.text_content()) if title_el is not None else None
+    lang = root.get("lang") or root.get("xml:lang")
+    for el in list(root.iter(*DROP_TAGS)):
+        parent = el.getparent()
+        if parent is not None:
+            _drop(el)
+    return title or None, lang
+
+
+def _drop(el: etree._Element) -> None:
+    """Remove an element but keep its tail text in the tree."""
+    parent = el.getparent()
+    if parent is None:
+        return
+    tail = el.tail
+    if tail:
+        prev = el.getprevious()
+        if prev is not None:
+            prev.tail = (prev.tail or "") + tail
+        else:
+            parent.text = (parent.text or "") + tail
+    parent.remove(el)
+
+
+drop = _drop
+
+_WS = re.compile(r"\s+")
+
+
+def norm_space(s: str) -> str:
+    return _WS.sub(" ", s).strip()
+
+
+_MONTHS = (
+    "january|february|march|april|may|june|july|august|september|october|november|december|"
+    "jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
+)
+_FOLD = re.compile(rf"\d+|\b(?:{_MONTHS})\b")
+
+
+def text_key(s: str) -> str:
+    """Normalised text for template matching: case, spacing, numbers and month names folded."""
+    return _FOLD.sub("#", _WS.sub(" ", s).strip().lower())

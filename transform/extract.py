@@ -1,0 +1,659 @@
+"""One page: take the template out in layers, then write what is left as text, HTML and Markdown.
+
+Layers, in order, each recording what it removed:
+1. learned  - template blocks learned from the site (transform.template);
+2. generic  - breadcrumbs, hidden dialogs, navigation landmarks and forms,
+              which HTML marks the same way on every site;
+3. rules    - the profile's selectors and text patterns;
+4. group    - lists that only link to the page's own other URLs (an
+              "Article Index" of a multi-part article);
+5. fallback - when the learned template says nothing about a page (a one-off
+              layout), the main element or the densest text block is kept.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import nh3
+from lxml import etree
+from lxml.cssselect import CSSSelector, SelectorError
+
+from .dom import drop, norm_space
+from .template import TemplateModel, keyed_elements
+
+BLOCK_TAGS = frozenset(
+    [
+        "p",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "li",
+        "dt",
+        "dd",
+        "blockquote",
+        "pre",
+        "figcaption",
+        "caption",
+        "tr",
+        "address",
+        "td",
+        "th",
+    ]
+)
+HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+_BREADCRUMB = re.compile(r"breadcrumb|pathway", re.I)
+_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
+_CRUMB_SEPARATORS = " \t\n»>›/|:-"
+_SANITISE_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "dl", "dt", "em",
+    "figcaption", "figure", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "li", "ol",
+    "p", "pre", "q", "s", "small", "strong", "sub", "sup", "table", "tbody", "td", "tfoot",
+    "th", "thead", "time", "tr", "u", "ul",
+}  # fmt: skip
+_SANITISE_ATTRS = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "title", "width", "height"},
+    "td": {"colspan", "rowspan"},
+    "th": {"colspan", "rowspan", "scope"},
+    "time": {"datetime"},
+    "ol": {"start"},
+}
+TEXT_RULE_MAX_CHARS = 500
+
+
+class RulesError(ValueError):
+    pass
+
+
+@dataclass
+class Rules:
+    selectors: list[tuple[str, CSSSelector]]
+    patterns: list[re.Pattern[str]]
+
+    @classmethod
+    def build(cls, selectors: tuple[str, ...], patterns: tuple[str, ...]) -> Rules:
+        compiled = []
+        for sel in selectors:
+            try:
+                compiled.append((sel, CSSSelector(sel)))
+            except SelectorError as exc:
+                raise RulesError(f"boilerplate selector {sel!r}: {exc}") from None
+        return cls(compiled, [re.compile(p) for p in patterns])
+
+    @classmethod
+    def none(cls) -> Rules:
+        return cls([], [])
+
+
+@dataclass
+class Removed:
+    layer: str
+    why: str
+    text: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"layer": self.layer, "why": self.why, "text": self.text}
+
+
+@dataclass
+class Result:
+    url: str
+    title: str | None
+    headings: list[str]
+    breadcrumbs: list[str]
+    published: str | None
+    modified: str | None
+    lang: str | None
+    blocks: list[str]
+    html: str
+    markdown: str
+    links: list[dict[str, str]]
+    images: list[dict[str, str]]
+    listing: bool
+    removed: list[Removed]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.blocks)
+
+
+def _text(el: etree._Element) -> str:
+    return etree.tostring(el, method="text", encoding=str, with_tail=False)
+
+
+def _short(s: str) -> str:
+    s = norm_space(s)
+    return s if len(s) <= 200 else s[:199] + "…"
+
+
+def read_dates(root: etree._Element) -> tuple[str | None, str | None]:
+    """Published and modified dates from metadata, before any block is removed."""
+    published = modified = None
+    for meta in root.iter("meta"):
+        prop = (meta.get("property") or meta.get("name") or meta.get("itemprop") or "").lower()
+        content = meta.get("content")
+        if not content:
+            continue
+        if prop in ("article:published_time", "datepublished", "dc.date.issued", "dcterms.issued"):
+            published = published or content
+        elif prop in ("article:modified_time", "datemodified", "dcterms.modified"):
+            modified = modified or content
+    for el in root.iter("time"):
+        value = el.get("datetime")
+        if not value:
+            continue
+        where = " ".join(
+            (a.get("class") or "") + " " + (a.get("itemprop") or "")
+            for a in (el, *el.iterancestors())
+        ).lower()
+        if "modified" in where or "updated" in where:
+            modified = modified or value
+        else:
+            published = published or value
+    return _iso_date(published), _iso_date(modified)
+
+
+def _iso_date(value: str | None) -> str | None:
+    if not value:
+        return None
+    m = re.match(r"\d{4}-\d{2}-\d{2}", value.strip())
+    return m.group(0) if m else None
+
+
+class Extractor:
+    def __init__(
+        self,
+        model: TemplateModel,
+        rules: Rules,
+        internal_hosts: frozenset[str],
+        use_learned: bool = True,
+        rewrite: dict[str, str] | None = None,
+    ) -> None:
+        self.rewrite = rewrite or {}
+        self.model = model
+        self.rules = rules
+        self.hosts = internal_hosts
+        self.use_learned = use_learned
+
+    # -- layers -----------------------------------------------------------
+
+    def _remove(self, el: etree._Element, layer: str, why: str, out: list[Removed]) -> None:
+        if el.getparent() is None:
+            return
+        out.append(Removed(layer, why, _short(_text(el))))
+        drop(el)
+
+    def learned(self, body: etree._Element, out: list[Removed]) -> int:
+        template = self.model.template
+        gone: set[etree._Element] = set()
+        n = 0
+        for k in list(keyed_elements(body)):
+            if k.key not in template or k.el is body:
+                continue
+            if any(a in gone for a in k.el.iterancestors()):
+                continue
+            gone.add(k.el)
+            self._remove(k.el, "learned", "recurs across the site", out)
+            n += 1
+        return n
+
+    def generic(self, body: etree._Element, out: list[Removed]) -> list[str]:
+        crumbs: list[str] = []
+        for el in list(body.iter()):
+            if not isinstance(el.tag, str) or el.getparent() is None:
+                continue
+            if any(a.getparent() is None for a in el.iterancestors() if a is not body):
+                continue
+            ident = f"{el.get('id') or ''} {el.get('class') or ''} {el.get('aria-label') or ''} {el.get('itemtype') or ''}"
+            if (_BREADCRUMB.search(ident) and el.tag not in ("a", "span", "li")) or (
+                "BreadcrumbList" in ident
+            ):
+                if not crumbs:
+                    crumbs = breadcrumb_items(el)
+                self._remove(el, "generic", "breadcrumbs", out)
+                continue
+            role = (el.get("role") or "").lower()
+            if (
+                el.get("aria-hidden") == "true"
+                or role == "dialog"
+                or _HIDDEN_STYLE.search(el.get("style") or "")
+            ):
+                self._remove(el, "generic", "hidden or dialog", out)
+            elif el.tag in ("nav", "aside", "form") or role in (
+                "navigation",
+                "complementary",
+                "search",
+                "banner",
+                "contentinfo",
+            ):
+                self._remove(el, "generic", f"landmark {role or el.tag}", out)
+        return crumbs
+
+    def by_rules(self, body: etree._Element, out: list[Removed]) -> None:
+        for source, sel in self.rules.selectors:
+            for el in sel(body):
+                if el is not body and el.getparent() is not None:
+                    self._remove(el, "rules", f"selector {source}", out)
+        if not self.rules.patterns:
+            return
+        for el in list(body.iter()):
+            if not isinstance(el.tag, str) or el is body or el.getparent() is None:
+                continue
+            text = _text(el)
+            if len(text) > TEXT_RULE_MAX_CHARS:
+                continue
+            flat = norm_space(text)
+            for pat in self.rules.patterns:
+                if pat.search(flat):
+                    # Take the module the text belongs to: climb while the
+                    # parent is still small enough to be one module.
+                    target = el
+                    parent = target.getparent()
+                    while (
+                        parent is not None
+                        and parent is not body
+                        and len(norm_space(_text(parent))) <= TEXT_RULE_MAX_CHARS
+                    ):
+                        target, parent = parent, parent.getparent()
+                    self._remove(target, "rules", f"text {pat.pattern}", out)
+                    break
+
+    def group(
+        self,
+        body: etree._Element,
+        base: str,
+        same_page: Callable[[str], bool] | None,
+        out: list[Removed],
+    ) -> None:
+        if same_page is None:
+            return
+        for lst in list(body.iter("ul", "ol")):
+            if lst.getparent() is None:
+                continue
+            hrefs = [a.get("href") for a in lst.iter("a") if a.get("href")]
+            if len(hrefs) < 2:
+                continue
+            inside = sum(1 for h in hrefs if same_page(urljoin(base, h)))
+            if inside >= 0.8 * len(hrefs):
+                # An index of the page's own parts; take its heading with it.
+                target = lst
+                parent = lst.getparent()
+                if parent is not None and parent is not body and len(list(parent)) <= 3:
+                    target = parent
+                self._remove(target, "group", "links only to this page's own parts", out)
+
+    def fallback(self, body: etree._Element, out: list[Removed]) -> etree._Element:
+        """The main element, or the element with the most paragraph text."""
+        for xp in ("//main", "//*[@role='main']", "//article"):
+            found = body.xpath(xp)
+            if len(found) == 1 and len(_text(found[0]).strip()) > 0.5 * len(_text(body).strip()):
+                return found[0]
+        best, best_score = body, 0.0
+        for el in body.iter("div", "td", "section", "article", "main"):
+            score = 0.0
+            for p in el.iterchildren("p", "h1", "h2", "h3", "ul", "ol", "table", "blockquote"):
+                t = _text(p)
+                links = sum(len(_text(a)) for a in p.iter("a"))
+                score += max(0, len(t.strip()) - 2 * links)
+            if score > best_score:
+                best, best_score = el, score
+        return best
+
+    # -- the page -----------------------------------------------------------
+
+    def extract(
+        self,
+        url: str,
+        root: etree._Element,
+        title_tag: str | None,
+        lang: str | None,
+        dates: tuple[str | None, str | None],
+        same_page: Callable[[str], bool] | None = None,
+    ) -> Result:
+        base = url
+        base_el = root.find(".//base")
+        if base_el is not None and base_el.get("href"):
+            base = urljoin(url, base_el.get("href"))
+        body = root.find("body")
+        if body is None:
+            body = root
+        removed: list[Removed] = []
+        notes: list[str] = []
+        learned = self.learned(body, removed) if self.use_learned else 0
+        crumbs = self.generic(body, removed)
+        self.by_rules(body, removed)
+        self.group(body, base, same_page, removed)
+        content = body
+        if learned == 0 or self.model.pages < 2:
+            content = self.fallback(body, removed)
+            if content is not body:
+                notes.append(f"fallback:{content.tag}")
+                outside = len(norm_space(_text(body))) - len(norm_space(_text(content)))
+                if outside > 0:
+                    removed.append(
+                        Removed("fallback", "outside the main content", f"{outside} characters")
+                    )
+        return self._result(url, base, content, title_tag, lang, dates, crumbs, removed, notes)
+
+    def _result(
+        self,
+        url: str,
+        base: str,
+        content: etree._Element,
+        title_tag: str | None,
+        lang: str | None,
+        dates: tuple[str | None, str | None],
+        crumbs: list[str],
+        removed: list[Removed],
+        notes: list[str],
+    ) -> Result:
+        links: list[dict[str, str]] = []
+        for a in content.iter("a"):
+            href = a.get("href")
+            if not href or href.startswith(("#", "javascript:", "mailto:", "tel:")):
+                continue
+            absolute = urljoin(base, href.strip())
+            absolute = self.rewrite.get(absolute, absolute)
+            a.set("href", absolute)
+            if (urlsplit(absolute).hostname or "").lower() in self.hosts:
+                links.append({"url": absolute, "text": norm_space(_text(a))})
+        images = []
+        for img in content.iter("img"):
+            src = img.get("src")
+            if src:
+                img.set("src", urljoin(base, src.strip()))
+                images.append({"url": img.get("src"), "alt": img.get("alt") or ""})
+        blocks = text_blocks(content)
+        headings = [norm_space(_text(h)) for h in content.iter(*HEADINGS)]
+        headings = [h for h in headings if h]
+        title = headings[0] if headings else _site_suffix_cut(title_tag)
+        inner = "".join(
+            etree.tostring(child, method="html", encoding=str, with_tail=True) for child in content
+        )
+        inner = (content.text or "") + inner
+        clean = nh3.clean(
+            inner,
+            tags=_SANITISE_TAGS,
+            attributes=_SANITISE_ATTRS,
+            url_schemes={"http", "https", "mailto", "tel"},
+            link_rel=None,
+            strip_comments=True,
+        )
+        clean = _squeeze_blank(clean)
+        return Result(
+            url=url,
+            title=title,
+            headings=headings,
+            breadcrumbs=crumbs,
+            published=dates[0],
+            modified=dates[1],
+            lang=lang,
+            blocks=blocks,
+            html=clean,
+            markdown=to_markdown(content),
+            links=links,
+            images=images,
+            listing=is_listing(content, blocks, links, url),
+            removed=removed,
+            notes=notes,
+        )
+
+
+def _site_suffix_cut(title: str | None) -> str | None:
+    if not title:
+        return None
+    for sep in (" - ", " | ", " – "):
+        if sep in title:
+            return title.rsplit(sep, 1)[0].strip() or title
+    return title
+
+
+def breadcrumb_items(el: etree._Element) -> list[str]:
+    items = [norm_space(_text(a)) for a in el.iter("a")]
+    # The current page is usually the text after the last link.
+    last = el.xpath("(.//a)[last()]")
+    tail_text = ""
+    if last:
+        after = []
+        node = last[0]
+        for following in node.itersiblings():
+            after.append(_text(following))
+        if node.tail:
+            after.insert(0, node.tail)
+        for anc in node.iterancestors():
+            if anc is el:
+                break
+            if anc.tail:
+                after.append(anc.tail)
+            for following in anc.itersiblings():
+                after.append(_text(following))
+        tail_text = norm_space(" ".join(after)).strip(_CRUMB_SEPARATORS)
+    else:
+        tail_text = norm_space(_text(el))
+        if ":" in tail_text:
+            tail_text = tail_text.split(":", 1)[1]
+        tail_text = tail_text.strip(_CRUMB_SEPARATORS)
+    items = [i for i in items if i]
+    if tail_text:
+        items.append(tail_text)
+    return items
+
+
+def text_blocks(content: etree._Element) -> list[str]:
+    """The content as lines: one per paragraph, heading, list item or table row."""
+    out: list[str] = []
+    buf: list[str] = []
+
+    def flush() -> None:
+        line = norm_space("".join(buf))
+        if line:
+            out.append(line)
+        buf.clear()
+
+    def walk(el: etree._Element) -> None:
+        tag = el.tag if isinstance(el.tag, str) else ""
+        is_block = tag in BLOCK_TAGS and tag not in ("td", "th")
+        if is_block or tag in (
+            "div",
+            "ul",
+            "ol",
+            "table",
+            "section",
+            "article",
+            "dl",
+            "br",
+            "tbody",
+        ):
+            flush()
+        if tag in ("td", "th"):
+            buf.append(" ")
+        if el.text:
+            buf.append(el.text)
+        for child in el:
+            walk(child)
+            if child.tail:
+                buf.append(child.tail)
+        if is_block or tag in ("div", "section", "article", "table", "ul", "ol", "dl"):
+            flush()
+
+    walk(content)
+    flush()
+    return out
+
+
+def is_listing(
+    content: etree._Element, blocks: list[str], links: list[dict[str, str]], url: str
+) -> bool:
+    """A page made of links to other pages with their teasers: a listing, not content."""
+    total = sum(len(b) for b in blocks)
+    if total == 0:
+        return False
+    targets = {lk["url"].split("#", 1)[0] for lk in links} - {url}
+    if len(targets) < 3:
+        return False
+    link_chars = sum(len(lk["text"]) for lk in links)
+    if link_chars >= 0.35 * total:
+        return True
+    # Teasers: three or more siblings of one shape, each with its own link.
+    for parent in content.iter():
+        kids = [c for c in parent if isinstance(c.tag, str)]
+        if len(kids) < 3:
+            continue
+        shapes: dict[tuple[str, str | None], int] = {}
+        for c in kids:
+            if c.find(".//a") is not None:
+                shapes[(c.tag, c.get("class"))] = shapes.get((c.tag, c.get("class")), 0) + 1
+        if shapes and max(shapes.values()) >= 3:
+            teaser_chars = sum(len(_text(c)) for c in kids if c.find(".//a") is not None)
+            if teaser_chars >= 0.5 * total:
+                return True
+    return False
+
+
+_BLANK = re.compile(r"\n\s*\n\s*\n+")
+
+
+def _squeeze_blank(s: str) -> str:
+    return _BLANK.sub("\n\n", s).strip() + "\n"
+
+
+# -- Markdown ------------------------------------------------------------------
+
+_MD_ESCAPE = re.compile(r"([\\`*_\[\]<>])")
+
+
+def _md_inline(el: etree._Element) -> str:
+    parts: list[str] = []
+    if el.text:
+        parts.append(_MD_ESCAPE.sub(r"\\\1", el.text))
+    for child in el:
+        tag = child.tag if isinstance(child.tag, str) else ""
+        inner = _md_inline(child)
+        if tag == "a" and child.get("href") and inner.strip():
+            parts.append(f"[{inner.strip()}]({_md_url(child.get('href', ''))})")
+        elif tag in ("strong", "b") and inner.strip():
+            parts.append(f"**{inner.strip()}**")
+        elif tag in ("em", "i") and inner.strip():
+            parts.append(f"*{inner.strip()}*")
+        elif tag == "img" and child.get("src"):
+            parts.append(
+                f"![{_MD_ESCAPE.sub('', child.get('alt') or '')}]({_md_url(child.get('src', ''))})"
+            )
+        elif tag == "br":
+            parts.append("  \n")
+        elif tag == "code":
+            parts.append(f"`{_text(child)}`")
+        else:
+            parts.append(inner)
+        if child.tail:
+            parts.append(_MD_ESCAPE.sub(r"\\\1", child.tail))
+    return "".join(parts)
+
+
+def _md_url(url: str) -> str:
+    return url.replace(" ", "%20").replace("(", "%28").replace(")", "%29")
+
+
+def to_markdown(content: etree._Element) -> str:
+    lines: list[str] = []
+
+    def para(s: str) -> None:
+        s = norm_space(s) if "  \n" not in s else s.strip()
+        if s:
+            lines.append(s)
+            lines.append("")
+
+    def walk(el: etree._Element, depth: int) -> None:
+        for child in el:
+            tag = child.tag if isinstance(child.tag, str) else ""
+            if tag in HEADINGS:
+                text = norm_space(_md_inline(child))
+                if text:
+                    lines.extend([f"{'#' * int(tag[1])} {text}", ""])
+            elif tag in ("p", "blockquote", "address", "figcaption", "caption"):
+                prefix = "> " if tag == "blockquote" else ""
+                text = _md_inline(child)
+                if norm_space(text):
+                    para(prefix + text)
+            elif tag in ("ul", "ol"):
+                for i, li in enumerate(child.iterchildren("li"), 1):
+                    mark = f"{i}." if tag == "ol" else "-"
+                    nested = [c for c in li if isinstance(c.tag, str) and c.tag in ("ul", "ol")]
+                    for n in nested:
+                        li.remove(n)
+                    text = norm_space(_md_inline(li))
+                    if text:
+                        lines.append("  " * depth + f"{mark} {text}")
+                    for n in nested:
+                        walk_list = etree.Element("div")
+                        walk_list.append(n)
+                        walk(walk_list, depth + 1)
+                lines.append("")
+            elif tag == "table":
+                rows = []
+                for tr in child.iter("tr"):
+                    cells = [
+                        norm_space(_md_inline(c)).replace("|", "\\|")
+                        for c in tr
+                        if c.tag in ("td", "th")
+                    ]
+                    if cells:
+                        rows.append(cells)
+                if rows:
+                    width = max(len(r) for r in rows)
+                    rows = [r + [""] * (width - len(r)) for r in rows]
+                    lines.append("| " + " | ".join(rows[0]) + " |")
+                    lines.append("|" + "---|" * width)
+                    lines.extend("| " + " | ".join(r) + " |" for r in rows[1:])
+                    lines.append("")
+            elif tag == "pre":
+                lines.extend(["```", _text(child).rstrip("\n"), "```", ""])
+            elif tag in ("dl",):
+                for item in child:
+                    text = norm_space(_md_inline(item))
+                    if text:
+                        lines.append(f"**{text}**" if item.tag == "dt" else text)
+                        lines.append("")
+            elif tag in ("img", "a", "span", "strong", "em", "b", "i"):
+                para(_md_inline(_wrap(child)))
+            elif tag == "hr":
+                lines.extend(["---", ""])
+            else:
+                if child.text and norm_space(child.text):
+                    para(_MD_ESCAPE.sub(r"\\\1", child.text))
+                walk(child, depth)
+            if (
+                child.tail
+                and norm_space(child.tail)
+                and tag not in ("img", "a", "span", "strong", "em", "b", "i")
+            ):
+                para(_MD_ESCAPE.sub(r"\\\1", child.tail))
+
+    if content.text and norm_space(content.text):
+        para(_MD_ESCAPE.sub(r"\\\1", content.text))
+    walk(_copy(content), 0)
+    text = "\n".join(lines)
+    return _squeeze_blank(text) if text.strip() else ""
+
+
+def _wrap(el: etree._Element) -> etree._Element:
+    holder = etree.Element("span")
+    clone = _copy(el)
+    clone.tail = None
+    holder.append(clone)
+    return holder
+
+
+def _copy(el: etree._Element) -> Any:
+    from copy import deepcopy
+
+    return deepcopy(el)

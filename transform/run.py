@@ -1,0 +1,577 @@
+"""`sunset transform`: a crawl folder in, a content folder out.
+
+Passes, each streaming over the captures:
+1. plan    - the CDXJ index gives every URL's latest HTML capture; URLs are
+             grouped into pages (same payload, or the same URL once the
+             profile's presentation and part parameters are set aside);
+2. learn   - the template is learned from a sample of pages, one per group;
+3. extract - each page's content is extracted (a multi-part article from its
+             show-all capture, else its parts joined in order) into a
+             temporary file, with a fingerprint of its text;
+4. write   - pages whose text is the same are merged, and every page is
+             written as HTML, Markdown and JSON, with pages.jsonl and
+             attachments.csv beside them.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from sunset.profile import Profile
+
+from .archive import ArchiveError, Capture, Inventory, iter_payloads, read_inventory
+from .dom import NotHtml, decode, parse, sniff_not_html, strip_non_content
+from .extract import Extractor, Result, Rules, RulesError, read_dates
+from .template import TemplateModel
+
+DOCUMENT_EXTENSIONS = (
+    ".pdf", ".doc", ".docx", ".xls", ".xlsx", ".ppt", ".pptx", ".odt", ".ods", ".odp",
+    ".rtf", ".csv", ".txt", ".zip",
+)  # fmt: skip
+MAX_PAGE_BYTES = 64 * 1000**2
+SAMPLE_PAGES = 400
+
+
+class TransformError(Exception):
+    """Nothing can be done: one line for the user, exit code 2."""
+
+
+@dataclass
+class TransformOptions:
+    crawl_dir: Path
+    out: Path
+    profile: Profile
+    use_rules: bool = True
+    use_learned: bool = True
+    rewrite_links: Path | None = None
+    progress: bool = True
+    sample: int = SAMPLE_PAGES
+
+
+@dataclass
+class Summary:
+    html_captures: int = 0
+    pages: int = 0
+    content_pages: int = 0
+    listings: int = 0
+    multipart: int = 0
+    merged_urls: int = 0
+    skipped: int = 0
+    attachments: int = 0
+    seconds: float = 0.0
+    template: dict[str, int] = field(default_factory=dict)
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+# -- grouping -----------------------------------------------------------------
+
+
+class UrlKeys:
+    """The page a URL shows, from the URL alone: host, path, and the query
+    parameters that select content (presentation and part parameters set aside)."""
+
+    def __init__(self, profile: Profile) -> None:
+        pages = profile.pages
+        self.parts = {p.lower() for p in pages.part_params}
+        self.all_parts = {p.lower() for p in pages.all_parts_params}
+        self.variants = {p.lower() for p in pages.variant_params}
+
+    def key(self, url: str) -> str:
+        parts = urlsplit(url)
+        path = parts.path.rstrip("/").lower() or "/"
+        ignored = self.parts | self.all_parts | self.variants
+        query = sorted(
+            (k.lower(), v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            if k.lower() not in ignored
+        )
+        host = (parts.hostname or "").lower()
+        return f"{host}{path}" + (f"?{urlencode(query)}" if query else "")
+
+    def part(self, url: str) -> tuple[bool, int | None]:
+        """(shows all parts, part number) of a URL."""
+        show_all, number = False, None
+        for k, v in parse_qsl(urlsplit(url).query, keep_blank_values=True):
+            k = k.lower()
+            if k in self.all_parts and v not in ("", "0"):
+                show_all = True
+            elif k in self.parts and v.isdigit():
+                number = int(v)
+        return show_all, number
+
+
+class _Union:
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, x: str) -> str:
+        self.parent.setdefault(x, x)
+        while self.parent[x] != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = self.parent[x]
+        return x
+
+    def join(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def _primary_order(url: str) -> tuple[Any, ...]:
+    p = urlsplit(url)
+    return (
+        bool(p.query),
+        "index.php" in p.path,
+        p.path != p.path.lower(),
+        p.path.endswith("/") and p.path != "/",
+        len(url),
+        url,
+    )
+
+
+def group_captures(pages: list[Capture], keys: UrlKeys) -> list[list[Capture]]:
+    """Captures that show one page, primary URL first; groups in primary-URL order."""
+    uf = _Union()
+    by_digest: dict[str, str] = {}
+    by_key: dict[str, str] = {}
+    for cap in pages:
+        uf.find(cap.url)
+        first = by_digest.setdefault(cap.digest, cap.url)
+        uf.join(first, cap.url)
+        k = keys.key(cap.url)
+        first = by_key.setdefault(k, cap.url)
+        uf.join(first, cap.url)
+    groups: dict[str, list[Capture]] = {}
+    for cap in pages:
+        groups.setdefault(uf.find(cap.url), []).append(cap)
+    out = [sorted(g, key=lambda c: _primary_order(c.url)) for g in groups.values()]
+    out.sort(key=lambda g: g[0].url)
+    return out
+
+
+# -- the run ------------------------------------------------------------------
+
+
+class Log:
+    def __init__(self, path: Path) -> None:
+        self.fh = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        self.reasons: dict[str, int] = {}
+
+    def write(self, url: str, level: str, reason: str, detail: str = "") -> None:
+        self.fh.write(
+            json.dumps({"url": url, "level": level, "reason": reason, "detail": detail}) + "\n"
+        )
+        if level == "skip":
+            head = reason.split(":", 1)[0]
+            self.reasons[head] = self.reasons.get(head, 0) + 1
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+def _page_id(url: str, taken: set[str]) -> str:
+    p = urlsplit(url)
+    stem = re.sub(r"[^a-z0-9]+", "-", (p.path + ("-" + p.query if p.query else "")).lower())
+    stem = stem.strip("-")[:80] or "home"
+    out, n = stem, 2
+    while out in taken:
+        out, n = f"{stem}-{n}", n + 1
+    taken.add(out)
+    return out
+
+
+def _load(
+    payload_body: bytes, ctype: str
+) -> tuple[Any, str | None, str | None, tuple[str | None, str | None], list[str]]:
+    reason = sniff_not_html(payload_body, ctype)
+    if reason:
+        raise NotHtml(reason)
+    dec = decode(payload_body, ctype)
+    root = parse(dec.text)
+    dates = read_dates(root)
+    title, lang = strip_non_content(root)
+    return root, title, lang, dates, dec.notes
+
+
+def _fingerprint(result: Result) -> str:
+    text = " ".join(result.blocks).lower()
+    return hashlib.sha1(re.sub(r"\W+", " ", text).strip().encode()).hexdigest()
+
+
+def _read_rewrites(path: Path) -> dict[str, str]:
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            if not reader.fieldnames or not {"old", "new"} <= set(reader.fieldnames):
+                raise TransformError(f"{path}: expected a CSV with 'old' and 'new' columns")
+            return {row["old"]: row["new"] for row in reader if row.get("old") and row.get("new")}
+    except OSError as exc:
+        raise TransformError(
+            f"{path}: cannot read the redirect map: {exc.strerror or exc}"
+        ) from None
+
+
+def run_transform(opt: TransformOptions, ui: Any = None) -> tuple[int, Summary]:
+    started = time.monotonic()
+    p = opt.profile
+    summary = Summary()
+    try:
+        rules = (
+            Rules.build(p.boilerplate.selectors, p.boilerplate.text_patterns)
+            if opt.use_rules
+            else Rules.none()
+        )
+    except RulesError as exc:
+        raise TransformError(f"profile {p.path}: {exc}") from None
+    rewrite = _read_rewrites(opt.rewrite_links) if opt.rewrite_links else None
+    try:
+        inv = read_inventory(opt.crawl_dir, DOCUMENT_EXTENSIONS)
+    except ArchiveError as exc:
+        raise TransformError(str(exc)) from None
+    if not (opt.crawl_dir / "warc").is_dir():
+        raise TransformError(f"{opt.crawl_dir / 'warc'}: no WARC folder")
+    out = opt.out
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        pages_dir = out / "pages"
+        if pages_dir.exists():
+            shutil.rmtree(pages_dir)
+        pages_dir.mkdir()
+        log = Log(out / "transform.log")
+    except OSError as exc:
+        raise TransformError(f"{out}: cannot write here: {exc.strerror or exc}") from None
+
+    keys = UrlKeys(p)
+    groups = group_captures(inv.pages, keys)
+    summary.html_captures = len(inv.pages)
+    for url, reason in inv.unresolved:
+        log.write(url, "skip", reason)
+    hosts = frozenset(h.lower() for h in p.site.allowed_hosts)
+
+    # 2. learn
+    model = TemplateModel(min_share=p.boilerplate.min_share)
+    sample = sorted(
+        groups, key=lambda g: hashlib.blake2b(g[0].url.encode(), digest_size=8).digest()
+    )
+    learn_caps = [g[0] for g in sample[: opt.sample]]
+    tick = _Ticker(opt.progress, "learning the template", len(learn_caps))
+    for _cap, payload, _err in iter_payloads(opt.crawl_dir, learn_caps, MAX_PAGE_BYTES):
+        tick.step()
+        if payload is None:
+            continue
+        try:
+            root, *_ = _load(payload.body, payload.content_type)
+        except NotHtml:
+            continue
+        body = root.find("body")
+        model.observe(body if body is not None else root)
+    model.finish()
+    tick.done()
+    summary.template = model.stats()
+
+    extractor = Extractor(model, rules, hosts, use_learned=opt.use_learned, rewrite=rewrite)
+
+    # 3. extract, into a temporary file so memory stays flat
+    tmp = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below
+        "w+", encoding="utf-8", dir=out, prefix=".records-", suffix=".jsonl", delete=False
+    )
+    first_by_print: dict[str, int] = {}
+    merged_into: dict[int, int] = {}
+    extra_urls: dict[int, list[str]] = {}
+    tick = _Ticker(opt.progress, "extracting pages", len(groups))
+    n_records = 0
+    try:
+        for group in groups:
+            tick.step()
+            rec = _extract_group(opt.crawl_dir, group, extractor, keys, log)
+            if rec is None:
+                summary.skipped += len(group)
+                continue
+            fp = rec.pop("_fingerprint")
+            idx = n_records
+            earlier = first_by_print.get(fp) if fp else None
+            if earlier is not None and rec["kind"] == "content":
+                merged_into[idx] = earlier
+                extra_urls.setdefault(earlier, []).extend(rec["legacy_urls"])
+                summary.merged_urls += len(rec["legacy_urls"])
+            elif fp:
+                first_by_print[fp] = idx
+            tmp.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            n_records += 1
+        tick.done()
+
+        # 4. write
+        tmp.seek(0)
+        taken: set[str] = set()
+        doc_pages: dict[str, list[str]] = {}
+        with open(out / "pages.jsonl", "w", encoding="utf-8") as index:
+            for idx, line in enumerate(tmp):
+                if idx in merged_into:
+                    continue
+                rec = json.loads(line)
+                if idx in extra_urls:
+                    rec["legacy_urls"] = sorted(set(rec["legacy_urls"]) | set(extra_urls[idx]))
+                page_id = _page_id(rec["url"], taken)
+                rec = _finish_record(rec, page_id, inv)
+                html_doc = rec.pop("_html")
+                md = rec.pop("_markdown")
+                (pages_dir / f"{page_id}.html").write_text(html_doc, encoding="utf-8")
+                (pages_dir / f"{page_id}.md").write_text(md, encoding="utf-8")
+                (pages_dir / f"{page_id}.json").write_text(
+                    json.dumps(rec, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+                )
+                index.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                summary.pages += 1
+                if rec["kind"] == "listing":
+                    summary.listings += 1
+                else:
+                    summary.content_pages += 1
+                if rec.get("parts"):
+                    summary.multipart += 1
+                for att in rec["attachments"]:
+                    doc_pages.setdefault(att["url"], []).append(rec["url"])
+        summary.attachments = _write_attachments(out / "attachments.csv", inv, doc_pages)
+    except OSError as exc:
+        raise TransformError(f"{out}: cannot write: {exc.strerror or exc}") from None
+    finally:
+        tmp.close()
+        os.unlink(tmp.name)
+        log.close()
+    summary.reasons = dict(sorted(log.reasons.items()))
+    summary.seconds = round(time.monotonic() - started, 2)
+    (out / "transform.json").write_text(
+        json.dumps(
+            {"crawl": str(opt.crawl_dir), "profile": str(p.path), **summary.__dict__}, indent=2
+        )
+        + "\n"
+    )
+    return (1 if summary.skipped or inv.unresolved else 0), summary
+
+
+def _extract_one(
+    crawl_dir: Path, cap: Capture, extractor: Extractor, keys: UrlKeys, log: Log, group_key: str
+) -> tuple[Result | None, dict[str, Any]]:
+    for _cap, payload, err in iter_payloads(crawl_dir, [cap], MAX_PAGE_BYTES):
+        if payload is None:
+            log.write(cap.url, "skip", err or "unreadable")
+            return None, {}
+        try:
+            root, title, lang, dates, notes = _load(payload.body, payload.content_type)
+        except NotHtml as exc:
+            log.write(cap.url, "skip", str(exc))
+            return None, {}
+        notes = notes + payload.notes
+        if payload.truncated:
+            notes.append(f"truncated:{payload.truncated}")
+        for n in notes:
+            log.write(cap.url, "note", n)
+        result = extractor.extract(
+            cap.url, root, title, lang, dates, same_page=lambda u: keys.key(u) == group_key
+        )
+        result.notes = notes + result.notes
+        where = {
+            "url": cap.url,
+            "date": cap.timestamp,
+            "warc_file": cap.payload.filename,
+            "warc_offset": cap.payload.offset,
+            "digest": cap.digest,
+        }
+        return result, where
+    return None, {}
+
+
+def _extract_group(
+    crawl_dir: Path, group: list[Capture], extractor: Extractor, keys: UrlKeys, log: Log
+) -> dict[str, Any] | None:
+    primary = group[0]
+    group_key = keys.key(primary.url)
+    show_all = [c for c in group if keys.part(c.url)[0]]
+    parts: dict[int, Capture] = {}
+    for c in group:
+        sa, n = keys.part(c.url)
+        if n is not None and not sa:
+            parts.setdefault(n, c)
+    source = None
+    part_urls: list[str] = []
+    if show_all:
+        result, where = _extract_one(crawl_dir, show_all[0], extractor, keys, log, group_key)
+        source = "showall"
+    else:
+        result, where = _extract_one(crawl_dir, primary, extractor, keys, log, group_key)
+    if result is None and show_all:
+        result, where = _extract_one(crawl_dir, primary, extractor, keys, log, group_key)
+        source = None
+    if result is None:
+        return None
+    listing = result.listing
+    if parts and not listing:
+        part_urls = [primary.url] + [
+            parts[n].url for n in sorted(parts) if parts[n].url != primary.url
+        ]
+        if source != "showall":
+            source = "joined"
+            for n in sorted(parts):
+                if parts[n].url == primary.url:
+                    continue
+                more, _ = _extract_one(crawl_dir, parts[n], extractor, keys, log, group_key)
+                if more is None:
+                    continue
+                _join(result, more)
+    rec: dict[str, Any] = {
+        "kind": "listing" if listing else "content",
+        "url": primary.url,
+        "legacy_urls": sorted(c.url for c in group),
+        "title": result.title,
+        "headings": result.headings,
+        "breadcrumbs": result.breadcrumbs,
+        "published": result.published,
+        "modified": result.modified,
+        "text": result.text,
+        "word_count": len(result.text.split()),
+        "language": result.lang,
+        "links": result.links,
+        "images": result.images,
+        "parts": {"urls": part_urls, "source": source} if part_urls else None,
+        "removed": [r.to_dict() for r in result.removed],
+        "capture": where,
+        "notes": result.notes,
+        "_html": result.html,
+        "_markdown": result.markdown,
+        "_fingerprint": _fingerprint(result) if result.blocks else "",
+    }
+    return rec
+
+
+def _join(into: Result, more: Result) -> None:
+    """Append a later part of a multi-part article: its blocks after the title it repeats."""
+    skip = 1 if more.blocks and into.blocks and more.blocks[0] == into.blocks[0] else 0
+    into.blocks.extend(more.blocks[skip:])
+    into.headings.extend(h for h in more.headings[skip:])
+    into.html += more.html
+    into.markdown += "\n" + more.markdown
+    into.links.extend(more.links)
+    into.images.extend(more.images)
+    into.removed.extend(more.removed)
+
+
+def _finish_record(rec: dict[str, Any], page_id: str, inv: Inventory) -> dict[str, Any]:
+    atts = []
+    seen: set[str] = set()
+    for link in rec["links"]:
+        a = inv.attachments.get(link["url"])
+        if (
+            a is None
+            or a.url in seen
+            or not urlsplit(a.url).path.lower().endswith(DOCUMENT_EXTENSIONS)
+        ):
+            continue
+        seen.add(a.url)
+        atts.append(
+            {
+                "url": a.url,
+                "type": a.mime,
+                "size": a.size,
+                "warc_file": a.filename,
+                "warc_offset": a.offset,
+                "digest": a.digest,
+                "text": link["text"],
+            }
+        )
+    title = rec["title"] or ""
+    html_doc = (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
+        f"<title>{_esc(title)}</title></head>\n<body>\n{rec['_html']}</body></html>\n"
+    )
+    md = rec["_markdown"]
+    ordered = {"id": page_id, **{k: v for k, v in rec.items() if not k.startswith("_")}}
+    ordered["attachments"] = atts
+    ordered["files"] = {
+        "html": f"pages/{page_id}.html",
+        "md": f"pages/{page_id}.md",
+        "json": f"pages/{page_id}.json",
+    }
+    ordered["_html"] = html_doc
+    ordered["_markdown"] = md
+    return ordered
+
+
+def _esc(s: str) -> str:
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _write_attachments(path: Path, inv: Inventory, doc_pages: dict[str, list[str]]) -> int:
+    n = 0
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["url", "type", "size", "warc_file", "warc_offset", "digest", "pages"])
+        for url in sorted(inv.attachments):
+            a = inv.attachments[url]
+            if not urlsplit(url).path.lower().endswith(DOCUMENT_EXTENSIONS):
+                continue
+            w.writerow(
+                [
+                    a.url,
+                    a.mime,
+                    a.size,
+                    a.filename,
+                    a.offset,
+                    a.digest,
+                    " ".join(sorted(set(doc_pages.get(url, [])))),
+                ]
+            )
+            n += 1
+    return n
+
+
+class _Ticker:
+    """A live counter on stderr (every 0.5 s on a terminal, every 10 s otherwise)."""
+
+    def __init__(self, enabled: bool, label: str, total: int) -> None:
+        import sys
+
+        self.enabled = enabled
+        self.label = label
+        self.total = total
+        self.n = 0
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+        self.started = time.monotonic()
+
+    def step(self) -> None:
+        self.n += 1
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.last >= (0.5 if self.tty else 10.0):
+            self.last = now
+            self._show()
+
+    def _show(self, end: str = "") -> None:
+        import sys
+
+        rate = self.n / max(time.monotonic() - self.started, 1e-6)
+        line = f"{self.label}: {self.n:,}/{self.total:,}  {rate:,.0f}/s"
+        sys.stderr.write(("\r" + line if self.tty else line + "\n") + end)
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.enabled and self.total:
+            self._show("\n" if self.tty else "")
+
+
+def iter_records(path: Path) -> Iterator[dict[str, Any]]:
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            yield json.loads(line)
