@@ -67,6 +67,9 @@ _SANITISE_ATTRS = {
     "ol": {"start"},
 }
 TEXT_RULE_MAX_CHARS = 500
+# A table's rows and cells are data: a header row or a date cell that recurs
+# across pages is still content. Only whole tables can be template.
+TABLE_PARTS = frozenset(("tr", "td", "th", "thead", "tbody", "tfoot", "caption", "colgroup"))
 
 
 class RulesError(ValueError):
@@ -197,7 +200,7 @@ class Extractor:
         gone: set[etree._Element] = set()
         n = 0
         for k in list(keyed_elements(body)):
-            if k.key not in template or k.el is body:
+            if k.key not in template or k.el is body or k.el.tag in TABLE_PARTS:
                 continue
             if any(a in gone for a in k.el.iterancestors()):
                 continue
@@ -246,7 +249,7 @@ class Extractor:
         if not self.rules.patterns:
             return
         for el in list(body.iter()):
-            if not isinstance(el.tag, str) or el is body or el.getparent() is None:
+            if not isinstance(el.tag, str) or el is body or not _attached(el, body):
                 continue
             text = _text(el)
             if len(text) > TEXT_RULE_MAX_CHARS:
@@ -257,13 +260,15 @@ class Extractor:
                     # Take the module the text belongs to: climb while the
                     # parent is still small enough to be one module.
                     target = el
+                    size = len(flat)
                     parent = target.getparent()
-                    while (
-                        parent is not None
-                        and parent is not body
-                        and len(norm_space(_text(parent))) <= TEXT_RULE_MAX_CHARS
-                    ):
-                        target, parent = parent, parent.getparent()
+                    while parent is not None and parent is not body:
+                        # Grow only while the parent is little more than the
+                        # module itself, never into neighbouring content.
+                        psize = len(norm_space(_text(parent)))
+                        if psize > TEXT_RULE_MAX_CHARS or psize > 2.5 * size + 150:
+                            break
+                        target, parent, size = parent, parent.getparent(), psize
                     self._remove(target, "rules", f"text {pat.pattern}", out)
                     break
 
@@ -408,6 +413,10 @@ class Extractor:
         )
 
 
+def _attached(el: etree._Element, body: etree._Element) -> bool:
+    return any(anc is body for anc in el.iterancestors())
+
+
 def _site_suffix_cut(title: str | None) -> str | None:
     if not title:
         return None
@@ -503,6 +512,16 @@ def is_listing(
     link_chars = sum(len(lk["text"]) for lk in links)
     if link_chars >= 0.35 * total:
         return True
+    # A short introduction over a list of links to other pages (a section page).
+    if total - link_chars < 400:
+        for lst in content.iter("ul", "ol"):
+            items = [li for li in lst.iterchildren("li")]
+            if len(items) >= 3 and all(
+                (a := li.find(".//a")) is not None
+                and len(_text(a).strip()) >= 0.8 * len(_text(li).strip())
+                for li in items
+            ):
+                return True
     # Teasers: three or more siblings of one shape, each with its own link.
     for parent in content.iter():
         kids = [c for c in parent if isinstance(c.tag, str)]

@@ -30,22 +30,31 @@ _VOLATILE = re.compile(
 )
 # Above this many characters an element holds more than a module: never template.
 MAX_TEMPLATE_CHARS = 20_000
+_HAS_WORD = re.compile(r"[^\W\d_]")
 
 
-def _sig(el: etree._Element) -> str:
+_SIG_CACHE: dict[tuple[str, str | None, str | None], bytes] = {}
+
+
+def _sig(el: etree._Element) -> bytes:
     tag = el.tag if isinstance(el.tag, str) else "?"
-    ident = el.get("id")
+    ident, cls = el.get("id"), el.get("class")
+    cached = _SIG_CACHE.get((tag, ident, cls))
+    if cached is not None:
+        return cached
     parts = [tag]
     if ident and not _VOLATILE.search(ident):
         parts.append("#" + ident)
-    cls = el.get("class")
     if cls:
         parts.extend("." + c for c in sorted(set(cls.split())) if not _VOLATILE.search(c))
-    return "".join(parts)
+    sig = "".join(parts).encode("utf-8", "surrogatepass")
+    if len(_SIG_CACHE) < 100_000:
+        _SIG_CACHE[(tag, ident, cls)] = sig
+    return sig
 
 
-def _h(data: str) -> bytes:
-    return hashlib.blake2b(data.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+def _h(*data: bytes) -> bytes:
+    return hashlib.blake2b(b"\x1f".join(data), digest_size=8).digest()
 
 
 @dataclass
@@ -56,34 +65,60 @@ class Keyed:
     chars: int
 
 
+def _piece(text: str | None) -> tuple[bytes, bool]:
+    if not text or text.isspace():
+        return b"", False
+    key = text_key(text)
+    return key.encode("utf-8", "surrogatepass"), bool(_HAS_WORD.search(key))
+
+
 def keyed_elements(root: etree._Element) -> Iterator[Keyed]:
-    """(element, path hash, key hash, text length) for every element with text, in document order."""
-    # Text lengths bottom-up first, so only elements small enough to be a
-    # module have their text serialised (keeps deep or huge pages linear).
-    lengths: dict[etree._Element, int] = {}
+    """(element, path hash, key hash, text length) for every element with text, in document order.
+
+    An element's text key is built bottom-up from its own text, its
+    children's keys and the text between them, so each piece of text is
+    normalised once however deep the tree is.
+    """
     order = [el for el in root.iter() if isinstance(el.tag, str)]
+    # element -> (text hash or b"" when no text, has a word, text length)
+    info: dict[etree._Element, tuple[bytes, bool, int]] = {}
     for el in reversed(order):
+        own, word = _piece(el.text)
+        chunks = [own] if own else []
         n = len(el.text or "")
         for child in el:
-            n += lengths.get(child, 0) + len(child.tail or "")
-        lengths[el] = n
-    paths: dict[etree._Element, str] = {}
+            sub = info.get(child)
+            if sub is not None and sub[0]:
+                chunks.append(sub[0])
+                word = word or sub[1]
+                n += sub[2]
+            tail, tail_word = _piece(child.tail)
+            if tail:
+                chunks.append(tail)
+                word = word or tail_word
+            n += len(child.tail or "")
+        if el.tag == "img":
+            src = el.get("src")
+            info[el] = (_h(b"@img", src.encode("utf-8", "surrogatepass")) if src else b"", True, 0)
+            continue
+        if not chunks:
+            info[el] = (b"", False, n)
+        elif len(chunks) == 1 and len(chunks[0]) == 8 and not own:
+            info[el] = (chunks[0], word, n)  # a wrapper around one child: same text, same key
+        else:
+            info[el] = (_h(*chunks), word, n)
+    paths: dict[etree._Element, bytes] = {}
     for el in order:
         parent = el.getparent()
-        path = (paths[parent] + "/" if parent is not None and parent in paths else "") + _sig(el)
+        ppath = paths.get(parent, b"") if parent is not None else b""
+        path = _h(ppath, _sig(el))
         paths[el] = path
-        n = lengths[el]
-        if el.tag == "img":
-            # A picture repeated at the same place (logo, arrows, print button).
-            src = el.get("src")
-            if src:
-                yield Keyed(el, _h(path), _h(path + "\x1f@img:" + src), 0)
+        text, word, n = info[el]
+        # A key of nothing but folded numbers and dates says nothing about
+        # the template ("8 September 2019" in a table is content).
+        if not text or not word or n > MAX_TEMPLATE_CHARS:
             continue
-        if n == 0 or n > MAX_TEMPLATE_CHARS:
-            continue
-        key = text_key(etree.tostring(el, method="text", encoding=str, with_tail=False))
-        if key:
-            yield Keyed(el, _h(path), _h(path + "\x1f" + key), n)
+        yield Keyed(el, path, _h(path, text), n)
 
 
 @dataclass
