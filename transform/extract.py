@@ -214,7 +214,7 @@ class Extractor:
         for el in list(body.iter()):
             if not isinstance(el.tag, str) or el.getparent() is None:
                 continue
-            if any(a.getparent() is None for a in el.iterancestors() if a is not body):
+            if not _attached(el, body):
                 continue
             ident = f"{el.get('id') or ''} {el.get('class') or ''} {el.get('aria-label') or ''} {el.get('itemtype') or ''}"
             if (_BREADCRUMB.search(ident) and el.tag not in ("a", "span", "li")) or (

@@ -449,7 +449,9 @@ def _extract_group(
         "notes": result.notes,
         "_html": result.html,
         "_markdown": result.markdown,
-        "_fingerprint": _fingerprint(result) if result.blocks else "",
+        # Only pages with real text are merged on it: two near-empty pages
+        # are not the same page.
+        "_fingerprint": _fingerprint(result) if len(result.text.split()) >= 20 else "",
     }
     return rec
 
