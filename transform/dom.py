@@ -107,8 +107,15 @@ def decode(body: bytes, content_type: str) -> Decoded:
 
 def parse(text: str) -> etree._Element:
     """Parse decoded HTML; raises NotHtml when nothing usable comes out."""
+    # huge_tree lifts libxml2's depth limit (256), past which it silently
+    # drops the rest of the document; depth is bounded by flatten_deep instead.
     parser = html.HTMLParser(
-        encoding="utf-8", remove_comments=True, remove_pis=True, recover=True, no_network=True
+        encoding="utf-8",
+        remove_comments=True,
+        remove_pis=True,
+        recover=True,
+        no_network=True,
+        huge_tree=True,
     )
     try:
         root = etree.fromstring(text.encode("utf-8", "surrogatepass"), parser=parser)
@@ -117,6 +124,30 @@ def parse(text: str) -> etree._Element:
     if root is None:
         raise NotHtml("unparseable:empty")
     return root
+
+
+MAX_DEPTH = 150
+
+
+def flatten_deep(root: etree._Element, max_depth: int = MAX_DEPTH) -> bool:
+    """Turn whatever is nested deeper than max_depth into the text it holds.
+
+    Real pages are never that deep; a page that is (broken markup, a trap)
+    keeps its words, and every later step can recurse safely.
+    """
+    flattened = False
+    stack = [(root, 0)]
+    while stack:
+        el, depth = stack.pop()
+        if depth >= max_depth and len(el):
+            text = etree.tostring(el, method="text", encoding=str, with_tail=False)
+            for child in list(el):
+                el.remove(child)
+            el.text = text
+            flattened = True
+            continue
+        stack.extend((child, depth + 1) for child in el if isinstance(child.tag, str))
+    return flattened
 
 
 def strip_non_content(root: etree._Element) -> tuple[str | None, str | None]:

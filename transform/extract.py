@@ -69,7 +69,11 @@ _SANITISE_ATTRS = {
 TEXT_RULE_MAX_CHARS = 500
 # A table's rows and cells are data: a header row or a date cell that recurs
 # across pages is still content. Only whole tables can be template.
-TABLE_PARTS = frozenset(("tr", "td", "th", "thead", "tbody", "tfoot", "caption", "colgroup"))
+# The same holds for list items: a stock list item is still content when its
+# list is not template as a whole.
+TABLE_PARTS = frozenset(
+    ("tr", "td", "th", "thead", "tbody", "tfoot", "caption", "colgroup", "li", "dt", "dd")
+)
 
 
 class RulesError(ValueError):

@@ -32,7 +32,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from sunset.profile import Profile
 
 from .archive import ArchiveError, Capture, Inventory, iter_payloads, read_inventory
-from .dom import NotHtml, decode, parse, sniff_not_html, strip_non_content
+from .dom import NotHtml, decode, flatten_deep, parse, sniff_not_html, strip_non_content
 from .extract import Extractor, Result, Rules, RulesError, read_dates
 from .template import TemplateModel
 
@@ -200,6 +200,8 @@ def _load(
         raise NotHtml(reason)
     dec = decode(payload_body, ctype)
     root = parse(dec.text)
+    if flatten_deep(root):
+        dec.notes.append("markup:nested-too-deep-flattened")
     dates = read_dates(root)
     title, lang = strip_non_content(root)
     return root, title, lang, dates, dec.notes

@@ -38,6 +38,10 @@ _SIG_CACHE: dict[tuple[str, str | None, str | None], bytes] = {}
 
 def _sig(el: etree._Element) -> bytes:
     tag = el.tag if isinstance(el.tag, str) else "?"
+    if tag in ("html", "body"):
+        # Their classes name the page type and menu item (Joomla: "view-article
+        # itemid-262"), which would make every page type a template of its own.
+        return tag.encode()
     ident, cls = el.get("id"), el.get("class")
     cached = _SIG_CACHE.get((tag, ident, cls))
     if cached is not None:
