@@ -28,19 +28,29 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterable
-from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from rich.console import Console
+from _common import (
+    PROFILE,
+    ROOT,
+    SEED,
+    THEME,
+    LineCounter,
+    err,
+    first_line,
+    first_line_of,
+    out,
+    target_uri,
+    warc_bytes,
+    warc_files,
+)
+from _common import measure as measure_tool
 from rich.table import Table
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
@@ -49,20 +59,11 @@ from replica.nginx import serve_nginx
 from sunset.profile import Profile, load_profile
 from sunset.replica_commands import ensure_replica
 
-ROOT = Path(__file__).resolve().parent.parent
-PROFILE = "demo"
-SEED = 1
-THEME = "protostar"
 PAGES = (1000, 10000)
 LATENCIES = (0, 20)
 DEFAULT_TIMEOUT = 7200.0
-POLL = 0.5
 # How many of the URLs one tool captured and the other did not go into the JSON.
 SAMPLE = 50
-
-err = Console(stderr=True, highlight=False)
-# Piped to a file, rich would squeeze the table into 80 columns.
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 132)
 
 
 @dataclass
@@ -90,100 +91,15 @@ class Run:
 # Process measurement
 
 
-def _children(pid: int) -> list[int]:
-    kids: list[int] = []
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as fh:
-                kids.extend(int(k) for k in fh.read().split())
-    except OSError:
-        pass
-    return kids
-
-
-def _tree_rss_kb(pid: int) -> int:
-    """Current resident memory of a process and all its descendants, in kB."""
-    total, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            with open(f"/proc/{p}/status") as fh:
-                for line in fh:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-                        break
-        except OSError:
-            continue
-        todo.extend(_children(p))
-    return total
-
-
-class Progress:
-    """One live status line on stderr: a rewritten line on a terminal, else one every 15 s."""
-
-    def __init__(self, label: str, counter: Counter) -> None:
-        self.label = label
-        self.counter = counter
-        self.tty = sys.stderr.isatty()
-        self.last = 0.0
-
-    def update(self, elapsed: float, final: bool = False) -> None:
-        now = time.monotonic()
-        if not final and now - self.last < (1.0 if self.tty else 15.0):
-            return
-        self.last = now
-        fetched, warc = self.counter.poll()
-        line = f"  {self.label}: {elapsed:7.1f} s  {fetched:>7,} fetches  WARC {warc / 1e6:8.1f} MB"
-        if self.tty:
-            sys.stderr.write("\r" + line + ("\n" if final else ""))
-            sys.stderr.flush()
-        else:
-            err.print(line)
-
-
-class Counter:
+class Counter(LineCounter):
     """Counts fetches in a growing log file (lines containing ``marker``) and WARC bytes."""
 
     def __init__(self, log: Path, marker: bytes | None, warc_dir: Path) -> None:
-        self.log = log
-        self.marker = marker
+        super().__init__(log, marker)
         self.warc_dir = warc_dir
-        self.offset = 0
-        self.count = 0
-        self.tail = b""
 
-    def poll(self) -> tuple[int, int]:
-        try:
-            with open(self.log, "rb") as fh:
-                fh.seek(self.offset)
-                chunk = fh.read()
-        except OSError:
-            chunk = b""
-        self.offset += len(chunk)
-        # Only complete lines; a half-written one is counted next time.
-        data = self.tail + chunk
-        lines, _, self.tail = data.rpartition(b"\n")
-        if lines:
-            for line in lines.split(b"\n"):
-                if self.marker is None or self.marker in line:
-                    self.count += 1
-        return self.count, _warc_bytes(self.warc_dir)
-
-
-def _warc_files(folder: Path) -> list[Path]:
-    # ".open" files are still being written (or were cut off by a timeout).
-    # Not recursive: wget's folder also holds its (emptied) mirror tree.
-    return sorted(
-        p for p in folder.glob("*") if p.is_file() and re.search(r"\.warc(\.gz)?(\.open)?$", p.name)
-    )
-
-
-def _warc_bytes(folder: Path) -> int:
-    total = 0
-    for p in _warc_files(folder) if folder.exists() else []:
-        with suppress(OSError):  # renamed from .open between listing and stat
-            total += p.stat().st_size
-    return total
+    def status(self) -> str:
+        return f"{self.poll():>7,} fetches  WARC {warc_bytes(self.warc_dir) / 1e6:8.1f} MB"
 
 
 def measure(
@@ -198,61 +114,18 @@ def measure(
     timeout: float,
 ) -> None:
     """Run ``cmd`` to completion or timeout; fill in wall time, exit code and peak RSS."""
-    progress = Progress(f"{run.tool} {run.pages:,} pages {run.latency_ms} ms", counter)
-    peak_tree = 0
-    reaped: list[tuple[int, os.struct_rusage, float]] = []
-
-    def reap(pid: int) -> None:
-        # wait4 rather than Popen.wait: it also returns the child's peak RSS
-        # (what GNU time -v reports), and blocking in a thread stamps the exit
-        # time exactly instead of to the nearest poll.
-        _, status, usage = os.wait4(pid, 0)
-        reaped.append((status, usage, time.monotonic()))
-
-    with open(stdout, "wb") as so, open(stderr, "wb") as se:
-        start = time.monotonic()
-        proc = subprocess.Popen(
-            cmd,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=so,
-            stderr=se,
-            start_new_session=True,
-        )
-        reaper = threading.Thread(target=reap, args=(proc.pid,), daemon=True)
-        reaper.start()
-        try:
-            while reaper.is_alive():
-                elapsed = time.monotonic() - start
-                peak_tree = max(peak_tree, _tree_rss_kb(proc.pid))
-                if elapsed > timeout:
-                    # SIGTERM lets a crawler close its WARC; then no mercy.
-                    _signal_group(proc.pid, signal.SIGKILL if run.timed_out else signal.SIGTERM)
-                    run.timed_out = True
-                    timeout = elapsed + 5
-                progress.update(elapsed)
-                reaper.join(POLL)
-        finally:
-            if reaper.is_alive():  # interrupted: leave nothing running
-                _signal_group(proc.pid, signal.SIGKILL)
-                reaper.join()
-    status, usage, end = reaped[0]
-    proc.returncode = os.waitstatus_to_exitcode(status)  # already reaped; Popen must not wait
-    elapsed = end - start
-    run.wall_s = round(elapsed, 3)
-    run.exit_code = proc.returncode
-    # ru_maxrss is the largest single process; the sampled tree sum catches
-    # a tool that spreads over several processes at once.
-    run.peak_rss_mb = round(max(usage.ru_maxrss, peak_tree) / 1024, 1)
-    progress.update(elapsed, final=True)
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    # The tool leads its own session (start_new_session), so its group is
-    # exactly the processes this benchmark started.
-    with suppress(ProcessLookupError):
-        os.killpg(pgid, sig)
+    m = measure_tool(
+        cmd,
+        label=f"{run.tool} {run.pages:,} pages {run.latency_ms} ms",
+        status=counter.status,
+        cwd=cwd,
+        env=env,
+        stdout=stdout,
+        stderr=stderr,
+        timeout=timeout,
+    )
+    run.wall_s, run.exit_code, run.peak_rss_mb = m.wall_s, m.exit_code, m.peak_rss_mb
+    run.timed_out = m.timed_out
 
 
 # --------------------------------------------------------------------------
@@ -263,7 +136,7 @@ def warc_stats(folder: Path, run: Run) -> None:
     """Requests, responses, HTML pages (status 200) and the 200 URL set, from the WARC files."""
     captured: dict[str, tuple[str, str]] = {}  # URI -> (status, content type), last wins
     bare_revisits: list[tuple[str, str]] = []  # (URI, refers-to URI)
-    for path in _warc_files(folder):
+    for path in warc_files(folder):
         run.warc_bytes += path.stat().st_size
         try:
             with open(path, "rb") as fh:
@@ -276,7 +149,7 @@ def warc_stats(folder: Path, run: Run) -> None:
                     # stored (sunset deduplicates; wget does not), so it counts.
                     if kind not in ("response", "revisit"):
                         continue
-                    uri = _uri(rec.rec_headers.get_header("WARC-Target-URI"))
+                    uri = target_uri(rec.rec_headers.get_header("WARC-Target-URI"))
                     run.responses += kind == "response"
                     head = rec.http_headers
                     status = head.get_statuscode() if head else ""
@@ -284,7 +157,7 @@ def warc_stats(folder: Path, run: Run) -> None:
                         # No HTTP headers in the revisit: take them from the
                         # response it refers to, once every file has been read.
                         refers = rec.rec_headers.get_header("WARC-Refers-To-Target-URI")
-                        bare_revisits.append((uri, _uri(refers)))
+                        bare_revisits.append((uri, target_uri(refers)))
                         continue
                     ctype = (head.get_header("Content-Type") or "") if head else ""
                     captured[uri] = (status, ctype)
@@ -305,11 +178,6 @@ def warc_stats(folder: Path, run: Run) -> None:
     # Unique URLs, so a tool that fetched a page twice gets no credit for it.
     run.html_pages = len(html)
     run.pages_per_s = round(run.html_pages / run.wall_s, 2) if run.wall_s else 0.0
-
-
-def _uri(value: str | None) -> str:
-    # WARC 1.0 writers (and the 1.1 spec's grammar) may wrap the URI in <>.
-    return (value or "").strip().strip("<>")
 
 
 # --------------------------------------------------------------------------
@@ -374,7 +242,7 @@ def run_wget(profile: Profile, proxy: str, workdir: Path, run: Run, timeout: flo
     )
     # wget exits 8 when any response was an error (the replica's 404s are).
     if run.exit_code not in (0, 8) and not run.timed_out:
-        first = _first_line(log) or _first_line(workdir / "wget.stderr")
+        first = first_line(log) or first_line(workdir / "wget.stderr")
         run.error = f"wget exited {run.exit_code}: {first}"
     warc_stats(workdir, run)
     run.ok = run.error is None and not run.timed_out
@@ -401,21 +269,11 @@ def run_sunset(connect_to: list[str], workdir: Path, run: Run, timeout: float) -
         timeout=timeout,
     )
     if run.exit_code != 0 and not run.timed_out:
-        first = _first_line(logs / "stderr") or f"exit status {run.exit_code}"
+        first = first_line(logs / "stderr") or f"exit status {run.exit_code}"
         run.error = f"sunset crawl failed: {first}"
     if (workdir / "warc").exists():
         warc_stats(workdir / "warc", run)
     run.ok = run.error is None and not run.timed_out
-
-
-def _first_line(path: Path) -> str:
-    try:
-        for line in path.read_text(errors="replace").splitlines():
-            if line.strip():
-                return line.strip()
-    except OSError:
-        pass
-    return ""
 
 
 # --------------------------------------------------------------------------
@@ -634,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
         "profile": PROFILE,
         "seed": SEED,
         "repeat": args.repeat,
-        "wget": _first_line_of(["wget", "--version"]),
+        "wget": first_line_of(["wget", "--version"]),
         "configs": results,
         "sunset_rss_10k_over_1k": ratios,
     }
@@ -642,13 +500,6 @@ def main(argv: list[str] | None = None) -> int:
     print_report(results, ratios)
     err.print(f"written {base / 'crawl.json'}")
     return 0
-
-
-def _first_line_of(cmd: list[str]) -> str:
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.split("\n")[0]
-    except (OSError, subprocess.SubprocessError):
-        return ""
 
 
 if __name__ == "__main__":
