@@ -127,10 +127,6 @@ def test_every_ground_truth_paragraph_is_kept_and_f1_high(protostar) -> None:
     assert f1(truth, pages) >= 0.98
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: one listing page of the 150-page replica is classed as content (issue 4, open)",
-)
 def test_variants_and_parts_become_one_page(protostar) -> None:
     _, _, _, pages, truth, _ = protostar
     by_url = {u: p for p in pages for u in p["legacy_urls"]}
@@ -276,9 +272,6 @@ BAD = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True, reason="known defect: a 5,000-deep page loses its text (issue 4, open)"
-)
 def test_bad_input_is_logged_not_fatal(tmp_path: Path) -> None:
     pages = normal_pages()
     for name, value in BAD.items():

@@ -105,6 +105,19 @@ def decode(body: bytes, content_type: str) -> Decoded:
     return Decoded(body.decode(enc, errors="replace"), enc, notes)
 
 
+# A long run of opening tags with nothing between them: broken or hostile
+# markup. libxml2 drops everything nested past its depth limit, words
+# included, so such runs are collapsed before parsing.
+_TAG_RUN = re.compile(
+    r"(?:<(?!(?:img|br|hr|input|meta|link|source|col|area|wbr|base)\b)[A-Za-z][^<>]*>\s*){64,}"
+)
+
+
+def collapse_tag_runs(text: str) -> tuple[str, bool]:
+    out, n = _TAG_RUN.subn("<div>", text)
+    return out, n > 0
+
+
 def parse(text: str) -> etree._Element:
     """Parse decoded HTML; raises NotHtml when nothing usable comes out."""
     # huge_tree lifts libxml2's depth limit (256), past which it silently

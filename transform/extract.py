@@ -411,7 +411,7 @@ class Extractor:
             markdown=to_markdown(content),
             links=links,
             images=images,
-            listing=is_listing(content, blocks, links, url),
+            listing=is_listing(content, blocks, links, url, self.hosts),
             removed=removed,
             notes=notes,
         )
@@ -504,12 +504,28 @@ def text_blocks(content: etree._Element) -> list[str]:
 
 
 def is_listing(
-    content: etree._Element, blocks: list[str], links: list[dict[str, str]], url: str
+    content: etree._Element,
+    blocks: list[str],
+    links: list[dict[str, str]],
+    url: str,
+    hosts: frozenset[str],
 ) -> bool:
     """A page made of links to other pages with their teasers: a listing, not content."""
     total = sum(len(b) for b in blocks)
     if total == 0:
         return False
+    # A heading that is nothing but a link to another page is a teaser's title
+    # (a blog or news list), whatever else the page holds.
+    for h in content.iter(*HEADINGS):
+        a = h.find(".//a")
+        href = a.get("href") if a is not None else None
+        if (
+            href
+            and href.split("#", 1)[0] != url
+            and (urlsplit(href).hostname or "").lower() in hosts
+            and len(_text(a).strip()) >= 0.9 * len(_text(h).strip()) > 0
+        ):
+            return True
     targets = {lk["url"].split("#", 1)[0] for lk in links} - {url}
     if len(targets) < 3:
         return False

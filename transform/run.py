@@ -32,7 +32,15 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from sunset.profile import Profile
 
 from .archive import ArchiveError, Capture, Inventory, iter_payloads, read_inventory
-from .dom import NotHtml, decode, flatten_deep, parse, sniff_not_html, strip_non_content
+from .dom import (
+    NotHtml,
+    collapse_tag_runs,
+    decode,
+    flatten_deep,
+    parse,
+    sniff_not_html,
+    strip_non_content,
+)
 from .extract import Extractor, Result, Rules, RulesError, read_dates
 from .template import TemplateModel
 
@@ -199,7 +207,10 @@ def _load(
     if reason:
         raise NotHtml(reason)
     dec = decode(payload_body, ctype)
-    root = parse(dec.text)
+    text, collapsed = collapse_tag_runs(dec.text)
+    if collapsed:
+        dec.notes.append("markup:tag-run-collapsed")
+    root = parse(text)
     if flatten_deep(root):
         dec.notes.append("markup:nested-too-deep-flattened")
     dates = read_dates(root)
