@@ -11,6 +11,8 @@ from __future__ import annotations
 import random
 import re
 
+from .calendar import MONTH_NAMES
+
 TOPICS = (
     "urgent care",
     "mental health",
@@ -158,20 +160,7 @@ FOLLOWERS = (
     "Feedback from {num_small} community groups was collected at {num_small2} events.",
 )
 
-MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
+MONTHS = MONTH_NAMES
 
 TITLE_PATTERNS = (
     "Improving {topic} in {town}",

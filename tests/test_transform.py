@@ -97,6 +97,11 @@ def test_writes_every_output_file(protostar) -> None:
     assert any(p["attachments"] for p in pages)
     att = next(a for p in pages for a in p["attachments"])
     assert att["warc_file"].endswith(".warc.gz") and att["digest"].startswith("sha1:")
+    site = protostar[0]
+    served = {u["url"]: u["sha1"] for u in iter_jsonl(site / "ground-truth" / "urls.jsonl")}
+    for a in (a for p in pages for a in p["attachments"]):
+        blob = site / "blobs" / served[a["url"]][:2] / served[a["url"]]
+        assert a["size"] == blob.stat().st_size, a["url"]
 
 
 def test_no_clean_page_contains_template_text(protostar) -> None:

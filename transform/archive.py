@@ -49,10 +49,16 @@ class Capture:
 class Attachment:
     url: str
     mime: str
-    size: int
     digest: str
-    filename: str
-    offset: int
+    payload: Location  # the response record holding its bytes
+
+    @property
+    def filename(self) -> str:
+        return self.payload.filename
+
+    @property
+    def offset(self) -> int:
+        return self.payload.offset
 
 
 @dataclass
@@ -80,19 +86,19 @@ def read_inventory(crawl_dir: Path, documents: tuple[str, ...]) -> Inventory:
     if not index.is_file():
         raise ArchiveError(f"{index}: no CDXJ index; is {crawl_dir} a sunset crawl folder?")
     originals: dict[str, Location] = {}
-    latest: dict[str, dict[str, str]] = {}
-    attachments: dict[str, Attachment] = {}
-    unresolved: list[tuple[str, str]] = []
+    # url -> (timestamp, mime, digest, location): a few small fields per URL,
+    # not the parsed index line, so a large site's index stays small here.
+    latest: dict[str, tuple[str, str, str, Location]] = {}
+    names: dict[str, str] = {}
     with open(index, encoding="utf-8", errors="replace") as fh:
         for line in fh:
             rec = _parse_line(line.rstrip("\n"))
-            if rec is None or "url" not in rec:
-                continue
-            if rec.get("status") != "200":
+            if rec is None or "url" not in rec or rec.get("status") != "200":
                 continue
             mime = (rec.get("mime") or "").lower()
             try:
-                loc = Location(rec["filename"], int(rec["offset"]), int(rec["length"]))
+                name = names.setdefault(rec["filename"], rec["filename"])
+                loc = Location(name, int(rec["offset"]), int(rec["length"]))
             except (KeyError, ValueError):
                 continue
             digest = rec.get("digest", "")
@@ -100,14 +106,13 @@ def read_inventory(crawl_dir: Path, documents: tuple[str, ...]) -> Inventory:
                 originals.setdefault(digest, loc)
             url = rec["url"]
             prev = latest.get(url)
-            if prev is None or rec["timestamp"] >= prev["timestamp"]:
-                latest[url] = rec
+            if prev is None or rec["timestamp"] >= prev[0]:
+                latest[url] = (rec["timestamp"], mime, digest, loc)
     pages: list[Capture] = []
+    attachments: dict[str, Attachment] = {}
+    unresolved: list[tuple[str, str]] = []
     for url in sorted(latest):
-        rec = latest[url]
-        mime = (rec.get("mime") or "").lower()
-        digest = rec.get("digest", "")
-        loc = Location(rec["filename"], int(rec["offset"]), int(rec["length"]))
+        timestamp, mime, digest, loc = latest[url]
         payload = loc
         if mime == "warc/revisit":
             found = originals.get(digest)
@@ -115,15 +120,11 @@ def read_inventory(crawl_dir: Path, documents: tuple[str, ...]) -> Inventory:
                 unresolved.append((url, "revisit-without-original"))
                 continue
             payload = found
-        cap = Capture(url, rec["timestamp"], 200, mime, digest, loc, payload)
-        path = url.split("?", 1)[0].lower()
-        is_doc = path.endswith(documents)
+        is_doc = url.split("?", 1)[0].lower().endswith(documents)
         if mime in HTML_MIMES or (mime == "warc/revisit" and not is_doc):
-            pages.append(cap)
+            pages.append(Capture(url, timestamp, 200, mime, digest, loc, payload))
         else:
-            attachments[url] = Attachment(
-                url, mime, int(rec.get("length", 0)), digest, payload.filename, payload.offset
-            )
+            attachments[url] = Attachment(url, mime, digest, payload)
     return Inventory(pages, attachments, unresolved)
 
 
@@ -201,6 +202,20 @@ def _decode_content(raw: bytes, encoding: str | None, notes: list[str]) -> bytes
         return raw
     notes.append(f"content-encoding:unsupported-{enc}")
     return raw
+
+
+def payload_size(crawl_dir: Path, loc: Location) -> int | None:
+    """Bytes of a response's HTTP payload as served (streamed, never held), or None."""
+    try:
+        with open(crawl_dir / "warc" / loc.filename, "rb") as fh:
+            fh.seek(loc.offset)
+            record = next(iter(ArchiveIterator(fh)))
+            n = 0
+            while chunk := record.raw_stream.read(1 << 16):
+                n += len(chunk)
+            return n
+    except (OSError, StopIteration, ArchiveLoadFailed, EOFError, zlib.error):
+        return None
 
 
 def iter_payloads(

@@ -23,15 +23,24 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from sunset.profile import Profile
+from sunset.ui import progress
 
-from .archive import ArchiveError, Capture, Inventory, iter_payloads, read_inventory
+from .archive import (
+    ArchiveError,
+    Attachment,
+    Capture,
+    Inventory,
+    iter_payloads,
+    payload_size,
+    read_inventory,
+)
 from .dom import (
     NotHtml,
     collapse_tag_runs,
@@ -266,6 +275,13 @@ def run_transform(opt: TransformOptions, ui: Any = None) -> tuple[int, Summary]:
     except OSError as exc:
         raise TransformError(f"{out}: cannot write here: {exc.strerror or exc}") from None
 
+    sizes: dict[str, int | None] = {}
+
+    def size_of(a: Attachment) -> int | None:
+        if a.url not in sizes:
+            sizes[a.url] = payload_size(opt.crawl_dir, a.payload)
+        return sizes[a.url]
+
     keys = UrlKeys(p)
     groups = group_captures(inv.pages, keys)
     summary.html_captures = len(inv.pages)
@@ -275,23 +291,23 @@ def run_transform(opt: TransformOptions, ui: Any = None) -> tuple[int, Summary]:
 
     # 2. learn
     model = TemplateModel(min_share=p.boilerplate.min_share)
+    live = None if opt.progress else False
     sample = sorted(
         groups, key=lambda g: hashlib.blake2b(g[0].url.encode(), digest_size=8).digest()
     )
     learn_caps = [g[0] for g in sample[: opt.sample]]
-    tick = _Ticker(opt.progress, "learning the template", len(learn_caps))
-    for _cap, payload, _err in iter_payloads(opt.crawl_dir, learn_caps, MAX_PAGE_BYTES):
-        tick.step()
-        if payload is None:
-            continue
-        try:
-            root, *_ = _load(payload.body, payload.content_type)
-        except NotHtml:
-            continue
-        body = root.find("body")
-        model.observe(body if body is not None else root)
+    with progress("learning the template", len(learn_caps), unit="pages", live=live) as tick:
+        for _cap, payload, _err in iter_payloads(opt.crawl_dir, learn_caps, MAX_PAGE_BYTES):
+            tick.advance()
+            if payload is None:
+                continue
+            try:
+                root, *_ = _load(payload.body, payload.content_type)
+            except NotHtml:
+                continue
+            body = root.find("body")
+            model.observe(body if body is not None else root)
     model.finish()
-    tick.done()
     summary.template = model.stats()
 
     extractor = Extractor(model, rules, hosts, use_learned=opt.use_learned, rewrite=rewrite)
@@ -303,27 +319,26 @@ def run_transform(opt: TransformOptions, ui: Any = None) -> tuple[int, Summary]:
     first_by_print: dict[str, int] = {}
     merged_into: dict[int, int] = {}
     extra_urls: dict[int, list[str]] = {}
-    tick = _Ticker(opt.progress, "extracting pages", len(groups))
     n_records = 0
     try:
-        for group in groups:
-            tick.step()
-            rec = _extract_group(opt.crawl_dir, group, extractor, keys, log)
-            if rec is None:
-                summary.skipped += len(group)
-                continue
-            fp = rec.pop("_fingerprint")
-            idx = n_records
-            earlier = first_by_print.get(fp) if fp else None
-            if earlier is not None and rec["kind"] == "content":
-                merged_into[idx] = earlier
-                extra_urls.setdefault(earlier, []).extend(rec["legacy_urls"])
-                summary.merged_urls += len(rec["legacy_urls"])
-            elif fp:
-                first_by_print[fp] = idx
-            tmp.write(json.dumps(rec, ensure_ascii=False) + "\n")
-            n_records += 1
-        tick.done()
+        with progress("extracting pages", len(groups), unit="pages", live=live) as tick:
+            for group in groups:
+                tick.advance()
+                rec = _extract_group(opt.crawl_dir, group, extractor, keys, log)
+                if rec is None:
+                    summary.skipped += len(group)
+                    continue
+                fp = rec.pop("_fingerprint")
+                idx = n_records
+                earlier = first_by_print.get(fp) if fp else None
+                if earlier is not None and rec["kind"] == "content":
+                    merged_into[idx] = earlier
+                    extra_urls.setdefault(earlier, []).extend(rec["legacy_urls"])
+                    summary.merged_urls += len(rec["legacy_urls"])
+                elif fp:
+                    first_by_print[fp] = idx
+                tmp.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                n_records += 1
 
         # 4. write
         tmp.seek(0)
@@ -337,7 +352,7 @@ def run_transform(opt: TransformOptions, ui: Any = None) -> tuple[int, Summary]:
                 if idx in extra_urls:
                     rec["legacy_urls"] = sorted(set(rec["legacy_urls"]) | set(extra_urls[idx]))
                 page_id = _page_id(rec["url"], taken)
-                rec = _finish_record(rec, page_id, inv)
+                rec = _finish_record(rec, page_id, inv, size_of)
                 html_doc = rec.pop("_html")
                 md = rec.pop("_markdown")
                 (pages_dir / f"{page_id}.html").write_text(html_doc, encoding="utf-8")
@@ -355,7 +370,7 @@ def run_transform(opt: TransformOptions, ui: Any = None) -> tuple[int, Summary]:
                     summary.multipart += 1
                 for att in rec["attachments"]:
                     doc_pages.setdefault(att["url"], []).append(rec["url"])
-        summary.attachments = _write_attachments(out / "attachments.csv", inv, doc_pages)
+        summary.attachments = _write_attachments(out / "attachments.csv", inv, doc_pages, size_of)
     except OSError as exc:
         raise TransformError(f"{out}: cannot write: {exc.strerror or exc}") from None
     finally:
@@ -481,7 +496,9 @@ def _join(into: Result, more: Result) -> None:
     into.removed.extend(more.removed)
 
 
-def _finish_record(rec: dict[str, Any], page_id: str, inv: Inventory) -> dict[str, Any]:
+def _finish_record(
+    rec: dict[str, Any], page_id: str, inv: Inventory, size_of: Callable[[Attachment], int | None]
+) -> dict[str, Any]:
     atts = []
     seen: set[str] = set()
     for link in rec["links"]:
@@ -497,7 +514,7 @@ def _finish_record(rec: dict[str, Any], page_id: str, inv: Inventory) -> dict[st
             {
                 "url": a.url,
                 "type": a.mime,
-                "size": a.size,
+                "size": size_of(a),
                 "warc_file": a.filename,
                 "warc_offset": a.offset,
                 "digest": a.digest,
@@ -526,7 +543,12 @@ def _esc(s: str) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _write_attachments(path: Path, inv: Inventory, doc_pages: dict[str, list[str]]) -> int:
+def _write_attachments(
+    path: Path,
+    inv: Inventory,
+    doc_pages: dict[str, list[str]],
+    size_of: Callable[[Attachment], int | None],
+) -> int:
     n = 0
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
@@ -539,7 +561,7 @@ def _write_attachments(path: Path, inv: Inventory, doc_pages: dict[str, list[str
                 [
                     a.url,
                     a.mime,
-                    a.size,
+                    size_of(a),
                     a.filename,
                     a.offset,
                     a.digest,
@@ -548,45 +570,3 @@ def _write_attachments(path: Path, inv: Inventory, doc_pages: dict[str, list[str
             )
             n += 1
     return n
-
-
-class _Ticker:
-    """A live counter on stderr (every 0.5 s on a terminal, every 10 s otherwise)."""
-
-    def __init__(self, enabled: bool, label: str, total: int) -> None:
-        import sys
-
-        self.enabled = enabled
-        self.label = label
-        self.total = total
-        self.n = 0
-        self.tty = sys.stderr.isatty()
-        self.last = 0.0
-        self.started = time.monotonic()
-
-    def step(self) -> None:
-        self.n += 1
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if now - self.last >= (0.5 if self.tty else 10.0):
-            self.last = now
-            self._show()
-
-    def _show(self, end: str = "") -> None:
-        import sys
-
-        rate = self.n / max(time.monotonic() - self.started, 1e-6)
-        line = f"{self.label}: {self.n:,}/{self.total:,}  {rate:,.0f}/s"
-        sys.stderr.write(("\r" + line if self.tty else line + "\n") + end)
-        sys.stderr.flush()
-
-    def done(self) -> None:
-        if self.enabled and self.total:
-            self._show("\n" if self.tty else "")
-
-
-def iter_records(path: Path) -> Iterator[dict[str, Any]]:
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            yield json.loads(line)
