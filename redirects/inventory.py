@@ -1,0 +1,418 @@
+"""What the two sites hold, read from files other stages wrote.
+
+Legacy side: a crawl folder (``indexes/index.cdxj``, ``warc/``) and, when
+``sunset transform`` has run, its ``content/pages.jsonl`` for titles, text and
+which URLs show one page. New side: a crawl of the new site (same layout), a
+sitemap (file or URL) or a CSV list. Nothing here imports another stage.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from lxml import etree
+from lxml import html as lxml_html
+from warcio.archiveiterator import ArchiveIterator
+from warcio.exceptions import ArchiveLoadFailed
+
+from sunset.errors import SunsetError
+
+from .urls import absolute, canonical, request_target
+
+HTML_MIMES = frozenset({"text/html", "application/xhtml+xml"})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# Types that are page furniture, not things anyone bookmarks or links to.
+_NOT_CONTENT = re.compile(
+    r"^(text/css|(application|text)/(x-)?javascript|font/|application/(x-)?font|"
+    r"application/vnd\.ms-fontobject|image/x-icon|image/vnd\.microsoft\.icon)"
+)
+_DROP_TAGS = ("script", "style", "noscript", "nav", "header", "footer", "aside", "form", "template")
+
+
+@dataclass
+class Capture:
+    url: str
+    timestamp: str  # 14 digits
+    status: int
+    mime: str
+    digest: str
+    filename: str
+    offset: int
+
+
+@dataclass
+class LegacyPage:
+    """One legacy page and every URL that shows it."""
+
+    group: str
+    url: str  # the primary URL
+    urls: list[str]
+    title: str = ""
+    text: str = ""
+    kind: str = "content"  # content | listing | document | asset
+    links: list[str] = field(default_factory=list)
+    timestamp: str = ""
+    digest: str = ""
+    mime: str = ""
+    from_transform: bool = False  # grouped and cleaned by `sunset transform`
+
+
+@dataclass
+class NewPage:
+    url: str
+    title: str = ""
+    titles: tuple[str, ...] = ()  # other names it goes by (h1, <title>)
+    text: str = ""
+    kind: str = "page"  # page | document
+    digest: str = ""
+
+
+def read_cdxj(crawl_dir: Path) -> dict[str, Capture]:
+    """The latest capture of every URL in a crawl's CDXJ index."""
+    index = crawl_dir / "indexes" / "index.cdxj"
+    if not index.is_file():
+        raise SunsetError(f"{crawl_dir}: no crawl index at {index} (run 'sunset crawl' first)")
+    latest: dict[str, Capture] = {}
+    with open(index, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            head, sep, rest = line.partition(" {")
+            if not sep:
+                continue
+            try:
+                data = json.loads("{" + rest)
+                ts = head.split(" ", 1)[1]
+                cap = Capture(
+                    url=data["url"],
+                    timestamp=ts,
+                    status=int(data.get("status") or 0),
+                    mime=str(data.get("mime") or "").split(";")[0].strip().lower(),
+                    digest=str(data.get("digest") or ""),
+                    filename=str(data.get("filename") or ""),
+                    offset=int(data.get("offset") or 0),
+                )
+            except (ValueError, KeyError, IndexError, TypeError):
+                continue
+            if cap.mime == "warc/revisit":
+                # The revisit repeats a payload already captured; its own status
+                # is what the server answered this time.
+                cap.mime = latest[cap.url].mime if cap.url in latest else ""
+            old = latest.get(cap.url)
+            if old is None or (cap.timestamp, cap.status == 200) >= (
+                old.timestamp,
+                old.status == 200,
+            ):
+                latest[cap.url] = cap
+    return latest
+
+
+def _open_record(crawl_dir: Path, cap: Capture) -> Iterator[object]:
+    path = crawl_dir / "warc" / cap.filename
+    if not path.is_file():
+        path = path.with_name(path.name + ".open")
+    with open(path, "rb") as fh:
+        fh.seek(cap.offset)
+        yield from ArchiveIterator(fh)
+
+
+def redirect_location(crawl_dir: Path, cap: Capture) -> str | None:
+    """The absolute Location of a captured 3xx response, or None."""
+    try:
+        for record in _open_record(crawl_dir, cap):
+            headers = getattr(record, "http_headers", None)
+            location = headers.get_header("Location") if headers else None
+            return absolute(cap.url, location) if location else None
+    except (OSError, ArchiveLoadFailed, ValueError):
+        return None
+    return None
+
+
+def read_body(crawl_dir: Path, cap: Capture, limit: int = 5_000_000) -> bytes:
+    """The decoded body of a captured response (revisits have none here)."""
+    try:
+        for record in _open_record(crawl_dir, cap):
+            if getattr(record, "rec_type", "") != "response":
+                return b""
+            return record.content_stream().read(limit)  # type: ignore[attr-defined]
+    except (OSError, ArchiveLoadFailed, ValueError, EOFError):
+        return b""
+    return b""
+
+
+# ---------------------------------------------------------------------------
+# Legacy side
+
+
+def content_pages(crawl_dir: Path) -> Path | None:
+    path = crawl_dir / "content" / "pages.jsonl"
+    return path if path.is_file() else None
+
+
+def iter_legacy(
+    crawl_dir: Path, captures: dict[str, Capture], significant: tuple[str, ...]
+) -> Iterator[LegacyPage]:
+    """Every legacy page: transform's pages first, then other captured URLs.
+
+    URLs that transform did not put in a page (documents, images, HTML it
+    skipped) are grouped by their canonical key, so ``a.pdf`` and ``A.PDF``
+    are one document.
+    """
+    covered: set[str] = set()
+    pages = content_pages(crawl_dir)
+    if pages is not None:
+        with open(pages, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                urls = sorted(set(rec.get("legacy_urls") or [rec["url"]]))
+                covered.update(urls)
+                cap = captures.get(rec["url"])
+                yield LegacyPage(
+                    group=str(rec.get("id") or rec["url"]),
+                    url=rec["url"],
+                    urls=urls,
+                    title=str(rec.get("title") or ""),
+                    text=str(rec.get("text") or ""),
+                    kind="listing" if rec.get("kind") == "listing" else "content",
+                    links=[str(link["url"]) for link in rec.get("links") or [] if "url" in link],
+                    timestamp=cap.timestamp if cap else "",
+                    digest=cap.digest if cap else "",
+                    mime="text/html",
+                    from_transform=True,
+                )
+    titles = _crawl_titles(crawl_dir) if pages is None else {}
+    groups: dict[str, list[Capture]] = {}
+    for cap in captures.values():
+        if cap.status == 200 and cap.url not in covered:
+            groups.setdefault(canonical(cap.url, significant), []).append(cap)
+    for key in sorted(groups):
+        caps = sorted(groups[key], key=lambda c: (len(c.url), c.url))
+        first = caps[0]
+        if first.mime in HTML_MIMES:
+            kind = "content"
+        elif _NOT_CONTENT.match(first.mime) or first.mime.startswith("image/"):
+            kind = "asset"
+        else:
+            kind = "document"
+        yield LegacyPage(
+            group=key,
+            url=first.url,
+            urls=[c.url for c in caps],
+            title=titles.get(first.url, ""),
+            kind=kind,
+            timestamp=first.timestamp,
+            digest=first.digest,
+            mime=first.mime,
+        )
+
+
+def _crawl_titles(crawl_dir: Path) -> dict[str, str]:
+    """Titles from the crawl's own pages.jsonl, when transform has not run."""
+    out: dict[str, str] = {}
+    path = crawl_dir / "pages.jsonl"
+    if path.is_file():
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                try:
+                    rec = json.loads(line)
+                    out[rec["url"]] = str(rec.get("title") or "")
+                except (ValueError, KeyError):
+                    continue
+    return out
+
+
+# ---------------------------------------------------------------------------
+# New side
+
+
+def _html_title_text(body: bytes) -> tuple[str, tuple[str, ...], str]:
+    try:
+        doc = lxml_html.document_fromstring(body)
+    except (etree.ParserError, ValueError):
+        return "", (), ""
+    head_title = " ".join((doc.findtext(".//title") or "").split())
+    h1 = doc.find(".//h1")
+    h1_text = " ".join(h1.text_content().split()) if h1 is not None else ""
+    for bad in doc.iter(*_DROP_TAGS):
+        bad.drop_tree()
+    mains = doc.xpath("//main|//*[@role='main']|//article")
+    root = mains[0] if mains else doc.find("body")
+    text = "\n".join(
+        " ".join(t.split()) for t in (root if root is not None else doc).itertext() if t.strip()
+    )
+    title = h1_text or head_title
+    return title, tuple(t for t in (h1_text, head_title) if t), text
+
+
+def read_new_crawl(crawl_dir: Path) -> tuple[list[NewPage], dict[str, str]]:
+    """Pages, documents and redirects of a crawl of the new site.
+
+    Titles and text come from the crawl's ``content/pages.jsonl`` when
+    ``sunset transform`` has been run on it, else from each page's HTML.
+    """
+    captures = read_cdxj(crawl_dir)
+    pages: list[NewPage] = []
+    moved: dict[str, str] = {}
+    done: set[str] = set()
+    transformed = content_pages(crawl_dir)
+    if transformed is not None:
+        with open(transformed, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                done.update(rec.get("legacy_urls") or [rec["url"]])
+                pages.append(
+                    NewPage(
+                        url=rec["url"],
+                        title=str(rec.get("title") or ""),
+                        titles=tuple(h for h in rec.get("headings") or [] if h)[:1],
+                        text=str(rec.get("text") or ""),
+                    )
+                )
+    for url in sorted(captures):
+        cap = captures[url]
+        if cap.status in REDIRECT_STATUSES:
+            location = redirect_location(crawl_dir, cap)
+            if location:
+                moved[url] = location
+            continue
+        if cap.status != 200 or url in done:
+            continue
+        if cap.mime in HTML_MIMES:
+            title, titles, text = _html_title_text(read_body(crawl_dir, cap))
+            pages.append(NewPage(url=url, title=title, titles=titles, text=text))
+        elif not (
+            _NOT_CONTENT.match(cap.mime)
+            or cap.mime.startswith("image/")
+            or re.match(r"^(application|text)/([\w.-]+\+)?xml$|^text/plain$", cap.mime)
+        ):
+            pages.append(NewPage(url=url, kind="document", digest=cap.digest))
+    return pages, moved
+
+
+def read_sitemap(source: str | Path, fetch_limit: int = 50) -> list[NewPage]:
+    """URLs of a sitemap or sitemap index, from a file or an http(s) URL."""
+    pages: list[NewPage] = []
+    queue: list[str | Path] = [source]
+    seen: set[str] = set()
+    while queue and len(seen) < fetch_limit:
+        item = queue.pop(0)
+        if str(item) in seen:
+            continue
+        seen.add(str(item))
+        data = _load(item)
+        if data[:2] == b"\x1f\x8b":
+            try:
+                data = gzip.decompress(data)
+            except (OSError, EOFError):
+                raise SunsetError(f"sitemap {item}: not a valid gzip file") from None
+        try:
+            events = etree.iterparse(
+                io.BytesIO(data), events=("end",), resolve_entities=False, no_network=True
+            )
+            for _, el in events:
+                tag = el.tag.rsplit("}", 1)[-1] if isinstance(el.tag, str) else ""
+                if tag == "loc" and el.text and el.text.strip():
+                    loc = el.text.strip()
+                    parent = el.getparent()
+                    ptag = parent.tag.rsplit("}", 1)[-1] if parent is not None else ""
+                    if ptag == "sitemap":
+                        queue.append(_relative_source(item, loc))
+                    else:
+                        pages.append(NewPage(url=loc, kind=_kind_from_url(loc)))
+                    el.clear()
+        except etree.XMLSyntaxError as exc:
+            raise SunsetError(f"sitemap {item}: not valid XML ({exc.msg})") from None
+    return pages
+
+
+def _relative_source(parent: str | Path, loc: str) -> str | Path:
+    # A sitemap index read from a file may name its parts by URL; when a file
+    # of that name sits beside it, read the file (offline runs, tests).
+    if isinstance(parent, Path):
+        local = parent.parent / Path(unquote(urlsplit(loc).path)).name
+        if local.is_file():
+            return local
+    return loc
+
+
+def _load(item: str | Path) -> bytes:
+    if isinstance(item, Path) or not re.match(r"^https?://", str(item), re.IGNORECASE):
+        try:
+            return Path(item).read_bytes()
+        except OSError as exc:
+            raise SunsetError(f"sitemap {item}: {exc.strerror or exc}") from None
+    import requests
+
+    try:
+        response = requests.get(str(item), timeout=30)
+    except requests.RequestException as exc:
+        raise SunsetError(f"sitemap {item}: {exc.__class__.__name__}") from None
+    if response.status_code != 200:
+        raise SunsetError(f"sitemap {item}: HTTP {response.status_code}")
+    return response.content
+
+
+def _kind_from_url(url: str) -> str:
+    path = urlsplit(url).path.lower()
+    return (
+        "document" if re.search(r"\.(pdf|docx?|xlsx?|pptx?|odt|ods|csv|rtf|zip)$", path) else "page"
+    )
+
+
+def read_csv_inventory(path: Path) -> list[NewPage]:
+    """A CSV list of the new site: a ``url`` column, optional ``title`` and ``text``."""
+    try:
+        fh = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise SunsetError(f"{path}: {exc.strerror or exc}") from None
+    pages: list[NewPage] = []
+    with fh:
+        try:
+            reader = csv.DictReader(fh)
+            if not reader.fieldnames or "url" not in reader.fieldnames:
+                raise SunsetError(f"{path}: needs a 'url' column (found {reader.fieldnames})")
+            for n, row in enumerate(reader, start=2):
+                url = (row.get("url") or "").strip()
+                if not url:
+                    continue
+                if not re.match(r"^https?://[^/\s]+", url, re.IGNORECASE):
+                    raise SunsetError(f"{path}:{n}: not an absolute http(s) URL: {url[:80]!r}")
+                pages.append(
+                    NewPage(
+                        url=url,
+                        title=(row.get("title") or "").strip(),
+                        text=row.get("text") or "",
+                        kind=_kind_from_url(url),
+                    )
+                )
+        except UnicodeDecodeError:
+            raise SunsetError(f"{path}: not UTF-8 text") from None
+        except csv.Error as exc:
+            raise SunsetError(f"{path}: not a valid CSV file ({exc})") from None
+    return pages
+
+
+__all__ = [
+    "Capture",
+    "LegacyPage",
+    "NewPage",
+    "iter_legacy",
+    "read_cdxj",
+    "read_csv_inventory",
+    "read_new_crawl",
+    "read_sitemap",
+    "redirect_location",
+    "request_target",
+]
