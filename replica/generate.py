@@ -36,7 +36,7 @@ from .flavour import FLAVOURS, Flavour, Section
 from .templates import THEMES, Chrome, boilerplate_texts, legacy_page, nav_html, new_site_page
 from .text import NEWS_PATTERNS, PART_HEADINGS, REPORT_PATTERNS, TITLE_PATTERNS, Prose, slugify
 
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"
 HTML = "text/html; charset=utf-8"
 PER_PAGE = 10  # category blog and news listing page size, as Joomla's ?start=N steps
 DOC_TYPES = {
@@ -1366,7 +1366,8 @@ class Generator:
                 route.successor = docs[route.target].successor
             elif route.page and route.kind not in ("image", "document"):
                 page = by_page[route.page]
-                if page.kind in ("news-listing", "events") or route.kind == "rss":
+                # A feed is one more view of its page: it goes where the page goes.
+                if page.kind in ("news-listing", "events"):
                     route.successor = None
                 else:
                     route.successor = page.successor
@@ -1426,7 +1427,11 @@ class Generator:
                             "kind": "redirect",
                             "page": canon.page if canon else None,
                             "capture": True,
-                            "successor": canon.successor if canon else None,
+                            "successor": (
+                                f"{self.new_base}{canon.successor}"
+                                if canon and canon.successor
+                                else None
+                            ),
                             "location": f"{self.base}{path}",
                             "sha1": None,
                             "gzip_sha1": None,
