@@ -283,6 +283,11 @@ def _to_toml(data: dict[str, dict[str, Any]]) -> str:
     metavar="URL",
     help="Override the profile's start URLs. Repeatable.",
 )
+@click.option(
+    "--successor",
+    is_flag=True,
+    help="Crawl the profile's successor site instead (its inventory for 'sunset redirects').",
+)
 @click.option("--resume", is_flag=True, help="Continue an interrupted crawl in the same folder.")
 @click.option(
     "--max-pages",
@@ -335,6 +340,7 @@ def crawl(
     out: Path | None,
     connect_to: tuple[ConnectTo, ...],
     start_urls: tuple[str, ...],
+    successor: bool,
     resume: bool,
     max_pages: int,
     concurrency: int | None,
@@ -357,14 +363,19 @@ def crawl(
       sunset crawl --profile wigan
       sunset crawl -p wigan --name wigan-2024 --resume
       sunset crawl -p demo --connect-to www.wiganboroughccg.nhs.uk:80:127.0.0.1:8001
+      sunset crawl -p wigan --successor
     """
     from crawler.run import CrawlOptions, run_crawl
     from sunset.profile import parse_size
 
     profile = load_profile(profile_ref)
+    if successor:
+        profile = profile.successor_profile()
     if start_urls:
         profile = profile.with_overrides(start_urls=list(start_urls))
     run_name = name or (profile.path.stem if profile.path else "crawl")
+    if successor and not name:
+        run_name += "-successor"
     sizes = {}
     for flag, value in (("--max-body-size", max_body_size), ("--warc-max-size", warc_max_size)):
         try:

@@ -203,6 +203,21 @@ class Profile:
             raw.setdefault(table, {})[key] = _to_raw(value)
         return _build(raw, self.path, label=f"{self.path} (with overrides)", name=self.name)
 
+    def successor_profile(self) -> Profile:
+        """The same profile aimed at the successor site, to crawl its inventory.
+
+        Only the start URL, the hosts and the exclusions change: the politeness
+        settings that suit one site's operator suit the other's.
+        """
+        base, host = self.successor.base_url, self.successor.host
+        if not base or not host:
+            raise ProfileError(
+                f"profile {self.path}: [successor] base_url is needed to crawl the successor",
+                path=str(self.path),
+                key="base_url",
+            )
+        return self.with_overrides(start_urls=[base], allowed_hosts=[host], exclude=[])
+
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Plain, TOML/JSON-friendly values (no None), table by table."""
         out: dict[str, dict[str, Any]] = {}
