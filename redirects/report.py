@@ -1,0 +1,578 @@
+"""report.html: one self-contained page for the people who check the redirect map.
+
+Reviewers may open it offline, attach it to a ticket or mail it around, so it
+carries its own CSS and SVG and fetches nothing. Every title, URL and note in it
+was crawled from the legacy site and is treated as hostile: it is escaped, and
+only http(s) URLs become links. Rows are streamed: counts are aggregated on the
+fly and only the entries the capped lists can show are kept.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import heapq
+import math
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from html import escape
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from redirects.model import GONE, METHODS, Collision, Refused, Row
+
+UNMATCHED = ("archive", "parent", "home")
+
+# Families colour the histogram: how much a reviewer should trust a bar at a glance.
+FAMILIES: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("reviewed or same path", ("override", "exact"), "#2e7d32"),
+    ("matched", ("slug", "document", "title", "content", "listing"), "#1565c0"),
+    ("rule", ("redirect", "section"), "#8e44ad"),
+    ("unmatched", UNMATCHED, "#d35400"),
+)
+OTHER_FAMILY = ("other", (), "#7f8c8d")
+_FAMILY_OF = {m: i for i, (_, methods, _) in enumerate(FAMILIES) for m in methods}
+
+BINS = 10
+# A page can have hundreds of variants (session ids, print views); a handful shows
+# the pattern and the CSV holds the rest.
+VARIANT_CAP = 20
+# Crawled strings can be megabytes long; the report only needs enough to recognise them.
+TEXT_CAP = 240
+URL_TEXT_CAP = 200
+
+_STYLE = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;
+max-width:1400px;padding:0 1.5rem 3rem;color:#222;background:#fff}
+h1{font-size:1.5rem;margin:1.2rem 0 .6rem}h2{font-size:1.2rem;margin:2rem 0 .5rem;
+border-bottom:1px solid #ddd;padding-bottom:.2rem}
+nav a{margin-right:1rem}
+table{border-collapse:collapse;width:100%;margin:.4rem 0}
+th,td{border:1px solid #ddd;padding:.25rem .45rem;text-align:left;vertical-align:top}
+th{background:#f4f4f4}td.n{text-align:right;font-variant-numeric:tabular-nums}
+table.summary{width:auto}table.summary th{font-weight:600;white-space:nowrap}
+td.u{word-break:break-all;min-width:14rem}
+.muted{color:#777}.tag{font-size:.8em;color:#555;background:#eee;border-radius:3px;
+padding:0 .3em;margin-left:.3em;white-space:nowrap}
+.low{color:#b00020;font-weight:600}
+p.more{font-style:italic;color:#555}
+details summary{cursor:pointer;color:#555}details ul{margin:.2rem 0;padding-left:1.2rem}
+svg{max-width:100%;height:auto}
+#filter{margin:.5rem 0;padding:.3rem;width:24rem;max-width:100%}
+code{background:#f4f4f4;padding:0 .2em}
+""".strip()
+
+# Optional: narrows the lists as the reviewer types. The box stays hidden unless this
+# runs, so the page reads the same without JavaScript. It only toggles `hidden`.
+_SCRIPT = """
+(function(){var f=document.getElementById("filter");if(!f)return;f.hidden=false;
+f.addEventListener("input",function(){var q=f.value.toLowerCase();
+document.querySelectorAll("table.list tbody tr").forEach(function(r){
+r.hidden=q!==""&&r.textContent.toLowerCase().indexOf(q)<0;});});})();
+""".strip()
+
+
+def _csp_hash(source: str) -> str:
+    digest = hashlib.sha256(source.encode("utf-8")).digest()
+    return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
+
+
+# Hashes rather than 'unsafe-inline': an injected <script> or <style> would not run
+# even if escaping ever failed.
+CSP = (
+    "default-src 'none'; "
+    f"style-src {_csp_hash(_STYLE)}; "
+    f"script-src {_csp_hash(_SCRIPT)}; "
+    "img-src 'none'; base-uri 'none'; form-action 'none'"
+)
+
+
+def _e(text: object) -> str:
+    return escape(str(text), quote=True)
+
+
+def _clip(text: str, cap: int = TEXT_CAP) -> str:
+    return text if len(text) <= cap else text[: cap - 1] + "…"
+
+
+def _is_web_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+
+
+def _link(url: str) -> str:
+    """A link for http(s) URLs; anything else (javascript:, data:, junk) stays text."""
+    shown = _e(_clip(url, URL_TEXT_CAP))
+    if not _is_web_url(url):
+        return f"<span>{shown}</span>" if url else '<span class="muted">(none)</span>'
+    return f'<a href="{_e(url)}" rel="noreferrer noopener" target="_blank">{shown}</a>'
+
+
+def _confidence(value: float) -> float:
+    """Clamp to 0..1 so one bad value cannot break the chart or the sort."""
+    if type(value) is float and 0.0 <= value <= 1.0:  # the usual case; NaN falls through
+        return value
+    try:
+        conf = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    if math.isnan(conf):
+        return 0.0
+    return min(1.0, max(0.0, conf))
+
+
+@dataclass(slots=True)
+class _Entry:
+    """One legacy page in a review list: its representative row plus a few variants."""
+
+    row: Row
+    title: str
+    count: int = 1
+    min_conf: float = 1.0
+    variants: list[tuple[str, str]] = field(default_factory=list)  # (old, new)
+
+    def add(self, row: Row, conf: float) -> None:
+        self.count += 1
+        if conf < self.min_conf:
+            self.min_conf = conf
+        if not self.title and row.title:
+            self.title = _clip(row.title)
+        if _better_representative(row, self.row):
+            row, self.row = self.row, row
+        if len(self.variants) < VARIANT_CAP:
+            self.variants.append((row.old, row.new))
+
+
+def _better_representative(a: Row, b: Row) -> bool:
+    # A captured page with the shortest URL is the one a reviewer recognises.
+    return (not a.captured, len(a.old), a.old) < (not b.captured, len(b.old), b.old)
+
+
+def _add_to_groups(groups: dict[str, _Entry], key: str, row: Row, conf: float) -> None:
+    entry = groups.get(key)
+    if entry is None:
+        groups[key] = _Entry(row=row, title=_clip(row.title), min_conf=conf)
+    else:
+        entry.add(row, conf)
+
+
+@dataclass
+class _Stats:
+    urls: dict[str, int] = field(default_factory=dict)
+    groups: dict[str, set[str]] = field(default_factory=dict)
+    conf_sum: dict[str, float] = field(default_factory=dict)
+    all_groups: set[str] = field(default_factory=set)
+    bins: list[list[int]] = field(
+        default_factory=lambda: [[0] * (len(FAMILIES) + 1) for _ in range(BINS)]
+    )
+    unmatched: dict[str, _Entry] = field(default_factory=dict)
+    low: dict[str, _Entry] = field(default_factory=dict)
+    total: int = 0
+
+
+def _aggregate(rows: Iterable[Row], low_confidence: float) -> _Stats:
+    stats = _Stats()
+    other = len(FAMILIES)
+    for row in rows:
+        method = row.method
+        conf = _confidence(row.confidence)
+        group = row.group or row.old
+        stats.total += 1
+        stats.urls[method] = stats.urls.get(method, 0) + 1
+        stats.conf_sum[method] = stats.conf_sum.get(method, 0.0) + conf
+        method_groups = stats.groups.get(method)
+        if method_groups is None:
+            method_groups = stats.groups[method] = set()
+        method_groups.add(group)
+        stats.all_groups.add(group)
+        bin_ = int(conf * BINS)
+        stats.bins[bin_ if bin_ < BINS else BINS - 1][_FAMILY_OF.get(method, other)] += 1
+        if method in UNMATCHED:
+            _add_to_groups(stats.unmatched, group, row, conf)
+        elif conf < low_confidence:
+            _add_to_groups(stats.low, group, row, conf)
+    return stats
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.3f}".rstrip("0").rstrip(".") if value == value else "n/a"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return ", ".join(_fmt(v) for v in value)
+    return str(value)
+
+
+def _summary_html(summary: Mapping[str, object]) -> str:
+    if not summary:
+        return '<p class="muted">No summary was given.</p>'
+    out = ['<table class="summary"><tbody>']
+    for key, value in summary.items():
+        text = _fmt(value)
+        cell = _link(text) if isinstance(value, str) and _is_web_url(text) else _e(text)
+        out.append(f"<tr><th>{_e(key)}</th><td>{cell}</td></tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _methods_html(stats: _Stats) -> str:
+    known = [m for m in METHODS if stats.urls.get(m)]
+    # A method the model does not know still counts; hiding it would hide rows.
+    unknown = sorted(m for m in stats.urls if m not in METHODS)
+    out = [
+        '<table class="methods"><thead><tr><th>method</th><th>family</th><th>URLs</th>'
+        "<th>groups</th><th>share of URLs</th><th>mean confidence</th></tr></thead><tbody>"
+    ]
+    for method in known + unknown:
+        urls = stats.urls[method]
+        family = FAMILIES[_FAMILY_OF[method]][0] if method in _FAMILY_OF else OTHER_FAMILY[0]
+        out.append(
+            f'<tr data-method="{_e(method)}"><td>{_e(method)}</td><td>{_e(family)}</td>'
+            f'<td class="n">{urls:,}</td><td class="n">{len(stats.groups[method]):,}</td>'
+            f'<td class="n">{100 * urls / stats.total:.1f}%</td>'
+            f'<td class="n">{stats.conf_sum[method] / urls:.2f}</td></tr>'
+        )
+    if not stats.total:
+        out.append('<tr><td colspan="6" class="muted">No rows.</td></tr>')
+    mean = sum(stats.conf_sum.values()) / stats.total if stats.total else 0.0
+    out.append(
+        f'</tbody><tfoot><tr><th colspan="2">total</th><th class="n">{stats.total:,}</th>'
+        f'<th class="n">{len(stats.all_groups):,}</th><th class="n">'
+        f'{"100.0%" if stats.total else "–"}</th><th class="n">'
+        f"{f'{mean:.2f}' if stats.total else '–'}</th></tr></tfoot></table>"
+    )
+    return "".join(out)
+
+
+def _nice_step(top: int, ticks: int = 5) -> int:
+    raw = max(1.0, top / ticks)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    for factor in (1, 2, 5, 10):
+        if factor * magnitude >= raw:
+            return int(factor * magnitude)
+    return int(10 * magnitude)
+
+
+def _histogram_svg(bins: list[list[int]], low_confidence: float) -> str:
+    width, height = 760, 300
+    left, right, top, bottom = 64, 16, 44, 56
+    plot_w, plot_h = width - left - right, height - top - bottom
+    bin_w = plot_w / BINS
+    totals = [sum(b) for b in bins]
+    step = _nice_step(max(totals))
+    y_max = max(step, math.ceil(max(totals) / step) * step)
+    families = [*FAMILIES, OTHER_FAMILY]
+
+    def y(value: float) -> float:
+        return top + plot_h - plot_h * value / y_max
+
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" role="img" aria-labelledby="hist-title" '
+        'font-family="system-ui,sans-serif" font-size="11">',
+        '<title id="hist-title">URLs by confidence, in tenths, coloured by method family</title>',
+    ]
+    # Legend along the top, only for families that occur.
+    x = left
+    present = [i for i in range(len(families)) if any(b[i] for b in bins)]
+    for i in present:
+        name, _, colour = families[i]
+        out.append(
+            f'<rect x="{x}" y="12" width="12" height="12" fill="{colour}"/>'
+            f'<text x="{x + 16}" y="22">{_e(name)}</text>'
+        )
+        x += 24 + 7 * len(name)
+    # Grid and y ticks.
+    for tick in range(0, y_max + 1, step):
+        ty = round(y(tick), 1)
+        out.append(
+            f'<line x1="{left}" y1="{ty}" x2="{left + plot_w}" y2="{ty}" stroke="#e5e5e5"/>'
+            f'<text x="{left - 6}" y="{ty + 4}" text-anchor="end">{tick:,}</text>'
+        )
+    for i, counts in enumerate(bins):
+        bx = left + i * bin_w + 4
+        base = 0
+        for fam, count in enumerate(counts):
+            if not count:
+                continue
+            y_top, y_bottom = y(base + count), y(base)
+            name, _, colour = families[fam]
+            out.append(
+                f'<rect x="{bx:.1f}" y="{y_top:.1f}" width="{bin_w - 8:.1f}" '
+                f'height="{max(y_bottom - y_top, 0.5):.1f}" fill="{colour}">'
+                f"<title>{i / BINS:.1f}–{(i + 1) / BINS:.1f} {_e(name)}: {count:,}</title></rect>"
+            )
+            base += count
+        if totals[i]:
+            out.append(
+                f'<text x="{bx + (bin_w - 8) / 2:.1f}" y="{y(totals[i]) - 4:.1f}" '
+                f'text-anchor="middle" class="count">{totals[i]:,}</text>'
+            )
+    for i in range(BINS + 1):
+        tx = left + i * bin_w
+        out.append(
+            f'<text x="{tx:.1f}" y="{top + plot_h + 16}" text-anchor="middle">{i / BINS:.1f}</text>'
+        )
+    if 0 < low_confidence <= 1:
+        lx = left + plot_w * low_confidence
+        out.append(
+            f'<line x1="{lx:.1f}" y1="{top}" x2="{lx:.1f}" y2="{top + plot_h}" '
+            'stroke="#b00020" stroke-dasharray="4 3"/>'
+            # Its label sits in the legend row, where no bar or count label can cover it.
+            f'<line x1="{x}" y1="18" x2="{x + 18}" y2="18" stroke="#b00020" '
+            'stroke-dasharray="4 3"/>'
+            f'<text x="{x + 22}" y="22" fill="#b00020">review below {low_confidence:g}</text>'
+        )
+    out.append(
+        f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" '
+        'stroke="#333"/>'
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="#333"/>'
+        f'<text x="{left + plot_w / 2:.1f}" y="{height - 12}" text-anchor="middle" '
+        'font-size="12">confidence</text>'
+        f'<text transform="translate(16 {top + plot_h / 2:.1f}) rotate(-90)" '
+        'text-anchor="middle" font-size="12">URLs</text>'
+    )
+    if not any(totals):
+        out.append(
+            f'<text x="{left + plot_w / 2:.1f}" y="{top + plot_h / 2:.1f}" '
+            'text-anchor="middle" font-size="14" fill="#777">no rows</text>'
+        )
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _title_cell(title: str, row: Row) -> str:
+    shown = _e(title) if title else '<span class="muted">(no title)</span>'
+    if not row.captured:
+        shown += ' <span class="tag">link only</span>'
+    return f"<td>{shown}</td>"
+
+
+def _method_cell(row: Row) -> str:
+    gone = ' <span class="tag">410 gone</span>' if row.status == GONE else ""
+    return f"<td>{_e(row.method)}{gone}</td>"
+
+
+def _variants_html(entry: _Entry) -> str:
+    if entry.count == 1:
+        return ""
+    items = "".join(
+        f"<li>{_link(old)}" + (f" → {_link(new)}" if new != entry.row.new else "") + "</li>"
+        for old, new in entry.variants
+    )
+    hidden = entry.count - 1 - len(entry.variants)
+    if hidden:
+        items += f'<li class="muted">{hidden:,} more in redirects.csv</li>'
+    return (
+        f"<details><summary>+{entry.count - 1:,} variant{'s' if entry.count > 2 else ''}"
+        f"</summary><ul>{items}</ul></details>"
+    )
+
+
+def _more(count: int, what: str, where: str = "in redirects.csv") -> str:
+    return f'<p class="more">{count:,} more {what} {where}</p>' if count > 0 else ""
+
+
+def _entries_html(
+    entries: dict[str, _Entry],
+    key: Callable[[_Entry], Any],
+    list_limit: int,
+    css_id: str,
+    low_confidence: float,
+) -> str:
+    if not entries:
+        return '<p class="muted">None.</p>'
+    shown = heapq.nsmallest(max(list_limit, 0), entries.values(), key=key)
+    out = [
+        f'<table class="list" id="{css_id}-list"><thead><tr><th>#</th><th>old page title</th>'
+        "<th>old URL</th><th>proposed target</th><th>method</th><th>confidence</th>"
+        "<th>note</th></tr></thead><tbody>"
+    ]
+    for n, entry in enumerate(shown, 1):
+        row = entry.row
+        conf = entry.min_conf
+        conf_class = "n low" if conf < low_confidence else "n"
+        out.append(
+            f'<tr><td class="n">{n}</td>{_title_cell(entry.title, row)}'
+            f'<td class="u">{_link(row.old)}{_variants_html(entry)}</td>'
+            f'<td class="u">{_link(row.new)}</td>{_method_cell(row)}'
+            f'<td class="{conf_class}">{conf:.2f}</td><td>{_e(_clip(row.note))}</td></tr>'
+        )
+    out.append("</tbody></table>")
+    if len(shown) < len(entries):
+        urls = sum(e.count for e in entries.values()) - sum(e.count for e in shown)
+        out.append(_more(len(entries) - len(shown), f"pages ({urls:,} URLs)"))
+    return "".join(out)
+
+
+def _refused_html(refused: Sequence[Refused], list_limit: int) -> str:
+    if not refused:
+        return '<p class="muted">None.</p>'
+    # Grouping by reason puts one systematic cause (a disallowed host...) in one block.
+    shown = sorted(refused, key=lambda r: (r.reason, r.old))[: max(list_limit, 0)]
+    out = [
+        '<table class="list" id="refused-list"><thead><tr><th>#</th><th>old URL</th>'
+        "<th>target</th><th>reason</th></tr></thead><tbody>"
+    ]
+    for n, item in enumerate(shown, 1):
+        out.append(
+            f'<tr><td class="n">{n}</td><td class="u">{_link(item.old)}</td>'
+            f'<td class="u">{_link(item.new)}</td><td>{_e(_clip(item.reason))}</td></tr>'
+        )
+    out.append("</tbody></table>")
+    out.append(_more(len(refused) - len(shown), "refused", "not listed here"))
+    return "".join(out)
+
+
+def _collisions_html(collisions: Sequence[Collision], list_limit: int) -> str:
+    if not collisions:
+        return '<p class="muted">None.</p>'
+
+    # A key left out loses every URL behind it, so those come first; then the ones
+    # whose URLs disagree on the target, where keeping one sends the others astray.
+    def importance(c: Collision) -> tuple[bool, bool, int, str]:
+        return (bool(c.kept), len(set(c.targets)) <= 1, -len(c.olds), c.key)
+
+    shown = sorted(collisions, key=importance)[: max(list_limit, 0)]
+    out = [
+        '<table class="list" id="collisions-list"><thead><tr><th>#</th><th>map</th>'
+        "<th>key</th><th>legacy URLs → their targets</th><th>kept</th></tr></thead><tbody>"
+    ]
+    for n, item in enumerate(shown, 1):
+        pairs = "".join(
+            f"<li>{_link(old)} → {_link(new)}</li>"
+            for old, new in zip(item.olds[:VARIANT_CAP], item.targets[:VARIANT_CAP], strict=False)
+        )
+        if len(item.olds) > VARIANT_CAP:
+            pairs += f'<li class="muted">{len(item.olds) - VARIANT_CAP:,} more</li>'
+        kept = _link(item.kept) if item.kept else '<span class="low">left out</span>'
+        out.append(
+            f'<tr><td class="n">{n}</td><td>{_e(item.map)}</td>'
+            f'<td class="u">{_e(_clip(item.key, URL_TEXT_CAP))}</td>'
+            f'<td class="u"><ul>{pairs}</ul></td><td class="u">{kept}</td></tr>'
+        )
+    out.append("</tbody></table>")
+    out.append(_more(len(collisions) - len(shown), "collisions", "not listed here"))
+    return "".join(out)
+
+
+_HOWTO = """
+<p>To correct the map, open <code>redirects.csv</code> (columns <code>old,new,method,\
+confidence,status,title,group,note</code>) in a spreadsheet. Keep only the rows you want to
+force and set their <code>new</code> column to the right page (a row of a page's
+variants can be copied for each variant). Save it as, for example, <code>edited.csv</code> and
+pass it back with <code>sunset redirects CRAWL_DIR --overrides edited.csv</code>: overrides
+always win over the matcher. Re-run, then check the result with
+<code>sunset redirects check CRAWL_DIR</code> and look at this report again.</p>
+""".strip()
+
+
+def _document(
+    stats: _Stats,
+    refused: Sequence[Refused],
+    collisions: Sequence[Collision],
+    summary: Mapping[str, object],
+    low_confidence: float,
+    list_limit: int,
+) -> str:
+    site = summary.get("site") or summary.get("site name") or summary.get("legacy host") or ""
+    heading = f"Redirect report{f' — {_clip(str(site))}' if site else ''}"
+
+    def unmatched_key(e: _Entry) -> tuple[int, str]:
+        return (-e.count, e.row.old)
+
+    def low_key(e: _Entry) -> tuple[float, int, str]:
+        return (e.min_conf, -e.count, e.row.old)
+
+    low_urls = sum(e.count for e in stats.low.values())
+    unmatched_urls = sum(e.count for e in stats.unmatched.values())
+    sections = [
+        ("summary", "Summary", _summary_html(summary)),
+        ("methods", "Counts by method", _methods_html(stats)),
+        (
+            "confidence",
+            "Confidence",
+            _histogram_svg(stats.bins, low_confidence),
+        ),
+        (
+            "unmatched",
+            f"Needs review: unmatched — {len(stats.unmatched):,} pages, {unmatched_urls:,} URLs",
+            "<p>No successor page was found; these go to the archive, a parent page or the "
+            "home page. Most variants first.</p>"
+            + _entries_html(
+                stats.unmatched, unmatched_key, list_limit, "unmatched", low_confidence
+            ),
+        ),
+        (
+            "low",
+            f"Needs review: confidence below {low_confidence:g} — "
+            f"{len(stats.low):,} pages, {low_urls:,} URLs",
+            "<p>A successor was proposed but the evidence is weak. Least confident first.</p>"
+            + _entries_html(stats.low, low_key, list_limit, "low", low_confidence),
+        ),
+        (
+            "refused",
+            f"Refused — {len(refused):,}",
+            "<p>URLs or overrides left out of the generated configuration, with the reason.</p>"
+            + _refused_html(refused, list_limit),
+        ),
+        (
+            "collisions",
+            f"Case collisions — {len(collisions):,}",
+            "<p>Legacy URLs that differ only in case; nginx cannot tell them apart, so only "
+            "one target is written for each key. Keys left out first.</p>"
+            + _collisions_html(collisions, list_limit),
+        ),
+        ("howto", "How to correct", _HOWTO),
+    ]
+    nav = "".join(f'<a href="#{sid}">{_e(title.split(" —")[0])}</a>' for sid, title, _ in sections)
+    body = "".join(
+        f'<section id="{sid}"><h2>{_e(t)}</h2>{html}</section>' for sid, t, html in sections
+    )
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{_e(CSP)}">'
+        '<meta name="referrer" content="no-referrer">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>{_e(heading)}</title><style>{_STYLE}</style></head><body>"
+        f"<h1>{_e(heading)}</h1><nav>{nav}</nav>"
+        '<input id="filter" type="search" placeholder="Filter the lists…" '
+        'aria-label="Filter the lists" hidden>'
+        f"{body}<script>{_SCRIPT}</script></body></html>\n"
+    )
+
+
+def write_report(
+    path: Path,
+    rows: Iterable[Row],
+    refused: Sequence[Refused],
+    collisions: Sequence[Collision],
+    summary: Mapping[str, object],
+    low_confidence: float = 0.6,
+    list_limit: int = 2000,
+) -> None:
+    """Write report.html for reviewers: counts, a confidence chart and what to check.
+
+    ``rows`` is consumed once and may be a generator of any length.
+    """
+    stats = _aggregate(rows, low_confidence)
+    text = _document(stats, refused, collisions, summary, low_confidence, list_limit)
+    path = Path(path)
+    # Replace atomically so a reviewer never opens a half-written report.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
