@@ -31,22 +31,26 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
-import shutil
-import signal
-import socket
-import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from sunset.nginx import (
+    NGINX,
+    NginxError,
+    make_temp_dirs,
+    map_key,
+    map_value,
+    quote,
+    run_user_directive,
+    running_nginx,
+)
 
 from .generate import iter_jsonl
 from .server import NOT_FOUND
 
-NGINX = "/usr/sbin/nginx"
 ECHO_MODULE = Path("/usr/lib/nginx/modules/ngx_http_echo_module.so")
 ECHO_PACKAGE = "libnginx-mod-http-echo"
 DEFAULT_TYPE = "text/html; charset=utf-8"
@@ -55,14 +59,6 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # Internal locations; a dotted prefix no replica URL uses, and `internal` makes
 # them 404 for clients anyway.
 INTERNAL = "/.replica-nginx"
-# Map keys nginx would read as a keyword rather than a URL.
-_MAP_KEYWORDS = frozenset({"default", "hostnames", "include", "volatile"})
-START_TIMEOUT = 15.0
-STOP_TIMEOUT = 5.0
-
-
-class NginxError(RuntimeError):
-    """nginx is missing, rejected its config, or did not start."""
 
 
 @dataclass(frozen=True)
@@ -90,29 +86,6 @@ class NginxSite:
         return f"{self.host}:{self.port}"
 
 
-def quote(value: str) -> str:
-    """A double-quoted nginx config token whose parsed text is exactly ``value``."""
-    if any(c in value for c in "\r\n"):
-        # nginx's parser would turn an escaped n into a newline, never the reverse;
-        # a URL never holds one, so refuse rather than write a different key.
-        raise ValueError(f"cannot put a line break in an nginx config value: {value!r}")
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def map_key(target: str) -> str:
-    # A leading "~" would make the key a regex and a bare keyword a directive;
-    # map strips one leading backslash, which keeps both literal.
-    if target.startswith(("~", "\\")) or target in _MAP_KEYWORDS:
-        target = "\\" + target
-    return quote(target)
-
-
-def map_value(value: str) -> str:
-    # Map values are interpolated: "$" would start a variable name and nginx
-    # has no escape for it. In a URL "%24" means the same thing.
-    return quote(value.replace("$", "%24"))
-
-
 def _fold(target: str) -> bytes:
     # nginx lowercases map keys and lookups with ASCII rules only.
     return target.encode("utf-8").lower()
@@ -124,8 +97,7 @@ def write_config(
     """Write nginx.conf and routes.conf into ``work``; return the main file and key count."""
     site_dir = Path(site_dir).resolve()
     blobs = site_dir / "blobs"
-    for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        (work / "temp" / sub).mkdir(parents=True, exist_ok=True)
+    make_temp_dirs(work)
     (work / "404.html").write_bytes(NOT_FOUND)
 
     seen: set[bytes] = set()
@@ -234,9 +206,7 @@ def write_config(
     while bucket < longest + 32:
         bucket *= 2
     hash_max = max(2048, 2 * len(keys))
-    # A root master drops worker privileges to "nobody", who cannot read a
-    # private temp or pytest folder; keep the workers as the invoking user.
-    user = f"user {pwd.getpwuid(os.geteuid()).pw_name};" if os.geteuid() == 0 else ""
+    user = run_user_directive()
     load = f"load_module {ECHO_MODULE};" if delay_ms > 0 else ""
     workers = max(1, min(4, os.cpu_count() or 1))
 
@@ -318,44 +288,6 @@ http {{
     return path, len(keys)
 
 
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def _answers(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def _tail(path: Path, lines: int = 3) -> str:
-    try:
-        text = path.read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return " | ".join(text[-lines:])
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    # SIGQUIT is nginx's graceful shutdown: in-flight responses finish.
-    if proc.poll() is None:
-        try:
-            proc.send_signal(signal.SIGQUIT)
-            proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            pass
-    # The master leads its own session, so its group is exactly this nginx;
-    # a worker orphaned by a killed master would keep the port open.
-    with suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    if proc.poll() is None:
-        proc.wait(timeout=STOP_TIMEOUT)
-
-
 @contextmanager
 def serve_nginx(
     site_dir: Path | str,
@@ -368,53 +300,39 @@ def serve_nginx(
     ``port=0`` picks a free port. Returns once nginx answers connections;
     on exit nginx is stopped and nothing is left listening.
     """
-    nginx = shutil.which("nginx") or NGINX
-    if not Path(nginx).is_file():
-        raise NginxError("nginx not found; install the Debian package nginx (./dev setup)")
     site_dir = Path(site_dir)
     manifest = json.loads((site_dir / "manifest.json").read_text())
+    keys = 0
+
+    def write(chosen: int) -> Path:
+        nonlocal keys
+        conf, keys = write_config(site_dir, work, host, chosen, delay_ms)
+        return conf
+
     with tempfile.TemporaryDirectory(prefix="replica-nginx-") as tmp:
         work = Path(tmp)
-        # A picked port can be taken between choosing and binding it; try again.
-        attempts = 1 if port else 5
-        for attempt in range(attempts):
-            chosen = port or _free_port(host)
-            conf, keys = write_config(site_dir, work, host, chosen, delay_ms)
-            error_log = work / "error.log"
-            error_log.unlink(missing_ok=True)
-            cmd = [nginx, "-e", str(error_log), "-c", str(conf), "-p", str(work)]
-            proc = subprocess.Popen(
-                [*cmd, "-g", "daemon off;"],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
+        with running_nginx(write, work, host, port) as proc:
+            yield NginxSite(
+                url=proc.url,
+                host=host,
+                port=proc.port,
+                pid=proc.pid,
+                legacy_host=manifest["legacy_host"],
+                legacy_aliases=tuple(manifest.get("legacy_aliases", [])),
+                conf=proc.conf,
+                error_log=proc.error_log,
+                routes=keys,
             )
-            try:
-                deadline = time.monotonic() + START_TIMEOUT
-                while proc.poll() is None and not _answers(host, chosen):
-                    if time.monotonic() > deadline:
-                        raise NginxError(
-                            f"nginx did not answer on {host}:{chosen} within"
-                            f" {START_TIMEOUT:.0f} s: {_tail(error_log)}"
-                        )
-                    time.sleep(0.02)
-                if proc.poll() is not None:
-                    why = _tail(error_log) or f"exit status {proc.returncode}"
-                    if "Address already in use" in why and attempt + 1 < attempts:
-                        continue
-                    raise NginxError(f"nginx failed to start: {why}")
-                yield NginxSite(
-                    url=f"http://{host}:{chosen}/",
-                    host=host,
-                    port=chosen,
-                    pid=proc.pid,
-                    legacy_host=manifest["legacy_host"],
-                    legacy_aliases=tuple(manifest.get("legacy_aliases", [])),
-                    conf=conf,
-                    error_log=error_log,
-                    routes=keys,
-                )
-                return
-            finally:
-                _stop(proc)
+
+
+# Re-exported: these lived here before sunset.nginx existed.
+__all__ = [
+    "NGINX",
+    "NginxError",
+    "NginxSite",
+    "map_key",
+    "map_value",
+    "quote",
+    "serve_nginx",
+    "write_config",
+]
