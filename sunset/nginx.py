@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -32,12 +33,13 @@ MAX_TOKEN = 4000
 # Escapes nginx's config reader turns back into the byte; every other byte
 # inside double quotes is taken literally.
 _ESCAPES = {
-    ord("\\"): "\\\\",
-    ord('"'): '\\"',
-    ord("\n"): "\\n",
-    ord("\r"): "\\r",
-    ord("\t"): "\\t",
+    ord("\\"): b"\\\\",
+    ord('"'): b'\\"',
+    ord("\n"): b"\\n",
+    ord("\r"): b"\\r",
+    ord("\t"): b"\\t",
 }
+_NEEDS_ESCAPE = re.compile(rb'[\\"\n\r\t]')
 
 
 class NginxError(RuntimeError):
@@ -80,21 +82,20 @@ def quote_bytes(value: bytes) -> bytes:
     """Like :func:`quote` for arbitrary bytes (a decoded ``$uri`` can hold any but NUL)."""
     if b"\0" in value:
         raise ValueError("cannot put a NUL byte in an nginx config value")
-    out = bytearray(b'"')
-    for byte in value:
-        escaped = _ESCAPES.get(byte)
-        if escaped is None:
-            out.append(byte)
-        else:
-            out += escaped.encode("ascii")
-    out += b'"'
-    return bytes(out)
+    return b'"' + _NEEDS_ESCAPE.sub(_escape, value) + b'"'
+
+
+def _escape(m: re.Match[bytes]) -> bytes:
+    return _ESCAPES[m.group()[0]]
+
+
+_KEYWORD_BYTES = frozenset(k.encode("ascii") for k in MAP_KEYWORDS)
 
 
 def _literal_key(key: bytes) -> bytes:
     # A leading "~" would make the key a regex and a bare keyword a directive;
     # map strips one leading backslash, which keeps both literal.
-    if key.startswith((b"~", b"\\")) or key.decode("latin-1") in MAP_KEYWORDS:
+    if key.startswith((b"~", b"\\")) or key in _KEYWORD_BYTES:
         return b"\\" + key
     return key
 

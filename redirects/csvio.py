@@ -1,0 +1,143 @@
+"""redirects.csv for reviewers, and the overrides CSV they hand back.
+
+Reviewers open redirects.csv in a spreadsheet, correct the ``new`` column and
+feed the file back as overrides: :func:`read_overrides` needs only the ``old``
+and ``new`` columns and ignores the rest.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from sunset.errors import SunsetError
+
+from .model import MOVED, Row
+
+COLUMNS = ("old", "new", "method", "confidence", "status", "title", "group", "note")
+# A spreadsheet runs a cell starting with one of these as a formula
+# (OWASP's "CSV injection" list). Titles and notes come from the crawled
+# pages, so a page titled "=HYPERLINK(...)" must stay text.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _text_cell(value: str) -> str:
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+def write_csv(rows: Iterable[Row], path: Path) -> int:
+    """Write one line per row (UTF-8, ``COLUMNS`` order); return the number of rows."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    count = 0
+    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(COLUMNS)
+        for row in rows:
+            writer.writerow(
+                (
+                    row.old,
+                    row.new,
+                    row.method,
+                    f"{row.confidence:.3f}",
+                    row.status,
+                    _text_cell(row.title),
+                    row.group,
+                    _text_cell(row.note),
+                )
+            )
+            count += 1
+    os.replace(tmp, path)
+    return count
+
+
+def _open_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+    """Header and (line number, cells) of a UTF-8 CSV; SunsetError on a bad file."""
+    try:
+        # utf-8-sig: spreadsheets save "CSV UTF-8" with a byte-order mark.
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise SunsetError(f"{path}: no such file") from None
+    except UnicodeDecodeError as exc:
+        line = Path(path).read_bytes()[: exc.start].count(b"\n") + 1
+        raise SunsetError(f"{path}: not UTF-8 text (line {line}); save it as CSV UTF-8") from None
+    except OSError as exc:
+        raise SunsetError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    reader = csv.reader(text.splitlines(keepends=True))
+    try:
+        header = [cell.strip().lower() for cell in next(reader, [])]
+    except csv.Error as exc:
+        raise SunsetError(f"{path}: not a CSV file ({exc})") from None
+
+    def rows() -> Iterator[tuple[int, list[str]]]:
+        try:
+            for cells in reader:
+                yield reader.line_num, cells
+        except csv.Error as exc:
+            raise SunsetError(f"{path}: line {reader.line_num}: {exc}") from None
+
+    return header, rows()
+
+
+def _columns(path: Path, header: list[str], needed: tuple[str, ...]) -> dict[str, int]:
+    missing = [name for name in needed if name not in header]
+    if missing:
+        found = ", ".join(h for h in header if h) or "none"
+        raise SunsetError(
+            f"{path}: needs the columns {' and '.join(needed)}; missing {', '.join(missing)}"
+            f" (found: {found})"
+        )
+    return {name: header.index(name) for name in needed}
+
+
+def read_overrides(path: Path) -> list[tuple[str, str]]:
+    """(old, new) pairs from a CSV with ``old`` and ``new`` columns; empty ``new`` skipped.
+
+    ``old`` is an absolute http(s) URL or a path starting with ``/``; ``new``
+    is checked later, by the writers, like every other target.
+    """
+    header, rows = _open_rows(Path(path))
+    at = _columns(Path(path), header, ("old", "new"))
+    pairs: list[tuple[str, str]] = []
+    for line, cells in rows:
+        if not any(cell.strip() for cell in cells):
+            continue
+        old = cells[at["old"]].strip() if at["old"] < len(cells) else ""
+        new = cells[at["new"]].strip() if at["new"] < len(cells) else ""
+        if not new:
+            continue
+        lowered = old.lower()
+        if not (
+            (lowered.startswith(("http://", "https://")) and len(old.split("/", 3)[2]) > 0)
+            or old.startswith("/")
+        ):
+            raise SunsetError(
+                f"{path}: line {line}: old {old[:80]!r} is not an absolute http(s) URL"
+                " or a path starting with /"
+            )
+        pairs.append((old, new))
+    return pairs
+
+
+def read_csv(path: Path) -> Iterator[Row]:
+    """The rows of a redirects.csv written by :func:`write_csv`, in file order."""
+    header, rows = _open_rows(Path(path))
+    at = _columns(Path(path), header, ("old", "new", "status"))
+    conf_at = header.index("confidence") if "confidence" in header else None
+    for line, cells in rows:
+        if not any(cells):
+            continue
+        try:
+            status = int(cells[at["status"]] or MOVED)
+            confidence = float(cells[conf_at]) if conf_at is not None and cells[conf_at] else 0.0
+            yield Row(
+                old=cells[at["old"]],
+                new=cells[at["new"]],
+                method=cells[header.index("method")] if "method" in header else "",
+                confidence=confidence,
+                status=status,
+            )
+        except (ValueError, IndexError):
+            raise SunsetError(f"{path}: line {line}: not a redirects.csv row") from None

@@ -1,0 +1,970 @@
+"""The nginx files that answer every legacy URL with one 301 (or 410).
+
+Point the legacy host names at a server whose ``http {}`` block includes
+``redirects.conf`` and every old URL answers from three maps, tried in order:
+
+``redirects.map`` (exact)
+    keyed by ``$request_uri``, the request target exactly as the client sent
+    it: ``/index.php?option=com_content&view=article&id=600&Itemid=282``.
+    Non-ASCII characters in a captured URL are written percent-encoded as
+    UTF-8, the way browsers send them; a fragment is dropped (never sent).
+``redirects-canonical.map`` (canonical)
+    keyed by ``"$uri?" + "&".join(f"{name}=$arg_{name}")`` over the profile's
+    significant query parameters, in profile order:
+    ``/index.php?option=com_content&view=article&id=600&start=&limitstart=&showall=``.
+    It catches what nobody crawled: tracking parameters, another ``Itemid``,
+    another parameter order.
+``redirects-paths.map`` (path)
+    keyed by ``$uri`` alone (``/index.php``, ``/news/``), with and without
+    the trailing slash; catches ``?start=99`` and any query on a known path.
+
+``$uri`` is nginx's normalised path: percent-decoded, slashes merged, ``.``
+and ``..`` resolved (:func:`parse_target` follows ngx_http_parse_complex_uri
+step by step); ``$arg_name`` is the raw, undecoded value of the first
+``name=`` argument, name matched ignoring case. Where several legacy URLs
+share a canonical or path key, the key gets an entry only when the URLs
+that decide it agree (see :class:`RedirectPlan`); otherwise that key is left
+out and the exact keys still answer the crawled URLs.
+
+A URL no map knows is sent to the archive's copy (``Site.fallback_prefix``
+followed by ``$request_uri``) or, with no archive, to the new home page.
+
+Map values are the target URL, or ``410 <target, HTML-escaped>`` for a page
+that is gone: nginx answers those 410 with a short HTML page linking the
+archived copy.
+
+Everything in a key or target came from a crawl, so nothing is written
+unchecked: targets are normalised to percent-encoded ASCII and must be http(s)
+URLs on an allowed host (these writers are the last gate against an open
+redirect); keys no request line can carry, or nginx would answer 400, are left
+out. Each is returned as a :class:`Refused` with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import html
+import json
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+from sunset.errors import SunsetError
+from sunset.nginx import MAX_TOKEN, map_key_bytes, quote
+
+from .model import GONE, MOVED, Collision, Refused, Row, Site
+
+EXACT_MAP = "redirects.map"
+CANONICAL_MAP = "redirects-canonical.map"
+PATHS_MAP = "redirects-paths.map"
+CONF = "redirects.conf"
+MAP_FILES = {"request_uri": EXACT_MAP, "canonical": CANONICAL_MAP, "path": PATHS_MAP}
+# The first line of redirects.conf after this prefix is the JSON that
+# `sunset redirects check` rebuilds the config from.
+SETTINGS_PREFIX = "# sunset-settings: "
+POINTER = 8  # sizeof(void *) on 64-bit; a 32-bit nginx needs less, never more
+GONE_PREFIX = "410 "
+
+# Characters left as they are in a target; everything else is percent-encoded.
+# Excludes what nginx or HTML would read specially: $ " ' \ < > ` { } | ^ and space.
+_TARGET_SAFE = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!&()*+,;=:@/?"
+)
+_HEX = frozenset("0123456789abcdefABCDEF")
+_ALREADY_SAFE = re.compile(
+    r"(?:[A-Za-z0-9\-._~!&()*+,;=:@/?]|%[0-9A-F]{2})*(?:#(?:[A-Za-z0-9\-._~!&()*+,;=:@/?]|%[0-9A-F]{2})*)?"
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
+_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://([^/?#\\]*)(.*)", re.DOTALL)
+_HOST_PORT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^:\[\]]*)(?::([0-9]{1,5}))?")
+_HOSTNAME = re.compile(r"(\*\.)?[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?|\[[0-9a-f:.]+\]")
+_PARAM = re.compile(r"[A-Za-z0-9_]+")
+_LISTEN = re.compile(r"[A-Za-z0-9_.:\[\]= -]+")
+
+
+class TargetError(ValueError):
+    """A target URL that cannot be written; the message is the one-line reason."""
+
+
+# -- targets -----------------------------------------------------------------
+
+
+def _host(authority: str) -> tuple[str, str]:
+    """(lowercased ASCII host, port) of an authority, or TargetError."""
+    if "@" in authority:
+        raise TargetError("has user info (user@host), which hides the real host")
+    m = _HOST_PORT.fullmatch(authority)
+    if not m or not m.group(1):
+        raise TargetError(f"has no valid host in {authority[:60]!r}")
+    host, port = m.group(1).lower().rstrip("."), m.group(2) or ""
+    if port and not 0 < int(port) < 65536:
+        raise TargetError(f"has an invalid port {port}")
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise TargetError(f"has a host that is not a valid name: {host[:60]!r}") from None
+    if not _HOSTNAME.fullmatch(host) or host.startswith("*"):
+        raise TargetError(f"has a host that is not a valid name: {host[:60]!r}")
+    return host, port
+
+
+def _encode(rest: str) -> str:
+    if _ALREADY_SAFE.fullmatch(rest):
+        return rest
+    out: list[str] = []
+    fragment = False
+    i = 0
+    while i < len(rest):
+        c = rest[i]
+        if c in _TARGET_SAFE:
+            out.append(c)
+        elif c == "%" and rest[i + 1 : i + 3] and set(rest[i + 1 : i + 3]) <= _HEX:
+            out.append(rest[i : i + 3].upper())
+            i += 3
+            continue
+        elif c == "#" and not fragment:
+            fragment = True
+            out.append(c)
+        else:
+            out.extend(f"%{b:02X}" for b in c.encode("utf-8", "surrogatepass"))
+        i += 1
+    return "".join(out)
+
+
+def normalise_target(url: str, allowed_hosts: Iterable[str], *, prefix: bool = False) -> str:
+    """``url`` as safe, percent-encoded ASCII, or TargetError saying why not.
+
+    The result holds no character nginx, Apache or HTML would read specially
+    (``$`` becomes ``%24``, a space ``%20``...). It must be an absolute http(s)
+    URL whose host is in ``allowed_hosts``. With ``prefix`` (a fallback prefix
+    to which the request target is appended) an empty path stays empty.
+    """
+    text = url.strip(" ")
+    if _CONTROL.search(text):
+        raise TargetError("contains a control character or line break")
+    m = _URL.fullmatch(text)
+    if not m:
+        raise TargetError("is not an absolute http(s) URL")
+    scheme, authority, rest = m.group(1).lower(), m.group(2), m.group(3)
+    if scheme not in ("http", "https"):
+        raise TargetError(f"is a {scheme}: URL, not http(s)")
+    host, port = _host(authority)
+    allowed = {h.lower().rstrip(".") for h in allowed_hosts}
+    if host not in allowed:
+        raise TargetError(f"host {host} is not an allowed target host")
+    if not prefix and (not rest or rest[0] != "/"):
+        # A backslash or nothing after the host: browsers read both as a path.
+        rest = "/" + rest
+    result = f"{scheme}://{host}{':' + port if port else ''}{_encode(rest)}"
+    # An HTML escape makes a character at most six.
+    if len(result) * 6 + 8 > MAX_TOKEN and len(quote(map_value_for(GONE, result))) > MAX_TOKEN:
+        raise TargetError(f"is longer than nginx's {MAX_TOKEN:,}-byte limit for one value")
+    return result
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _normalised(url: str, allowed_hosts: tuple[str, ...]) -> str:
+    # Thousands of legacy URLs share a target (the home page, the archive...).
+    return normalise_target(url, allowed_hosts)
+
+
+# -- what nginx makes of a request target ------------------------------------
+
+
+class BadRequest(ValueError):
+    """nginx would answer 400 to this request target; the message says why."""
+
+
+# ngx_http_parse_complex_uri states
+_USUAL, _SLASH, _DOT, _DOT_DOT = range(4)
+
+
+def _back_to_parent(out: bytearray) -> None:
+    # `out` ends with "/..": drop that and the segment before it, keeping its slash.
+    end = len(out) - 4
+    while end >= 0 and out[end] != 0x2F:
+        end -= 1
+    if end < 0:
+        raise BadRequest("its '..' segments climb above the root")
+    del out[end + 1 :]
+
+
+def parse_target(target: bytes) -> tuple[bytes, bytes]:
+    """``($uri, $args)`` as nginx (1.22, merge_slashes on) derives them from a request target.
+
+    Raises BadRequest where nginx answers 400 instead.
+    """
+    if not target.startswith(b"/"):
+        raise BadRequest("does not start with '/'")
+    q = target.find(b"?")
+    path = target if q < 0 else target[:q]
+    if b"%" not in path and b"/." not in path and b"//" not in path and b"#" not in target:
+        # Nothing to decode, merge or resolve: nginx takes the path as it is.
+        return path, b"" if q < 0 else target[q + 1 :]
+    out = bytearray()
+    state = _USUAL
+    i, n = 0, len(target)
+    args = b""
+    while i < n:
+        ch = target[i]
+        i += 1
+        if ch == 0x25:  # "%"
+            hexpair = target[i : i + 2]
+            if len(hexpair) < 2 or not all(c in b"0123456789abcdefABCDEF" for c in hexpair):
+                raise BadRequest("has a '%' not followed by two hex digits")
+            i += 2
+            ch = int(hexpair, 16)
+            if ch == 0:
+                raise BadRequest("has %00 in its path")
+            if ch in b"%#?":
+                # nginx keeps these decoded characters literally, outside the state machine.
+                out.append(ch)
+                state = _USUAL
+                continue
+        elif ch == 0x3F:  # "?": the path ends
+            if state == _DOT:
+                out.pop()
+            elif state == _DOT_DOT:
+                _back_to_parent(out)
+            args = target[i:].split(b"#", 1)[0]
+            return bytes(out), args
+        elif ch == 0x23:  # "#": a fragment; nginx ignores the rest
+            if state == _DOT:
+                out.pop()
+            elif state == _DOT_DOT:
+                _back_to_parent(out)
+            return bytes(out), b""
+        # A decoded character goes through the same steps as a literal one.
+        if ch == 0x2F:  # "/"
+            if state == _SLASH:
+                continue  # merged
+            if state == _DOT:
+                state = _SLASH  # "/./" -> "/": the dot is already written, drop it
+                out.pop()
+                continue
+            if state == _DOT_DOT:
+                _back_to_parent(out)
+                state = _SLASH
+                continue
+            out.append(ch)
+            state = _SLASH
+        elif ch == 0x2E and state in (_SLASH, _DOT):  # "."
+            out.append(ch)
+            state = _DOT if state == _SLASH else _DOT_DOT
+        else:
+            out.append(ch)
+            state = _USUAL
+    if state == _DOT:
+        out.pop()
+    elif state == _DOT_DOT:
+        _back_to_parent(out)
+    return bytes(out), args
+
+
+def nginx_arg(args: bytes, name: str) -> bytes:
+    """``$arg_<name>``: the raw value of the first ``name=`` argument (name case ignored)."""
+    want = name.lower().encode("ascii") + b"="
+    size = len(want)
+    for part in args.split(b"&"):
+        if part[:size].lower() == want:
+            return part[size:]
+    return b""
+
+
+def canonical_key(uri: bytes, args: bytes, params: tuple[str, ...]) -> bytes:
+    """The canonical map's key, as nginx builds it from ``$uri`` and ``$arg_*``."""
+    return uri + b"?" + b"&".join(p.encode("ascii") + b"=" + nginx_arg(args, p) for p in params)
+
+
+def canonical_source(params: tuple[str, ...]) -> str:
+    """The same key as an nginx complex value."""
+    return "$uri?" + "&".join(f"{p}=$arg_{p}" for p in params)
+
+
+def split_legacy(old: str) -> tuple[str, str]:
+    """(host, request target) of legacy URL ``old``; the target is what a client sends.
+
+    The target has no scheme, host or fragment, and non-ASCII characters
+    percent-encoded as UTF-8, as browsers send them. Raises TargetError for a
+    URL that is not absolute http(s).
+    """
+    m = _URL.fullmatch(old)
+    if not m or m.group(1).lower() not in ("http", "https"):
+        raise TargetError("is not an absolute http(s) URL")
+    hp = _HOST_PORT.fullmatch(m.group(2).rsplit("@", 1)[-1])
+    host = (hp.group(1) if hp else m.group(2)).lower().rstrip(".")
+    rest = m.group(3).split("#", 1)[0]
+    if not rest.startswith("/"):
+        rest = "/" + rest
+    if not rest.isascii():
+        rest = "".join(
+            c if c.isascii() else "".join(f"%{b:02X}" for b in c.encode("utf-8", "surrogatepass"))
+            for c in rest
+        )
+    return host, rest
+
+
+def request_target(old: str) -> str:
+    """The request target a client sends for legacy URL ``old`` (see :func:`split_legacy`)."""
+    return split_legacy(old)[1]
+
+
+@functools.lru_cache(maxsize=64)
+def _host_patterns(patterns: tuple[str, ...]) -> tuple[frozenset[str], tuple[str, ...]]:
+    names = {p.lower().rstrip(".") for p in patterns}
+    return frozenset(names), tuple(p[1:] for p in names if p.startswith("*."))
+
+
+def host_matches(host: str, patterns: tuple[str, ...]) -> bool:
+    """True if ``host`` is one of ``patterns`` (``*.example.org`` matches subdomains)."""
+    exact, suffixes = _host_patterns(patterns)
+    return host in exact or any(host.endswith(s) for s in suffixes)
+
+
+# -- one row ------------------------------------------------------------------
+
+
+def _key_fits(key: bytes) -> bool:
+    # Escaping at most doubles a key; only long keys need the exact count.
+    return len(key) * 2 + 3 <= MAX_TOKEN or len(map_key_bytes(key)) <= MAX_TOKEN
+
+
+class Prepared(NamedTuple):
+    """A row that can be written: its exact key and its answer."""
+
+    key: str  # request target, ASCII
+    status: int
+    target: str  # normalised
+    uri: bytes  # what nginx makes of the key: $uri
+    args: bytes  # and $args
+
+
+def map_value_for(status: int, target: str) -> str:
+    """A map value: the target, or ``410 `` and the target escaped for an HTML attribute."""
+    return GONE_PREFIX + html.escape(target) if status == GONE else target
+
+
+def prepare(row: Row, site: Site) -> Prepared | Refused:
+    """Check one row; the reasons are shared by every writer, so refusals compare equal."""
+    if row.status not in (MOVED, GONE):
+        return Refused(row.old, row.new, f"status {row.status} is neither 301 nor 410")
+    try:
+        target = _normalised(row.new, site.allowed_target_hosts)
+    except TargetError as exc:
+        return Refused(row.old, row.new, f"target {exc}")
+    try:
+        host, key = split_legacy(row.old)
+    except TargetError as exc:
+        return Refused(row.old, row.new, f"legacy URL {exc}")
+    reason = ""
+    if not host_matches(host, site.legacy_hosts):
+        reason = f"legacy host {host or '(none)'} is not one of the legacy hosts"
+    elif m := _CONTROL_OR_SPACE.search(key):
+        what = "a space" if m.group() == " " else f"control character {m.group()!r}"
+        reason = f"legacy URL has {what}, which no request line can carry"
+    else:
+        raw = key.encode("ascii")
+        if not _key_fits(raw):
+            reason = f"legacy URL is longer than nginx's {MAX_TOKEN:,}-byte limit for one key"
+        else:
+            try:
+                uri, args = parse_target(raw)
+            except BadRequest as exc:
+                reason = f"nginx answers 400 to this URL: it {exc}"
+            else:
+                return Prepared(key, row.status, target, uri, args)
+    return Refused(row.old, row.new, reason)
+
+
+# -- the plan -----------------------------------------------------------------
+
+Answer = tuple[int, str]  # (status, normalised target)
+
+
+class _Slot:
+    """The candidates for one case-folded key of one map."""
+
+    __slots__ = ("answer", "confidence", "key", "members", "old", "seq")
+
+    def __init__(self, key: bytes, answer: Answer, confidence: float, seq: int, old: str) -> None:
+        self.key = key
+        self.answer = answer
+        self.confidence = confidence
+        self.seq = seq
+        self.old = old
+        # Only keys that fold together with another get a list of who was behind them.
+        self.members: list[tuple[str, Answer]] | None = None
+
+    def rank(self) -> tuple[float, bool, int]:
+        return (-self.confidence, self.key != self.key.lower(), self.seq)
+
+    def offer(self, other: _Slot) -> None:
+        if self.members is None:
+            self.members = [(self.old, self.answer)]
+        self.members.append((other.old, other.answer))
+        if other.rank() < self.rank():
+            self.key, self.answer, self.confidence = other.key, other.answer, other.confidence
+            self.seq, self.old = other.seq, other.old
+
+
+class _Group:
+    """Legacy URLs sharing one canonical or path key: the lowest tier decides."""
+
+    __slots__ = ("answer", "confidence", "old", "seq", "tier")
+
+    def __init__(self, tier: int, answer: Answer, confidence: float, seq: int, old: str) -> None:
+        self.tier = tier
+        self.answer: Answer | None = answer  # None: the deciding URLs disagree
+        self.confidence = confidence
+        self.seq = seq
+        self.old = old
+
+    def add(self, tier: int, answer: Answer, confidence: float, old: str) -> None:
+        if tier < self.tier:
+            self.tier, self.answer, self.confidence, self.old = tier, answer, confidence, old
+        elif tier == self.tier:
+            if self.answer is not None and answer != self.answer:
+                self.answer = None
+            self.confidence = max(self.confidence, confidence)
+
+
+def _fold(key: bytes) -> bytes:
+    # nginx lowercases map keys and looked-up values with ASCII rules only.
+    return key.lower()
+
+
+def _label(answer: Answer) -> str:
+    status, target = answer
+    return f"410 {target}" if status == GONE else target
+
+
+class RedirectPlan:
+    """What the three maps hold for a stream of rows, decided the way nginx will read them.
+
+    Feed rows with :meth:`add`, then call :meth:`finish`. Only what the
+    decisions need is kept per key (an answer, a confidence, the first URL),
+    never the rows themselves.
+
+    Canonical and path keys: the legacy URLs sharing a key are ranked in tiers
+    and the lowest non-empty tier decides; the key gets an entry only if all
+    its URLs agree. Canonical: tier 0 is a URL already in canonical form (only
+    significant parameters, each once, each as ``name=value``), tier 1 the rest.
+    Path: tier 0 is a URL with no query, tier 1 one whose significant
+    parameters are all empty, tier 2 the rest.
+
+    Keys that fold to the same bytes (nginx ignores ASCII case) get one entry:
+    if their answers differ, the highest confidence wins, then a key already in
+    lower case, then the first seen; a :class:`Collision` records it.
+    """
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.params = significant_params(site)
+        self._names = [(p.encode("ascii"), p.lower().encode("ascii")) for p in self.params]
+        self._wanted = {low for _, low in self._names}
+        self.refused: list[Refused] = []
+        self.collisions: list[Collision] = []
+        self.skipped = 0  # canonical or path keys too long to write
+        self.rows = 0
+        self.exact: dict[bytes, _Slot] = {}
+        self.canonical: dict[bytes, _Slot] = {}
+        self.paths: dict[bytes, _Slot] = {}
+        self._canonical_groups: dict[bytes, _Group] = {}
+        self._path_groups: dict[bytes, _Group] = {}
+        self._answers: dict[Answer, Answer] = {}  # one object per distinct answer
+        self._finished = False
+
+    def add(self, row: Row) -> Prepared | Refused:
+        seq = self.rows
+        self.rows += 1
+        prepared = prepare(row, self.site)
+        if isinstance(prepared, Refused):
+            self.refused.append(prepared)
+            return prepared
+        answer = self._answers.setdefault(
+            (prepared.status, prepared.target), (prepared.status, prepared.target)
+        )
+        key = prepared.key.encode("ascii")
+        slot = _Slot(key, answer, row.confidence, seq, row.old)
+        folded = _fold(key)
+        if (held := self.exact.get(folded)) is None:
+            self.exact[folded] = slot
+        else:
+            held.offer(slot)
+
+        uri, args = prepared.uri, prepared.args
+        # One pass over the arguments gives what nginx_arg would for each
+        # significant name, and whether the URL is already in canonical form.
+        values: dict[bytes, bytes] = {}
+        in_form = True
+        for part in args.split(b"&") if args else ():
+            if not part:
+                continue
+            name, eq, value = part.partition(b"=")
+            name = name.lower()
+            if not eq:
+                in_form = False
+            elif name in values or name not in self._wanted:
+                in_form = False
+                values.setdefault(name, value)
+            else:
+                values[name] = value
+        canon = uri + b"?" + b"&".join(p + b"=" + values.get(low, b"") for p, low in self._names)
+        self._group(self._canonical_groups, canon, 0 if in_form else 1, answer, row, seq)
+        if not args:
+            tier = 0
+        elif not any(values.get(low) for _, low in self._names):
+            tier = 1
+        else:
+            tier = 2
+        self._group(self._path_groups, uri, tier, answer, row, seq)
+        return prepared
+
+    @staticmethod
+    def _group(
+        groups: dict[bytes, _Group], key: bytes, tier: int, answer: Answer, row: Row, seq: int
+    ) -> None:
+        group = groups.get(key)
+        if group is None:
+            groups[key] = _Group(tier, answer, row.confidence, seq, row.old)
+        else:
+            group.add(tier, answer, row.confidence, row.old)
+
+    def finish(self) -> None:
+        """Settle agreements and case collisions; call once, after the last row."""
+        if self._finished:
+            return
+        self._finished = True
+        for folded, slot in self.exact.items():
+            self._collision("request_uri", folded, slot)
+        self.canonical = self._settle("canonical", self._canonical_groups)
+        self.paths = self._settle("path", self._path_groups)
+        # Both forms of each path, unless the other form is a path of its own.
+        real = {_fold(key) for key in self._path_groups}
+        for slot in list(self.paths.values()):
+            key = slot.key
+            toggled = key[:-1] if key.endswith(b"/") else key + b"/"
+            if not toggled or _fold(toggled) in real or not self._fits(toggled):
+                continue
+            self.paths[_fold(toggled)] = _Slot(toggled, slot.answer, slot.confidence, 0, slot.old)
+        self._canonical_groups = {}
+        self._path_groups = {}
+
+    def _fits(self, key: bytes) -> bool:
+        if not _key_fits(key):
+            self.skipped += 1
+            return False
+        return True
+
+    def _settle(self, name: str, groups: dict[bytes, _Group]) -> dict[bytes, _Slot]:
+        out: dict[bytes, _Slot] = {}
+        for key, group in groups.items():
+            if group.answer is None or not self._fits(key):
+                continue
+            slot = _Slot(key, group.answer, group.confidence, group.seq, group.old)
+            folded = _fold(key)
+            if (held := out.get(folded)) is None:
+                out[folded] = slot
+            else:
+                held.offer(slot)
+        for folded, slot in out.items():
+            self._collision(name, folded, slot)
+        return out
+
+    def _collision(self, name: str, folded: bytes, slot: _Slot) -> None:
+        members = slot.members
+        if members is None:
+            return
+        if any(answer != slot.answer for _, answer in members):
+            self.collisions.append(
+                Collision(
+                    map=name,
+                    key=slot.key.decode("utf-8", "backslashreplace"),
+                    olds=[old for old, _ in members],
+                    targets=[_label(answer) for _, answer in members],
+                    kept=_label(slot.answer),
+                )
+            )
+        slot.members = None
+
+    # -- answering like nginx ---------------------------------------------
+
+    def lookup(self, target: str) -> tuple[str, Answer] | None:
+        """(map, answer) nginx finds for a request target, or None for the fallback.
+
+        Raises BadRequest where nginx answers 400.
+        """
+        raw = target.encode("utf-8")
+        slot = self.exact.get(_fold(raw))
+        if slot is not None:
+            return "request_uri", slot.answer
+        uri, args = parse_target(raw)
+        slot = self.canonical.get(_fold(canonical_key(uri, args, self.params)))
+        if slot is not None:
+            return "canonical", slot.answer
+        slot = self.paths.get(_fold(uri))
+        if slot is not None:
+            return "path", slot.answer
+        return None
+
+    def resolve(self, target: str) -> Answer:
+        """(status, Location or linked URL) nginx answers a request target with."""
+        try:
+            found = self.lookup(target)
+        except BadRequest:
+            return 400, ""
+        if found is not None:
+            return found[1]
+        return MOVED, fallback_for(self.site, target)
+
+
+def significant_params(site: Site) -> tuple[str, ...]:
+    """The profile's significant parameters, once each; SunsetError if nginx cannot name one."""
+    seen: dict[str, str] = {}
+    for name in site.significant_query_params:
+        if not _PARAM.fullmatch(name):
+            raise SunsetError(
+                f"significant query parameter {name!r} cannot be read by nginx"
+                " ($arg_ names are letters, digits and _ only)"
+            )
+        seen.setdefault(name.lower(), name)
+    return tuple(seen.values())
+
+
+def fallback_for(site: Site, target: str) -> str:
+    """Where a URL no map knows goes (what the server block's last ``return`` sends)."""
+    prefix, home = fallbacks(site)
+    return prefix + target if prefix else home
+
+
+def fallbacks(site: Site) -> tuple[str, str]:
+    """(normalised fallback prefix or "", normalised home page); SunsetError if unusable."""
+    try:
+        home = normalise_target(site.new_home, site.allowed_target_hosts)
+    except TargetError as exc:
+        raise SunsetError(f"new home page {site.new_home!r} {exc}") from None
+    prefix = ""
+    if site.fallback_prefix:
+        try:
+            prefix = normalise_target(site.fallback_prefix, site.allowed_target_hosts, prefix=True)
+        except TargetError as exc:
+            raise SunsetError(f"fallback prefix {site.fallback_prefix!r} {exc}") from None
+    return prefix, home
+
+
+def plan(rows: Iterable[Row], site: Site) -> RedirectPlan:
+    """A finished :class:`RedirectPlan` for ``rows``."""
+    result = RedirectPlan(site)
+    # Hundreds of thousands of small objects and no cycles among them: the
+    # cyclic collector would rescan them all again and again for nothing.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for row in rows:
+            result.add(row)
+        result.finish()
+    finally:
+        if collecting:
+            gc.enable()
+    return result
+
+
+# -- hash sizes -----------------------------------------------------------------
+
+
+@dataclass
+class HashSizes:
+    """``map_hash_bucket_size`` and ``map_hash_max_size`` for the maps written."""
+
+    bucket_size: int = 128
+    max_size: int = 2048
+
+    @staticmethod
+    def element(key_len: int) -> int:
+        # ngx_hash.c: NGX_HASH_ELT_SIZE = pointer + align(len + 2, pointer)
+        return POINTER + (key_len + 2 + POINTER - 1) // POINTER * POINTER
+
+    @classmethod
+    def for_maps(cls, maps: Iterable[tuple[int, int, int]]) -> HashSizes:
+        """Sizes for maps given as (keys, longest key, total key bytes).
+
+        nginx refuses to start unless one bucket holds the largest element and
+        a terminating pointer. It then looks for a table size at which no
+        bucket overflows: with more than 10,000 allowed and fewer than 100
+        allowed per key it only tries the last 1,000 sizes below the maximum,
+        otherwise it counts up from ``keys / (bucket / 16)``. So: buckets with
+        room for eight average keys (and the longest), and a maximum of twice
+        the largest map's keys plus 1,000, which leaves that map's table at
+        most half full where nginx looks; a bucket then overflows only if eight
+        keys hash into it.
+        """
+        longest = 0
+        mean = 0.0
+        largest = 0
+        for count, max_len, total in maps:
+            if not count:
+                continue
+            longest = max(longest, cls.element(max_len))
+            mean = max(mean, POINTER + total / count + 2 + POINTER / 2)
+            largest = max(largest, count)
+        need = max(128, longest + POINTER, int(8 * mean))
+        bucket = 128
+        while bucket < need:
+            bucket *= 2
+        return cls(bucket_size=bucket, max_size=max(2048, 2 * largest + 1000))
+
+
+# -- writing --------------------------------------------------------------------
+
+
+@dataclass
+class NginxResult:
+    """What :func:`write_nginx` wrote."""
+
+    files: dict[str, Path]  # "request_uri", "canonical", "path", "conf"
+    written: dict[str, int]  # entries per map
+    refused: list[Refused]
+    collisions: list[Collision]
+    hash: HashSizes
+    rows: int = 0
+    skipped: int = 0  # canonical or path keys too long for nginx
+    notes: list[str] = field(default_factory=list)
+
+
+def _write_atomic(path: Path, chunks: Iterable[bytes]) -> None:
+    # nginx reloaded mid-write would read half a map; a rename is all or nothing.
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        for chunk in chunks:
+            fh.write(chunk)
+    os.replace(tmp, path)
+
+
+def _map_lines(name: str, slots: dict[bytes, _Slot], stats: list[int]) -> Iterable[bytes]:
+    what = {
+        "request_uri": "$request_uri (the request target as sent)",
+        "canonical": "the canonical key (see redirects.conf)",
+        "path": "$uri (the decoded, normalised path)",
+    }[name]
+    yield (
+        f"# Generated by sunset; included in redirects.conf inside a map on {what}.\n"
+        "# Value: the target URL, or '410 ' and the target HTML-escaped for a page that is gone.\n"
+    ).encode()
+    count = longest = total = 0
+    values: dict[Answer, bytes] = {}
+    for slot in slots.values():
+        count += 1
+        longest = max(longest, len(slot.key))
+        total += len(slot.key)
+        value = values.get(slot.answer)
+        if value is None:
+            value = values[slot.answer] = quote(map_value_for(*slot.answer)).encode("ascii")
+        yield map_key_bytes(slot.key) + b" " + value + b";\n"
+    stats[:] = [count, longest, total]
+
+
+def write_nginx(
+    rows: Iterable[Row],
+    site: Site,
+    out_dir: Path,
+    *,
+    listen: str | int = 80,
+    include_dir: Path | None = None,
+) -> NginxResult:
+    """Write the three maps and ``redirects.conf`` into ``out_dir``.
+
+    ``include_dir`` is the absolute directory the conf's includes name (where
+    the maps will be installed, e.g. ``/etc/nginx/sunset``); default ``out_dir``.
+    """
+    out_dir = Path(out_dir)
+    include = Path(include_dir) if include_dir is not None else out_dir.resolve()
+    if not include.is_absolute():
+        raise SunsetError(f"include folder {include} must be an absolute path")
+    fallbacks(site)  # a bad home page or prefix fails before any work
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = plan(rows, site)
+    files: dict[str, Path] = {}
+    stats: dict[str, list[int]] = {}
+    for name, slots in (
+        ("request_uri", result.exact),
+        ("canonical", result.canonical),
+        ("path", result.paths),
+    ):
+        path = out_dir / MAP_FILES[name]
+        stats[name] = [0, 0, 0]
+        _write_atomic(path, _map_lines(name, slots, stats[name]))
+        files[name] = path
+    sizes = HashSizes.for_maps(tuple(s) for s in stats.values())
+    conf = out_dir / CONF
+    text = render_conf(site, sizes, listen=listen, maps_dir=include)
+    _write_atomic(conf, [text.encode("utf-8")])
+    files["conf"] = conf
+    return NginxResult(
+        files=files,
+        written={name: s[0] for name, s in stats.items()},
+        refused=result.refused,
+        collisions=result.collisions,
+        hash=sizes,
+        rows=result.rows,
+        skipped=result.skipped,
+    )
+
+
+# -- redirects.conf -------------------------------------------------------------
+
+_GONE_BODY = (
+    '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+    "<title>Page removed</title></head><body><h1>This page has been removed</h1>"
+    '<p>An archived copy is at <a href="$sunset_gone">$sunset_gone</a>.</p></body></html>'
+)
+
+
+def _server_names(site: Site) -> list[str]:
+    names = []
+    for host in site.legacy_hosts:
+        low = host.lower().rstrip(".")
+        if not _HOSTNAME.fullmatch(low):
+            raise SunsetError(f"legacy host {host!r} is not a host name nginx can serve")
+        names.append(low)
+    if not names:
+        raise SunsetError("no legacy hosts: the server block would answer no name")
+    return names
+
+
+def settings_json(site: Site, sizes: HashSizes, listen: str, maps_dir: Path) -> str:
+    return json.dumps(
+        {
+            "legacy_base": site.legacy_base,
+            "legacy_hosts": list(site.legacy_hosts),
+            "new_home": site.new_home,
+            "allowed_target_hosts": list(site.allowed_target_hosts),
+            "significant_query_params": list(site.significant_query_params),
+            "fallback_prefix": site.fallback_prefix,
+            "listen": listen,
+            "maps_dir": str(maps_dir),
+            "map_hash_bucket_size": sizes.bucket_size,
+            "map_hash_max_size": sizes.max_size,
+        },
+        ensure_ascii=True,
+        sort_keys=True,
+    )
+
+
+def read_settings(conf: Path) -> tuple[Site, HashSizes, str, Path]:
+    """(site, hash sizes, listen, maps dir) recorded in a redirects.conf's first line."""
+    try:
+        with open(conf, encoding="utf-8") as fh:
+            first = fh.readline()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SunsetError(f"{conf}: cannot read ({exc})") from None
+    if not first.startswith(SETTINGS_PREFIX):
+        raise SunsetError(f"{conf}: not written by sunset (no settings line)")
+    try:
+        data = json.loads(first[len(SETTINGS_PREFIX) :])
+        site = Site(
+            legacy_base=data["legacy_base"],
+            legacy_hosts=tuple(data["legacy_hosts"]),
+            new_home=data["new_home"],
+            allowed_target_hosts=tuple(data["allowed_target_hosts"]),
+            significant_query_params=tuple(data["significant_query_params"]),
+            fallback_prefix=data["fallback_prefix"],
+        )
+        sizes = HashSizes(int(data["map_hash_bucket_size"]), int(data["map_hash_max_size"]))
+        return site, sizes, str(data["listen"]), Path(data["maps_dir"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SunsetError(f"{conf}: unreadable settings line ({exc})") from None
+
+
+def render_conf(site: Site, sizes: HashSizes, *, listen: str | int = 80, maps_dir: Path) -> str:
+    """The text of redirects.conf: hash sizes, the maps and a server block on ``listen``."""
+    listen = str(listen)
+    if not _LISTEN.fullmatch(listen):
+        raise SunsetError(f"listen {listen!r} is not an address and/or port nginx accepts")
+    names = _server_names(site)
+    params = significant_params(site)
+    prefix, home = fallbacks(site)
+    longest_name = max(HashSizes.element(len(n)) for n in names) + POINTER
+    # nginx's default is one cache line (64 bytes on x86) and fails on longer names.
+    names_bucket = (
+        f"server_names_hash_bucket_size {1 << (longest_name - 1).bit_length()};\n"
+        if longest_name > 64
+        else ""
+    )
+    fallback = f'{quote(prefix)[:-1]}$request_uri"' if prefix else quote(home)
+
+    def inc(name: str) -> str:
+        return quote(str(maps_dir / name))
+
+    return f"""{SETTINGS_PREFIX}{settings_json(site, sizes, listen, maps_dir)}
+# Generated by sunset: redirects for {", ".join(names)}.
+#
+# Include this file inside nginx's http {{}} block, before any other map: the
+# map_hash_* directives below must come before the first map, and nginx
+# rejects them if set twice (delete them here if your http block sets them
+# already, at least as large). Then `nginx -t && nginx -s reload`.
+#
+# Lookup order: the exact request target, then the canonical key (path plus
+# significant query parameters), then the path alone; no match goes to the
+# archive (or the new home page). Keys compare ignoring ASCII case.
+
+# One bucket holds the longest key plus a pointer; the max size is twice the
+# largest map's keys plus 1,000 (see redirects/nginx.py, HashSizes).
+map_hash_bucket_size {sizes.bucket_size};
+map_hash_max_size {sizes.max_size};
+{names_bucket}
+map $request_uri $sunset_by_uri {{
+    default "";
+    include {inc(EXACT_MAP)};
+}}
+
+map {quote(canonical_source(params))} $sunset_by_canonical {{
+    default "";
+    include {inc(CANONICAL_MAP)};
+}}
+
+map $uri $sunset_by_path {{
+    default "";
+    include {inc(PATHS_MAP)};
+}}
+
+# The first non-empty of exact, canonical, path.
+map $sunset_by_canonical $sunset_by_canonical_or_path {{
+    "" $sunset_by_path;
+    default $sunset_by_canonical;
+}}
+
+map $sunset_by_uri $sunset_target {{
+    "" $sunset_by_canonical_or_path;
+    default $sunset_by_uri;
+}}
+
+# "410 <escaped URL>": a page that is gone; the rest is for its HTML link.
+map $sunset_target $sunset_gone {{
+    default "";
+    "~^410 (.+)$" $1;
+}}
+
+server {{
+    listen {listen};
+    server_name {" ".join(quote(n) for n in names)};
+    # Targets are absolute URLs; never let nginx rewrite them.
+    absolute_redirect off;
+    server_name_in_redirect off;
+    port_in_redirect off;
+    default_type "text/html; charset=utf-8";
+
+    if ($sunset_gone) {{
+        return 410 {quote(_GONE_BODY)};
+    }}
+    if ($sunset_target) {{
+        return 301 $sunset_target;
+    }}
+    return 301 {fallback};
+}}
+"""
