@@ -242,17 +242,22 @@ def follow_listing(
 
     A category page whose articles moved under /about-us/ goes to /about-us/;
     a news listing whose items all went to the archive goes there too (None).
+    The landing page is the highest new page (below the home page) that holds
+    most of the moved items: a listing spanned its section, and its items are
+    often spread over the new section's sub-pages.
     """
     if len(items) < min_items:
         return None
     moved = [d for d in items if d is not None and d.method not in ("archive", "home")]
-    if len(moved) * 2 < len(items):
+    if len(moved) * 3 < len(items):
         return None
     support: Counter[str] = Counter()
     for d in moved:
-        path = path_key(urlsplit(d.target).path or "/")
-        parts = path.strip("/").split("/")
-        for depth in range(1, len(parts) + 1):
+        parts = path_key(urlsplit(d.target).path or "/").strip("/").split("/")
+        # An article's own page is not where its listing belongs, only its
+        # ancestors are; a sub-listing already landed on a section page.
+        top = len(parts) + 1 if d.method == "listing" else len(parts)
+        for depth in range(1, top):
             prefix = "/" + "/".join(parts[:depth])
             if prefix in new.by_path:
                 support[prefix] += 1
@@ -260,7 +265,7 @@ def follow_listing(
     best = [(p.count("/"), p) for p, n in support.items() if n >= need]
     if not best:
         return None
-    _, prefix = max(best)
+    _, prefix = min(best)
     share = support[prefix] / len(items)
     return Decision(
         new.by_path[prefix],

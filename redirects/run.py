@@ -83,9 +83,12 @@ class RedirectSummary:
 
 def _new_inventory(opts: RedirectOptions) -> tuple[list[NewPage], dict[str, str], list[str]]:
     succ = opts.profile.successor
-    crawl = opts.new_crawl or succ.inventory_warc
-    sitemap = opts.new_sitemap or (None if crawl else succ.inventory_sitemap)
-    csv_path = opts.new_csv or succ.inventory_csv
+    crawl, sitemap, csv_path = opts.new_crawl, opts.new_sitemap, opts.new_csv
+    if not (crawl or sitemap or csv_path):
+        # Inventories named on the command line replace the profile's, never add
+        # to them: a run given a local file must not also fetch a live sitemap.
+        crawl, csv_path = succ.inventory_warc, succ.inventory_csv
+        sitemap = None if crawl else succ.inventory_sitemap
     pages: list[NewPage] = []
     moved: dict[str, str] = {}
     sources: list[str] = []

@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl, unquote, urljoin, urlsplit, urlunsplit
 
-_ID_PREFIX = re.compile(r"^\d+-(?=[^\d])")
+# Joomla's "112-" id prefix; a year ("2019-review") is part of the title.
+_ID_PREFIX = re.compile(r"^(?!(?:19|20)\d\d-)\d+-(?=[^\d])")
 _EXTENSION = re.compile(r"\.(?:html?|php|aspx?|jsp|cfm|shtml)$", re.IGNORECASE)
 _FRONT_CONTROLLER = re.compile(r"^/index\.php(?=/|$)", re.IGNORECASE)
 _DASHES = re.compile(r"[\s_+\-]+")

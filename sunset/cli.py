@@ -437,20 +437,9 @@ def transform(
       sunset transform output/wigan --profile ./wigan-tweaked.toml
       sunset transform output/demo/crawl --rewrite-links output/demo/crawl/redirects/redirects.csv
     """
-    import json as _json
-
     from transform.run import TransformError, TransformOptions, run_transform
 
-    if not crawl_dir.is_dir():
-        raise SunsetError(f"{crawl_dir}: no such crawl folder")
-    if profile_ref is None:
-        try:
-            profile_ref = _json.loads((crawl_dir / "crawl.json").read_text())["profile"]
-        except (OSError, ValueError, KeyError, TypeError):
-            raise SunsetError(
-                f"{crawl_dir}: no crawl.json naming the profile; pass --profile"
-            ) from None
-    profile = load_profile(profile_ref)
+    profile = _crawl_profile(crawl_dir, profile_ref)
     try:
         code, summary = run_transform(
             TransformOptions(
@@ -486,19 +475,177 @@ def transform(
         raise click.exceptions.Exit(code)
 
 
-@main.command(short_help="Write nginx redirects for every old URL (not built yet).")
-@click.argument("crawl_dir", type=click.Path(path_type=Path, file_okay=False))
-@_profile_option(required=False)
-@_out_option("the nginx config and mapping CSV (default: CRAWL_DIR/redirects/)")
-def redirects(crawl_dir: Path, profile_ref: str | None, out: Path | None) -> None:
-    """Map every crawled URL to the successor site or the web archive, as nginx config.
+def _crawl_profile(crawl_dir: Path, profile_ref: str | None) -> Any:
+    """The profile given, else the one the crawl recorded in crawl.json."""
+    if not crawl_dir.is_dir():
+        raise SunsetError(f"{crawl_dir}: no such crawl folder")
+    if profile_ref is None:
+        try:
+            profile_ref = json.loads((crawl_dir / "crawl.json").read_text())["profile"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise SunsetError(
+                f"{crawl_dir}: no crawl.json naming the profile; pass --profile"
+            ) from None
+    return load_profile(str(profile_ref))
+
+
+class _BuildByDefault(click.Group):
+    """``sunset redirects DIR`` builds; ``sunset redirects check DIR`` checks."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
+            args = ["build", *args]
+        return super().parse_args(ctx, args)
+
+
+@main.group(
+    "redirects",
+    cls=_BuildByDefault,
+    context_settings=CONTEXT,
+    short_help="Write nginx redirects for every old URL, and check them with nginx.",
+)
+def redirects_group() -> None:
+    """Map every old URL to its new page or its archived copy, as nginx and Apache config.
+
+    \b
+    sunset redirects CRAWL_DIR [options]     build the map (same as 'build')
+    sunset redirects check CRAWL_DIR         prove it with a real nginx on loopback
 
     \b
     Examples:
-      sunset redirects output/wigan
-      sunset redirects output/wigan --out /etc/nginx/sunset/
+      sunset redirects output/wigan --new-crawl output/wigan-successor
+      sunset redirects output/wigan --new-sitemap https://healthierwigan.nhs.uk/sitemap.xml
+      sunset redirects output/wigan --overrides reviewed.csv
+      sunset redirects check output/wigan
     """
-    _not_built("redirects", 5)
+
+
+@redirects_group.command("build")
+@click.argument("crawl_dir", type=click.Path(path_type=Path, file_okay=False))
+@_profile_option(required=False)
+@_out_option("the nginx map, snippet, CSV and report (default: CRAWL_DIR/redirects/)")
+@click.option(
+    "--new-crawl",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="A 'sunset crawl --successor' of the new site: URLs, titles and text.",
+)
+@click.option(
+    "--new-sitemap",
+    default=None,
+    metavar="URL_OR_FILE",
+    help="The new site's sitemap.xml (URLs only).",
+)
+@click.option(
+    "--new-csv",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="A CSV list of the new site: url[,title,text].",
+)
+@click.option(
+    "--overrides",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="CSV with old,new columns (an edited redirects.csv works): always wins.",
+)
+@click.option(
+    "--install-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Directory the nginx snippet will include the maps from (default: the output).",
+)
+def redirects_build(
+    crawl_dir: Path,
+    profile_ref: str | None,
+    out: Path | None,
+    new_crawl: Path | None,
+    new_sitemap: str | None,
+    new_csv: Path | None,
+    overrides: Path | None,
+    install_dir: Path | None,
+) -> None:
+    """Map every crawled URL to the successor site or the web archive.
+
+    Reads the crawl (and 'sunset transform' output when present) and an
+    inventory of the new site; writes redirects.map, redirects.conf,
+    redirects.apache.txt, redirects.csv and report.html.
+
+    \b
+    Examples:
+      sunset redirects build output/wigan --new-crawl output/wigan-successor
+      sunset redirects build output/wigan --out /etc/nginx/sunset/
+    """
+    from redirects.model import METHODS
+    from redirects.run import RedirectOptions, run_redirects
+    from sunset.ui import summary_table
+
+    profile = _crawl_profile(crawl_dir, profile_ref)
+    summary = run_redirects(
+        RedirectOptions(
+            crawl_dir=crawl_dir,
+            profile=profile,
+            out=out,
+            new_crawl=new_crawl,
+            new_sitemap=new_sitemap,
+            new_csv=new_csv,
+            overrides=overrides,
+            install_dir=install_dir,
+        )
+    )
+    rows: list[tuple[str, object]] = [
+        ("legacy URLs mapped", summary.rows),
+        ("legacy pages", summary.groups),
+        ("new-site pages", summary.new_pages),
+    ]
+    for method in METHODS:
+        if summary.methods.get(method):
+            rows.append((f"  {method}", summary.methods[method]))
+    rows += [
+        ("left out (see report)", summary.refused),
+        ("case collisions", summary.collisions),
+        ("seconds", summary.seconds),
+        ("report", summary.files.get("report", "")),
+    ]
+    summary_table(f"redirects — {summary.out}", rows)
+
+
+@redirects_group.command("check")
+@click.argument("crawl_dir", type=click.Path(path_type=Path, file_okay=False))
+@_out_option("nothing; the redirects folder to check (default: CRAWL_DIR/redirects/)")
+@click.option(
+    "--no-variants",
+    is_flag=True,
+    help="Only request the URLs in redirects.csv, not uncrawled variants of them.",
+)
+def redirects_check(crawl_dir: Path, out: Path | None, no_variants: bool) -> None:
+    """Serve the generated config with a real nginx on loopback and request every old URL.
+
+    Every URL in redirects.csv must get exactly one 301 (or 410) whose
+    Location is its target; uncrawled variants (a tracking parameter, upper
+    case, a toggled trailing slash) must land where their page does.
+    Exits 1 when any answer is wrong.
+
+    \b
+    Examples:
+      sunset redirects check output/wigan
+    """
+    from redirects.check import check
+    from sunset.ui import summary_table
+
+    folder = out or crawl_dir / "redirects"
+    if not (folder / "redirects.csv").is_file():
+        raise SunsetError(f"{folder}: no redirects.csv (run 'sunset redirects {crawl_dir}' first)")
+    result = check(folder, variants=not no_variants)
+    rows: list[tuple[str, object]] = [
+        ("URLs requested", result.requested),
+        ("answered as expected", result.passed),
+        ("wrong answers", len(result.failures)),
+    ]
+    for failure in result.failures[:10]:
+        rows.append(("  " + failure.url[:70], f"{failure.status} {failure.location}"[:90]))
+    summary_table(f"redirects check — {folder}", rows)
+    if result.failures:
+        raise click.exceptions.Exit(1)
 
 
 @main.command(short_help="Bundle a run into one archive (not built yet).")

@@ -22,7 +22,6 @@ COMMANDS = [*STAGES, "profile"]
 
 # Minimal arguments that get each not-built command past option parsing.
 NOT_BUILT = [
-    (["redirects", "output/demo"], 5),
     (["package", "output/demo"], 6),
     (["verify", "output/demo.tar.gz"], 6),
     (["replay", "output/demo.tar.gz"], 6),
@@ -91,7 +90,7 @@ def test_console_script_is_installed_and_works(tmp_path: Path) -> None:
     if not script.exists():
         pytest.skip("sunset console script not installed in this interpreter's bin/")
     result = subprocess.run(
-        [str(script), "redirects", "output/demo"],
+        [str(script), "package", "output/demo"],
         capture_output=True,
         text=True,
         cwd=tmp_path,

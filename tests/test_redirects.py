@@ -1,0 +1,292 @@
+"""`sunset redirects` end to end: real crawls of the replica and its successor, real nginx.
+
+The accuracy targets of issue 5 are asserted here on a small replica: at least
+95% of legacy URLs with a successor reach it (top-1), URLs without one end at
+the archive, and every legacy URL (crawled or not) answers 301.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from redirects.urls import canonical, path_key, site_affixes, slug_of, title_key
+from replica import generate, serve
+from replica.generate import iter_jsonl
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+needs_nginx = pytest.mark.skipif(not Path(NGINX).exists(), reason="nginx not installed")
+DEMO_PROFILE = Path(__file__).parent.parent / "sunset" / "profiles" / "demo.toml"
+JOOMLA = ("option", "view", "id", "start", "limitstart", "showall")
+
+
+def sunset(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sunset", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def test_path_key_folds_case_slash_front_controller_and_extension() -> None:
+    assert path_key("/Your-CCG/News/") == "/your-ccg/news"
+    assert path_key("/index.php/your-ccg/news.html") == "/your-ccg/news"
+    assert path_key("/") == "/"
+    assert path_key("/index.php") == "/"
+    assert path_key("/a//b%20c/") == "/a/b c"
+
+
+def test_slug_drops_joomla_id_prefix_and_extension() -> None:
+    assert slug_of("/your-ccg/news/112-flu-clinics-open") == "flu-clinics-open"
+    assert slug_of("/Your-CCG/News/Flu_Clinics_Open.html") == "flu-clinics-open"
+    assert slug_of("/news/2019") == ""  # a bare number names nothing
+    assert slug_of("/news/2019-review") == "2019-review"
+
+
+def test_canonical_keeps_only_significant_params_in_profile_order() -> None:
+    a = "http://x/index.php?Itemid=5&id=7&option=com_content&view=article"
+    b = "https://X/index.php?option=com_content&view=article&id=7&utm_source=mail&Itemid=9"
+    assert canonical(a, JOOMLA) == canonical(b, JOOMLA)
+    assert canonical(a, JOOMLA) == "/?option=com_content&view=article&id=7"
+    assert canonical("http://x/a?start=3", JOOMLA) != canonical("http://x/a?start=4", JOOMLA)
+    assert canonical("http://x/a?tmpl=component&print=1", JOOMLA) == "/a"
+
+
+def test_title_key_drops_the_site_name() -> None:
+    titles = [f"Page {i} - Wigan Borough CCG" for i in range(10)] + ["Lonely title"]
+    affixes = site_affixes(titles)
+    assert affixes == frozenset({"wigan borough ccg"})
+    assert title_key("Flu Clinics – Wigan Borough CCG", affixes) == "flu clinics"
+    assert title_key("Wigan Borough CCG", affixes) == "wigan borough ccg"
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("rd")
+    site = root / "site"
+    generate(site, pages=150, seed=3)
+    legacy, new = root / "crawl", root / "successor"
+    with serve(site) as srv:
+        connect = [a for entry in srv.connect_to for a in ("--connect-to", entry)]
+        for args in (
+            ("--out", str(legacy), "--name", "t"),
+            ("--successor", "--out", str(new), "--name", "t-new"),
+        ):
+            result = sunset("crawl", "-p", "demo", *args, *connect)
+            assert result.returncode == 0, result.stderr
+    result = sunset("transform", str(legacy))
+    assert result.returncode in (0, 1), result.stderr
+    result = sunset("redirects", str(legacy), "--new-crawl", str(new))
+    assert result.returncode == 0, result.stderr
+    return {"root": root, "site": site, "crawl": legacy, "new": new, "out": legacy / "redirects"}
+
+
+def rows_of(out: Path) -> list[dict[str, str]]:
+    with open(out / "redirects.csv", encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_writes_the_four_files(demo: dict[str, Path]) -> None:
+    out = demo["out"]
+    for name in (
+        "redirects.map",
+        "redirects.conf",
+        "redirects.apache.txt",
+        "redirects.csv",
+        "report.html",
+    ):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    header = (out / "redirects.csv").read_text(encoding="utf-8").splitlines()[0]
+    assert header.startswith("old,new,method,confidence,status")
+    report = (out / "report.html").read_text(encoding="utf-8")
+    assert "Unmatched" in report or "unmatched" in report
+
+
+def test_every_crawled_url_has_a_row_on_an_allowed_host(demo: dict[str, Path]) -> None:
+    rows = rows_of(demo["out"])
+    olds = {r["old"] for r in rows}
+    truth = list(iter_jsonl(demo["site"] / "ground-truth" / "urls.jsonl"))
+    captured = [t for t in truth if t["capture"] and t["status"] in (200, 301, 302)]
+    missing = [t["url"] for t in captured if t["url"] not in olds]
+    # Only robots-disallowed and trap URLs are never crawled.
+    assert len(missing) <= 0.02 * len(captured), missing[:10]
+    for r in rows:
+        host = r["new"].split("/")[2]
+        assert host in ("healthierwigan.nhs.uk", "webarchive.nationalarchives.gov.uk"), r
+
+
+def test_all_variants_of_one_page_reach_the_same_target(demo: dict[str, Path]) -> None:
+    # Each archived page goes to its own copy; calendar months are pages of their
+    # own in the archive but one "events" page in the ground truth.
+    target = {
+        r["old"]: "archive" if "webarchive" in r["new"] else r["new"] for r in rows_of(demo["out"])
+    }
+    by_page: dict[str, set[str]] = defaultdict(set)
+    kinds: dict[str, set[str]] = defaultdict(set)
+    for t in iter_jsonl(demo["site"] / "ground-truth" / "urls.jsonl"):
+        if t["page"] and t["url"] in target and t["kind"] not in ("image", "document", "rss"):
+            by_page[str(t["page"])].add(target[t["url"]])
+            kinds[str(t["page"])].add(str(t["kind"]))
+    split = {p: ts for p, ts in by_page.items() if len(ts) > 1}
+    assert not split, list(split.items())[:3]
+    # The fixture really has Joomla variants: print views, index.php forms, parts.
+    seen = set().union(*kinds.values())
+    assert {"print", "index-php", "part"} <= seen
+
+
+@needs_nginx
+def test_accuracy_through_real_nginx(demo: dict[str, Path]) -> None:
+    from redirects.evaluate import evaluate
+
+    scores = evaluate(demo["site"] / "ground-truth" / "urls.jsonl", demo["out"])
+    assert scores["top1"] >= 0.95, scores["misses"]
+    assert scores["archived_share"] >= 0.9, scores["misses"]
+    assert scores["answered_301_share"] == 1.0, scores["misses"]
+
+
+@needs_nginx
+def test_check_command_passes_on_generated_output(demo: dict[str, Path]) -> None:
+    result = sunset("redirects", "check", str(demo["crawl"]))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "wrong answers" in result.stdout
+
+
+def _profile_with(tmp: Path, extra: str, replace: tuple[str, str] | None = None) -> Path:
+    text = DEMO_PROFILE.read_text(encoding="utf-8")
+    if replace:
+        assert replace[0] in text
+        text = text.replace(*replace)
+    path = tmp / "p.toml"
+    path.write_text(text + "\n" + extra, encoding="utf-8")
+    return path
+
+
+def test_overrides_win_and_unsafe_ones_are_refused(demo: dict[str, Path], tmp_path: Path) -> None:
+    rows = rows_of(demo["out"])
+    content = [r for r in rows if r["method"] in ("content", "slug", "exact")]
+    archived = [r for r in rows if r["method"] == "archive"]
+    a, b = content[0], archived[0]
+    c, d = content[1], content[2]
+    overrides = tmp_path / "over.csv"
+    with open(overrides, "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["old", "new"])
+        w.writerow([b["old"], "/contact-us/"])  # a relative target: the new site
+        w.writerow([a["old"], "https://evil.example/phish"])  # open redirect
+        w.writerow([c["old"], d["old"]])  # a legacy URL: take d's target
+        w.writerow([d["old"], c["old"]])  # ...and back: a loop
+    out = tmp_path / "r"
+    result = sunset(
+        "redirects",
+        str(demo["crawl"]),
+        "--new-crawl",
+        str(demo["new"]),
+        "--overrides",
+        str(overrides),
+        "--out",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    got = {r["old"]: r for r in rows_of(out)}
+    assert got[b["old"]]["new"] == "http://healthierwigan.nhs.uk/contact-us/"
+    assert got[b["old"]]["method"] == "override"
+    assert a["old"] not in got
+    assert c["old"] not in got and d["old"] not in got
+    for name in ("redirects.map", "redirects.apache.txt", "redirects.conf"):
+        assert "evil.example" not in (out / name).read_text(encoding="utf-8")
+    refused = [json.loads(line) for line in (out / "refused.jsonl").read_text().splitlines()]
+    reasons = {r["old"]: r["reason"] for r in refused}
+    assert "not allowed" in reasons[a["old"]]
+    assert "loop" in reasons[c["old"]] or "loop" in reasons[d["old"]]
+
+
+def test_section_rule_and_gone_mode(demo: dict[str, Path], tmp_path: Path) -> None:
+    profile = _profile_with(
+        tmp_path,
+        '[redirects.section_rules]\n"/your-ccg/news" = "/about-us/"\n',
+        ('archive_mode = "redirect"', 'archive_mode = "gone"'),
+    )
+    out = tmp_path / "r"
+    result = sunset(
+        "redirects",
+        str(demo["crawl"]),
+        "-p",
+        str(profile),
+        "--new-crawl",
+        str(demo["new"]),
+        "--out",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    rows = rows_of(out)
+    news = [r for r in rows if "/your-ccg/news/" in r["old"] and r["method"] != "document"]
+    assert news and all(r["method"] == "section" for r in news), news[:3]
+    assert all(r["new"] == "http://healthierwigan.nhs.uk/about-us/" for r in news)
+    archived = [r for r in rows if r["method"] == "archive"]
+    assert archived and all(r["status"] == "410" for r in archived)
+    assert all(r["status"] == "301" for r in rows if r["method"] != "archive")
+
+
+def test_sitemap_inventory_gives_path_and_slug_matches(
+    demo: dict[str, Path], tmp_path: Path
+) -> None:
+    sitemap = demo["site"] / "new" / "sitemap.xml"
+    if not sitemap.exists():
+        # The replica keeps bodies as blobs; fetch the sitemap from the crawl instead.
+        sitemap = tmp_path / "sitemap.xml"
+        urls = [json.loads(line)["url"] for line in (demo["new"] / "pages.jsonl").open()]
+        locs = "".join(f"<url><loc>{u}</loc></url>" for u in urls)
+        sitemap.write_text(
+            '<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+            f"{locs}</urlset>"
+        )
+    out = tmp_path / "r"
+    result = sunset(
+        "redirects", str(demo["crawl"]), "--new-sitemap", str(sitemap), "--out", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    methods = {r["method"] for r in rows_of(out)}
+    assert {"exact", "slug"} <= methods
+    assert "content" not in methods  # a sitemap has no text to compare
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["redirects", "/nonexistent/crawl"], "no such crawl folder"),
+        (["redirects", "{crawl}", "--new-sitemap", "/nonexistent.xml"], "sitemap"),
+        (["redirects", "{crawl}", "--new-csv", "{bad_csv}"], "url"),
+        (["redirects", "{crawl}", "--new-crawl", "{crawl}", "--overrides", "{bad_csv}"], "old"),
+        (["redirects", "{crawl}", "--new-sitemap", "{not_xml}"], "not valid XML"),
+        (["redirects", "check", "/nonexistent/crawl"], "redirects.csv"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    demo: dict[str, Path], tmp_path: Path, args: list[str], message: str
+) -> None:
+    bad_csv = tmp_path / "bad.csv"
+    bad_csv.write_text("address,where\nx,y\n")
+    not_xml = tmp_path / "s.xml"
+    not_xml.write_text("<urlset><url><loc>http://x/</loc></url>")
+    filled = [
+        a.format(crawl=demo["crawl"], bad_csv=bad_csv, not_xml=not_xml, out=tmp_path / "o")
+        for a in args
+    ]
+    if "--out" not in filled and "check" not in filled and filled[1] != "/nonexistent/crawl":
+        filled += ["--out", str(tmp_path / "o")]
+    result = sunset(*filled)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert message in result.stderr, result.stderr
