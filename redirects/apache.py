@@ -41,7 +41,8 @@ class ApacheResult:
 
 def _header(site: Site, path: Path) -> str:
     prefix, home = fallbacks(site)
-    fallback = f"{prefix}%1" if prefix else home
+    # In a RewriteRule, "%N" is a back-reference: a literal "%" needs a backslash.
+    fallback = prefix.replace("%", "\\%") + "%1" if prefix else home.replace("%", "\\%")
     # The header is comments: nothing in it may start a new line.
     hosts = "".join(c for c in ", ".join(site.legacy_hosts) if c.isprintable())
     where = "".join(c for c in str(path) if c.isprintable())
@@ -53,7 +54,9 @@ def _header(site: Site, path: Path) -> str:
 #
 # Example, in the legacy host's <VirtualHost> (mod_rewrite; RewriteMap is not
 # allowed in .htaccess). THE_REQUEST carries the target exactly as sent, so
-# the keys match without Apache's decoding:
+# the keys match without Apache's decoding. sunset's tests check this file's
+# format only, with no Apache to run it: try it with `apachectl configtest`
+# and a few requests before relying on it.
 #
 #   RewriteEngine On
 #   RewriteMap sunset "txt:{where}"
@@ -76,14 +79,18 @@ def _header(site: Site, path: Path) -> str:
 """
 
 
-def write_apache(rows: Iterable[Row], site: Site, out_dir: Path) -> ApacheResult:
+def write_apache(
+    rows: Iterable[Row], site: Site, out_dir: Path, *, include_dir: Path | None = None
+) -> ApacheResult:
     """Write ``out_dir/redirects.apache.txt``; same refusals as the nginx writer, plus
     lines Apache cannot read. A key seen twice keeps the higher-confidence row
-    (the first on a tie)."""
+    (the first on a tie). ``include_dir`` is where the example config says the
+    file is installed (default: ``out_dir``)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / APACHE_MAP
-    header = _header(site, path.resolve())  # a bad home page or prefix fails first
+    installed = (Path(include_dir) if include_dir else out_dir.resolve()) / APACHE_MAP
+    header = _header(site, installed)  # a bad home page or prefix fails first
     refused: list[Refused] = []
     kept: dict[str, tuple[float, str]] = {}
     for row in rows:
