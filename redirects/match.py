@@ -236,7 +236,7 @@ def _match_document(page: LegacyPage, new: NewIndex) -> Decision | None:
 
 
 def follow_listing(
-    items: list[Decision | None], new: NewIndex, min_items: int = 2
+    items: list[Decision | None], new: NewIndex, min_items: int = 1
 ) -> Decision | None:
     """Where a listing page goes: where the pages it listed went.
 

@@ -236,16 +236,13 @@ def register(main: click.Group) -> None:
         with serve(out / "replica", access_log=out / "replica-access.jsonl") as run:
             rows.extend(_smoke_check(run))
             rows.extend(_demo_crawl(out, run))
-            # Stages land issue by issue; until then the demo says so rather than
-            # pretending (see the README's roadmap).
-            rows.extend(
-                [
-                    ("transform", "not built yet (issue #4)"),
-                    ("redirects", "not built yet (issue #5)"),
-                    ("package / verify", "not built yet (issue #6)"),
-                ]
-            )
+            rows.extend(_demo_crawl(out, run, successor=True))
         rows.append(("servers", "stopped"))
+        rows.extend(_demo_transform(out))
+        rows.extend(_demo_redirects(out))
+        # Stages land issue by issue; until then the demo says so rather than
+        # pretending (see the README's roadmap).
+        rows.append(("package / verify", "not built yet (issue #6)"))
         rows.append(("seconds", round(time.monotonic() - started, 1)))
         summary_table(f"sunset demo — output in {out}", rows)
 
@@ -276,8 +273,8 @@ def _smoke_check(run: object) -> list[tuple[str, object]]:
     return [("replica served", f"{ok}/{len(checks)} checks answered on loopback")]
 
 
-def _demo_crawl(out: Path, run: object) -> list[tuple[str, object]]:
-    """Crawl the served replica under its real host names into out/crawl."""
+def _demo_crawl(out: Path, run: object, successor: bool = False) -> list[tuple[str, object]]:
+    """Crawl the served replica (or its successor) under its real host names."""
     import shutil
 
     from crawler.run import CrawlOptions, run_crawl
@@ -285,24 +282,94 @@ def _demo_crawl(out: Path, run: object) -> list[tuple[str, object]]:
     from sunset.profile import load_profile, parse_connect_to
 
     assert isinstance(run, Running)
-    crawl_dir = out / "crawl"
+    profile = load_profile("demo")
+    if successor:
+        profile = profile.successor_profile()
+    crawl_dir = out / ("successor" if successor else "crawl")
     # The demo's crawl is its own output: a rerun replaces it rather than resuming.
     shutil.rmtree(crawl_dir, ignore_errors=True)
-    run_crawl(
-        CrawlOptions(
-            profile=load_profile("demo"),
-            out=crawl_dir,
-            name="demo",
-            connect_to=[parse_connect_to(c) for c in run.connect_to],
+    if successor:
+        # Twisted's reactor runs once per process: the second crawl gets its own.
+        import subprocess
+        import sys
+
+        connect = [a for entry in run.connect_to for a in ("--connect-to", entry)]
+        cmd = [sys.executable, "-m", "sunset", "crawl", "-p", "demo", "--successor"]
+        cmd += ["--out", str(crawl_dir), "--name", "demo-successor", *connect]
+        done = subprocess.run(cmd, stdout=subprocess.DEVNULL, check=False)
+        if done.returncode != 0:
+            raise SunsetError(f"the crawl of the successor failed (exit {done.returncode})")
+    else:
+        run_crawl(
+            CrawlOptions(
+                profile=profile,
+                out=crawl_dir,
+                name="demo",
+                connect_to=[parse_connect_to(c) for c in run.connect_to],
+            )
         )
-    )
     summary = json.loads((crawl_dir / "crawl.json").read_text())
     st = summary["stats"]
+    label = "crawl of the successor" if successor else "crawl"
     return [
         (
-            "crawl",
+            label,
             f"{st.get('pages', 0):,} pages, {st.get('responses', 0):,} responses in "
             f"{len(summary['warc_files'])} WARC file(s)",
         ),
-        ("crawl output", str(crawl_dir)),
+        (f"{label} output", str(crawl_dir)),
+    ]
+
+
+def _demo_transform(out: Path) -> list[tuple[str, object]]:
+    from sunset.profile import load_profile
+    from transform.run import TransformOptions, run_transform
+
+    crawl_dir = out / "crawl"
+    _code, summary = run_transform(
+        TransformOptions(
+            crawl_dir=crawl_dir, out=crawl_dir / "content", profile=load_profile("demo")
+        )
+    )
+    return [
+        (
+            "transform",
+            f"{summary.pages:,} pages ({summary.content_pages:,} content,"
+            f" {summary.listings:,} listings), {summary.skipped:,} captures skipped",
+        ),
+        ("transform output", str(crawl_dir / "content")),
+    ]
+
+
+def _demo_redirects(out: Path) -> list[tuple[str, object]]:
+    from redirects.check import check
+    from redirects.evaluate import evaluate
+    from redirects.run import RedirectOptions, run_redirects
+    from sunset.profile import load_profile
+
+    crawl_dir = out / "crawl"
+    summary = run_redirects(
+        RedirectOptions(
+            crawl_dir=crawl_dir, profile=load_profile("demo"), new_crawl=out / "successor"
+        )
+    )
+    checked = check(summary.out)
+    scores = evaluate(out / "replica" / "ground-truth" / "urls.jsonl", summary.out)
+    (summary.out / "accuracy.json").write_text(json.dumps(scores, indent=2) + "\n")
+    return [
+        (
+            "redirects",
+            f"{summary.rows:,} legacy URLs mapped, {summary.refused:,} left out,"
+            f" report {summary.out / 'report.html'}",
+        ),
+        (
+            "redirects check (nginx)",
+            f"{checked.passed:,} of {checked.requested:,} answered as expected",
+        ),
+        (
+            "accuracy vs ground truth",
+            f"top-1 {scores['top1']:.1%} of {scores['with_successor']:,} URLs with a successor;"
+            f" {scores['archived_share']:.1%} of {scores['without_successor']:,} without one"
+            f" go to the archive; {scores['answered_301_share']:.1%} answered 301",
+        ),
     ]
