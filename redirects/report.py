@@ -430,7 +430,7 @@ def _refused_html(refused: Sequence[Refused], list_limit: int) -> str:
             f'<td class="u">{_link(item.new)}</td><td>{_e(_clip(item.reason))}</td></tr>'
         )
     out.append("</tbody></table>")
-    out.append(_more(len(refused) - len(shown), "refused", "not listed here"))
+    out.append(_more(len(refused) - len(shown), "refused", "in refused.jsonl"))
     return "".join(out)
 
 
