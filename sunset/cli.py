@@ -648,67 +648,83 @@ def redirects_check(crawl_dir: Path, out: Path | None, no_variants: bool) -> Non
         raise click.exceptions.Exit(1)
 
 
-@main.command(short_help="Bundle a run into one archive (not built yet).")
+# The auditors' side lives in replay/; each command's body is one call into it.
+
+
+@main.command(short_help="Package a crawl as a WACZ file.")
 @click.argument("crawl_dir", type=click.Path(path_type=Path, file_okay=False))
-@_out_option("the archive file (default: output/NAME.tar.gz)")
+@_out_option("the WACZ file (default: CRAWL_DIR/NAME.wacz)")
 def package(crawl_dir: Path, out: Path | None) -> None:
-    """Bundle WARCs, content, redirects and checksums into one archive.
+    """Package a crawl's WARC files, index and page list as one WACZ 1.1.1 file.
 
     \b
     Examples:
       sunset package output/wigan
-      sunset package output/wigan --out /srv/archives/wigan.tar.gz
+      sunset package output/wigan --out /srv/archives/wigan.wacz
     """
-    _not_built("package", 6)
+    from replay.package import cli_package
+
+    cli_package(crawl_dir, out)
 
 
-@main.command(short_help="Check an archive's integrity (not built yet).")
+@main.command(short_help="Check an archive's fixity, record by record.")
 @click.argument("archive", type=click.Path(path_type=Path))
 def verify(archive: Path) -> None:
-    """Check checksums and WARC records of a packaged archive.
+    """Recompute every digest of a crawl folder or WACZ file and check its index.
+
+    Exits 1 when anything was altered, naming the file, offset and URL.
 
     \b
     Examples:
-      sunset verify output/wigan.tar.gz
+      sunset verify output/wigan/wigan.wacz
+      sunset verify output/wigan
     """
-    _not_built("verify", 6)
+    from replay.verify import cli_verify
+
+    code = cli_verify(archive)
+    if code:
+        raise click.exceptions.Exit(code)
 
 
-@main.command(short_help="Browse an archive locally (not built yet).")
+@main.command(short_help="Browse an archive locally with pywb.")
 @click.argument("archive", type=click.Path(path_type=Path))
 @click.option(
-    "--host", "bind", default="127.0.0.1", show_default=True, help="Address to listen on."
+    "--host", "bind", default="127.0.0.1", show_default=True, help="Loopback address to listen on."
 )
 @click.option(
     "--port",
     default=8080,
     show_default=True,
-    type=click.IntRange(1, 65535),
-    help="Port to listen on.",
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0 = any free port).",
 )
 def replay(archive: Path, bind: str, port: int) -> None:
-    """Serve an archive over HTTP so the old site can be browsed as it was.
+    """Serve a crawl folder or WACZ with pywb so the old site can be browsed as it was.
 
     \b
     Examples:
-      sunset replay output/wigan.tar.gz
-      sunset replay output/wigan.tar.gz --port 9000
+      sunset replay output/wigan/wigan.wacz
+      sunset replay output/wigan --port 9000
     """
-    _not_built("replay", 6)
+    from replay.serve import cli_replay
+
+    cli_replay(archive, bind, port)
 
 
-@main.command(short_help="Summarise a run (not built yet).")
+@main.command(short_help="Write an HTML audit report for a crawl.")
 @click.argument("crawl_dir", type=click.Path(path_type=Path, file_okay=False))
-@_out_option("the report (default: print to stdout)")
+@_out_option("the report (default: CRAWL_DIR/report.html)")
 def report(crawl_dir: Path, out: Path | None) -> None:
-    """Summarise a run: pages, sizes, redirect coverage and problems found.
+    """An audit report: how the crawl was made, what it holds, what failed, fixity digests.
 
     \b
     Examples:
       sunset report output/wigan
-      sunset report output/wigan --out report.md
+      sunset report output/wigan --out audit.html
     """
-    _not_built("report", 6)
+    from replay.report import cli_report
+
+    cli_report(crawl_dir, out)
 
 
 # The replica commands (demo, serve-replica, replica) live with the replica
