@@ -8,6 +8,7 @@ and ``new`` columns and ignores the rest.
 from __future__ import annotations
 
 import csv
+import io
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -65,7 +66,9 @@ def _open_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
         raise SunsetError(f"{path}: not UTF-8 text (line {line}); save it as CSV UTF-8") from None
     except OSError as exc:
         raise SunsetError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    reader = csv.reader(text.splitlines(keepends=True))
+    # Not str.splitlines: it also breaks at U+2028, \x85 and \x0c, which a
+    # crawled title may hold inside a quoted cell.
+    reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = [cell.strip().lower() for cell in next(reader, [])]
     except csv.Error as exc:

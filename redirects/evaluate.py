@@ -53,7 +53,8 @@ def score(
             top1 += ok
         else:
             without += 1
-            ok = (urlsplit(location).hostname or "").lower() in archive
+            # A 410 (archive_mode "gone") links the archived copy from its body.
+            ok = status == 410 or (urlsplit(location).hostname or "").lower() in archive
             archived += ok
         if not ok and len(misses) < 50:
             misses.append(
@@ -76,7 +77,12 @@ def evaluate(truth_path: Path, redirects_dir: Path) -> dict[str, object]:
         truth = [json.loads(line) for line in truth_path.read_text().splitlines() if line]
     except (OSError, ValueError) as exc:
         raise SunsetError(f"{truth_path}: cannot read the ground truth ({exc})") from None
-    settings = json.loads((redirects_dir / "redirects.json").read_text())
+    if not all(isinstance(t, dict) and isinstance(t.get("url"), str) for t in truth):
+        raise SunsetError(f"{truth_path}: every line must be an object with a 'url'")
+    try:
+        settings = json.loads((redirects_dir / "redirects.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise SunsetError(f"{redirects_dir}: no readable redirects.json ({exc})") from None
     site = settings["site"]
     archive_hosts = [h for h in site["allowed_target_hosts"] if h not in _new_hosts(site)]
     answers = ask_all(redirects_dir, [str(t["url"]) for t in truth])

@@ -9,10 +9,10 @@ sitemap (file or URL) or a CSV list. Nothing here imports another stage.
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import json
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +29,7 @@ from .urls import absolute, canonical, request_target
 
 HTML_MIMES = frozenset({"text/html", "application/xhtml+xml"})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_HTTP = re.compile(r"^https?://", re.IGNORECASE)
 # Types that are page furniture, not things anyone bookmarks or links to.
 _NOT_CONTENT = re.compile(
     r"^(text/css|(application|text)/(x-)?javascript|font/|application/(x-)?font|"
@@ -75,12 +76,28 @@ class NewPage:
     digest: str = ""
 
 
+def valid_url(url: object) -> bool:
+    """An absolute http(s) URL that the standard library can take apart.
+
+    Everything read here came from a crawl of someone else's site: a field
+    that is not a string, or a URL ``urlsplit`` rejects (``http://[x/``), is
+    skipped rather than allowed to stop the run.
+    """
+    if not isinstance(url, str) or not _HTTP.match(url):
+        return False
+    try:
+        return bool(urlsplit(url).hostname)
+    except ValueError:
+        return False
+
+
 def read_cdxj(crawl_dir: Path) -> dict[str, Capture]:
     """The latest capture of every URL in a crawl's CDXJ index."""
     index = crawl_dir / "indexes" / "index.cdxj"
     if not index.is_file():
         raise SunsetError(f"{crawl_dir}: no crawl index at {index} (run 'sunset crawl' first)")
     latest: dict[str, Capture] = {}
+    mime_of_digest: dict[str, str] = {}
     with open(index, encoding="utf-8", errors="replace") as fh:
         for line in fh:
             head, sep, rest = line.partition(" {")
@@ -91,25 +108,30 @@ def read_cdxj(crawl_dir: Path) -> dict[str, Capture]:
                 ts = head.split(" ", 1)[1]
                 cap = Capture(
                     url=data["url"],
-                    timestamp=ts,
+                    timestamp=str(ts),
                     status=int(data.get("status") or 0),
                     mime=str(data.get("mime") or "").split(";")[0].strip().lower(),
                     digest=str(data.get("digest") or ""),
                     filename=str(data.get("filename") or ""),
                     offset=int(data.get("offset") or 0),
                 )
-            except (ValueError, KeyError, IndexError, TypeError):
+            except (ValueError, KeyError, IndexError, TypeError, AttributeError):
                 continue
-            if cap.mime == "warc/revisit":
-                # The revisit repeats a payload already captured; its own status
-                # is what the server answered this time.
-                cap.mime = latest[cap.url].mime if cap.url in latest else ""
+            if not valid_url(cap.url):
+                continue
+            if cap.mime != "warc/revisit" and cap.digest:
+                mime_of_digest.setdefault(cap.digest, cap.mime)
             old = latest.get(cap.url)
             if old is None or (cap.timestamp, cap.status == 200) >= (
                 old.timestamp,
                 old.status == 200,
             ):
                 latest[cap.url] = cap
+    for cap in latest.values():
+        if cap.mime == "warc/revisit":
+            # A revisit repeats a payload captured earlier, maybe under another
+            # URL: its type is that capture's.
+            cap.mime = mime_of_digest.get(cap.digest, "")
     return latest
 
 
@@ -165,25 +187,43 @@ def iter_legacy(
     are one document.
     """
     covered: set[str] = set()
+    groups_seen: set[str] = set()
     pages = content_pages(crawl_dir)
     if pages is not None:
-        with open(pages, encoding="utf-8") as fh:
+        with open(pages, encoding="utf-8", errors="replace") as fh:
             for line in fh:
                 try:
                     rec = json.loads(line)
                 except ValueError:
                     continue
-                urls = sorted(set(rec.get("legacy_urls") or [rec["url"]]))
+                if not isinstance(rec, dict) or not valid_url(rec.get("url")):
+                    continue
+                url = rec["url"]
+                listed = rec.get("legacy_urls")
+                variants = [u for u in listed if valid_url(u)] if isinstance(listed, list) else []
+                urls = sorted({url, *variants} - covered)
+                if not urls:
+                    continue
                 covered.update(urls)
-                cap = captures.get(rec["url"])
+                group = str(rec.get("id") or url)
+                if group in groups_seen:
+                    # Two records claiming one id would otherwise lose the first's URLs.
+                    group = f"{group}~{url}"
+                groups_seen.add(group)
+                links = rec.get("links") if isinstance(rec.get("links"), list) else []
+                cap = captures.get(url)
                 yield LegacyPage(
-                    group=str(rec.get("id") or rec["url"]),
-                    url=rec["url"],
+                    group=group,
+                    url=url,
                     urls=urls,
-                    title=str(rec.get("title") or ""),
-                    text=str(rec.get("text") or ""),
+                    title=_text(rec.get("title")),
+                    text=_text(rec.get("text")),
                     kind="listing" if rec.get("kind") == "listing" else "content",
-                    links=[str(link["url"]) for link in rec.get("links") or [] if "url" in link],
+                    links=[
+                        link["url"]
+                        for link in links
+                        if isinstance(link, dict) and valid_url(link.get("url"))
+                    ],
                     timestamp=cap.timestamp if cap else "",
                     digest=cap.digest if cap else "",
                     mime="text/html",
@@ -215,6 +255,10 @@ def iter_legacy(
         )
 
 
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def _crawl_titles(crawl_dir: Path) -> dict[str, str]:
     """Titles from the crawl's own pages.jsonl, when transform has not run."""
     out: dict[str, str] = {}
@@ -224,9 +268,10 @@ def _crawl_titles(crawl_dir: Path) -> dict[str, str]:
             for line in fh:
                 try:
                     rec = json.loads(line)
-                    out[rec["url"]] = str(rec.get("title") or "")
-                except (ValueError, KeyError):
+                except ValueError:
                     continue
+                if isinstance(rec, dict) and isinstance(rec.get("url"), str):
+                    out[rec["url"]] = _text(rec.get("title"))
     return out
 
 
@@ -265,19 +310,25 @@ def read_new_crawl(crawl_dir: Path) -> tuple[list[NewPage], dict[str, str]]:
     done: set[str] = set()
     transformed = content_pages(crawl_dir)
     if transformed is not None:
-        with open(transformed, encoding="utf-8") as fh:
+        with open(transformed, encoding="utf-8", errors="replace") as fh:
             for line in fh:
                 try:
                     rec = json.loads(line)
                 except ValueError:
                     continue
-                done.update(rec.get("legacy_urls") or [rec["url"]])
+                if not isinstance(rec, dict) or not valid_url(rec.get("url")):
+                    continue
+                listed = rec.get("legacy_urls")
+                if isinstance(listed, list):
+                    done.update(u for u in listed if isinstance(u, str))
+                done.add(rec["url"])
+                headings = rec.get("headings") if isinstance(rec.get("headings"), list) else []
                 pages.append(
                     NewPage(
                         url=rec["url"],
-                        title=str(rec.get("title") or ""),
-                        titles=tuple(h for h in rec.get("headings") or [] if h)[:1],
-                        text=str(rec.get("text") or ""),
+                        title=_text(rec.get("title")),
+                        titles=tuple(h for h in headings if isinstance(h, str) and h)[:1],
+                        text=_text(rec.get("text")),
                     )
                 )
     for url in sorted(captures):
@@ -301,8 +352,18 @@ def read_new_crawl(crawl_dir: Path) -> tuple[list[NewPage], dict[str, str]]:
     return pages, moved
 
 
+SITEMAP_MAX_BYTES = 200_000_000  # decompressed; the protocol allows 50 MB per file
+
+
 def read_sitemap(source: str | Path, fetch_limit: int = 50) -> list[NewPage]:
-    """URLs of a sitemap or sitemap index, from a file or an http(s) URL."""
+    """URLs of a sitemap or sitemap index, from a file or an http(s) URL.
+
+    A sitemap index may only name http(s) parts; read from a file, a part
+    whose file name sits beside the index is read from there (offline runs).
+    Nothing else on disk is ever opened because a sitemap said so.
+    """
+    if isinstance(source, str) and not _HTTP.match(source):
+        source = Path(source)
     pages: list[NewPage] = []
     queue: list[str | Path] = [source]
     seen: set[str] = set()
@@ -311,15 +372,14 @@ def read_sitemap(source: str | Path, fetch_limit: int = 50) -> list[NewPage]:
         if str(item) in seen:
             continue
         seen.add(str(item))
-        data = _load(item)
-        if data[:2] == b"\x1f\x8b":
-            try:
-                data = gzip.decompress(data)
-            except (OSError, EOFError):
-                raise SunsetError(f"sitemap {item}: not a valid gzip file") from None
+        data = _inflate(item, _load(item))
         try:
             events = etree.iterparse(
-                io.BytesIO(data), events=("end",), resolve_entities=False, no_network=True
+                io.BytesIO(data),
+                events=("end",),
+                resolve_entities=False,
+                no_network=True,
+                huge_tree=False,
             )
             for _, el in events:
                 tag = el.tag.rsplit("}", 1)[-1] if isinstance(el.tag, str) else ""
@@ -327,8 +387,10 @@ def read_sitemap(source: str | Path, fetch_limit: int = 50) -> list[NewPage]:
                     loc = el.text.strip()
                     parent = el.getparent()
                     ptag = parent.tag.rsplit("}", 1)[-1] if parent is not None else ""
-                    if ptag == "sitemap":
-                        queue.append(_relative_source(item, loc))
+                    if not valid_url(loc):
+                        pass  # a relative or hostile <loc> names nothing we can use
+                    elif ptag == "sitemap":
+                        queue.append(_part_source(item, loc))
                     else:
                         pages.append(NewPage(url=loc, kind=_kind_from_url(loc)))
                     el.clear()
@@ -337,9 +399,20 @@ def read_sitemap(source: str | Path, fetch_limit: int = 50) -> list[NewPage]:
     return pages
 
 
-def _relative_source(parent: str | Path, loc: str) -> str | Path:
-    # A sitemap index read from a file may name its parts by URL; when a file
-    # of that name sits beside it, read the file (offline runs, tests).
+def _inflate(item: str | Path, data: bytes) -> bytes:
+    if data[:2] != b"\x1f\x8b":
+        return data
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        out = inflater.decompress(data, SITEMAP_MAX_BYTES)
+    except zlib.error:
+        raise SunsetError(f"sitemap {item}: not a valid gzip file") from None
+    if inflater.unconsumed_tail:
+        raise SunsetError(f"sitemap {item}: more than {SITEMAP_MAX_BYTES:,} bytes unpacked")
+    return out
+
+
+def _part_source(parent: str | Path, loc: str) -> str | Path:
     if isinstance(parent, Path):
         local = parent.parent / Path(unquote(urlsplit(loc).path)).name
         if local.is_file():
@@ -348,24 +421,32 @@ def _relative_source(parent: str | Path, loc: str) -> str | Path:
 
 
 def _load(item: str | Path) -> bytes:
-    if isinstance(item, Path) or not re.match(r"^https?://", str(item), re.IGNORECASE):
+    if isinstance(item, Path):
         try:
-            return Path(item).read_bytes()
+            with open(item, "rb") as fh:
+                data = fh.read(SITEMAP_MAX_BYTES + 1)
         except OSError as exc:
             raise SunsetError(f"sitemap {item}: {exc.strerror or exc}") from None
-    import requests
+    else:
+        import requests
 
-    try:
-        response = requests.get(str(item), timeout=30)
-    except requests.RequestException as exc:
-        raise SunsetError(f"sitemap {item}: {exc.__class__.__name__}") from None
-    if response.status_code != 200:
-        raise SunsetError(f"sitemap {item}: HTTP {response.status_code}")
-    return response.content
+        try:
+            with requests.get(item, timeout=30, stream=True) as response:
+                if response.status_code != 200:
+                    raise SunsetError(f"sitemap {item}: HTTP {response.status_code}")
+                data = response.raw.read(SITEMAP_MAX_BYTES + 1, decode_content=True)
+        except requests.RequestException as exc:
+            raise SunsetError(f"sitemap {item}: {exc.__class__.__name__}") from None
+    if len(data) > SITEMAP_MAX_BYTES:
+        raise SunsetError(f"sitemap {item}: larger than {SITEMAP_MAX_BYTES:,} bytes")
+    return data
 
 
 def _kind_from_url(url: str) -> str:
-    path = urlsplit(url).path.lower()
+    try:
+        path = urlsplit(url).path.lower()
+    except ValueError:
+        return "page"
     return (
         "document" if re.search(r"\.(pdf|docx?|xlsx?|pptx?|odt|ods|csv|rtf|zip)$", path) else "page"
     )
@@ -387,7 +468,7 @@ def read_csv_inventory(path: Path) -> list[NewPage]:
                 url = (row.get("url") or "").strip()
                 if not url:
                     continue
-                if not re.match(r"^https?://[^/\s]+", url, re.IGNORECASE):
+                if not valid_url(url):
                     raise SunsetError(f"{path}:{n}: not an absolute http(s) URL: {url[:80]!r}")
                 pages.append(
                     NewPage(

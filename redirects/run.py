@@ -14,6 +14,7 @@ links, and they follow where those links went.
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,9 +38,11 @@ from .inventory import (
 )
 from .match import Decision, NewIndex, follow_listing, match_page
 from .model import Refused, Row
-from .urls import canonical, host_of, parent_paths, path_key, request_target
+from .urls import absolute, canonical, host_of, parent_paths, path_key, request_target
 
 MAX_HOPS = 10
+# What --install-dir may hold: it is written into nginx include directives.
+_PLAIN_DIR = re.compile(r"/[A-Za-z0-9._/+-]*")
 CLAIM_SHARE = 0.3
 
 
@@ -148,6 +151,11 @@ def plan_redirects(opts: RedirectOptions) -> Plan:
     if not crawl_dir.is_dir():
         raise SunsetError(f"{crawl_dir}: no such crawl folder")
     out = opts.out or crawl_dir / "redirects"
+    if opts.install_dir is not None and not _PLAIN_DIR.fullmatch(str(opts.install_dir)):
+        raise SunsetError(
+            f"--install-dir {str(opts.install_dir)!r}: use a plain absolute path"
+            " (no quotes, control characters or glob characters: nginx would read them)"
+        )
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -166,8 +174,10 @@ def plan_redirects(opts: RedirectOptions) -> Plan:
     allowed = {host_of(home)}
     if profile.successor.host:
         allowed.add(profile.successor.host.lower())
+    archive_hosts: set[str] = set()
     if rp.archive_url:
-        allowed.add(host_of(rp.archive_url.replace("{timestamp}", "0").replace("{url}", "")))
+        archive_hosts.add(host_of(rp.archive_url.replace("{timestamp}", "0").replace("{url}", "")))
+    allowed |= archive_hosts
     allowed.discard("")
 
     refused: list[Refused] = []
@@ -176,12 +186,25 @@ def plan_redirects(opts: RedirectOptions) -> Plan:
     new = NewIndex(pages, moved)
     del pages
 
+    refused_seen: set[tuple[str, str, str]] = set()
+
+    def refuse(old: str, target: str, why: str) -> None:
+        key = (old, target, why)
+        if key not in refused_seen:
+            refused_seen.add(key)
+            refused.append(Refused(old, target, why))
+
     overrides: dict[str, str] = {}
     override_paths: dict[str, str] = {}
     overrides_path = opts.overrides or rp.overrides
     if overrides_path:
         for old, target in read_overrides(Path(overrides_path)):
-            target = urljoin(home, target)
+            try:
+                target = urljoin(home, target)
+                old = old if old.startswith("/") else absolute(legacy_base, old)
+            except ValueError:
+                refuse(old, target, "the override is not a valid URL")
+                continue
             if old.startswith("/"):
                 override_paths[old] = target
             else:
@@ -189,7 +212,10 @@ def plan_redirects(opts: RedirectOptions) -> Plan:
 
     captures = read_cdxj(crawl_dir)
     if not captures:
-        raise SunsetError(f"{crawl_dir}: the crawl index lists no captures")
+        raise SunsetError(f"{crawl_dir}: the crawl index lists no usable captures")
+    if not frozen:
+        # No freeze date in the profile: the archive lookups ask for the crawl's time.
+        frozen = max(c.timestamp for c in captures.values())
 
     # ---- pass 1: every page through the matching steps; text is dropped after.
     groups: dict[str, _Group] = {}
@@ -296,14 +322,16 @@ def plan_redirects(opts: RedirectOptions) -> Plan:
 
     def resolve_legacy(url: str) -> tuple[Decision | None, str]:
         seen = {url}
+        hops = [url]
         hop = url
         for _ in range(MAX_HOPS):
             nxt = legacy_moves.get(hop)
             if nxt is None:
                 break
             if nxt in seen:
-                return None, "redirect loop on the old site: " + " → ".join([*seen, nxt])[:300]
+                return None, "redirect loop on the old site: " + " → ".join([*hops, nxt])[:300]
             seen.add(nxt)
+            hops.append(nxt)
             hop = nxt
         if host_of(hop) in allowed:
             return Decision(hop, "redirect", 0.9, "the old site already redirected here"), ""
@@ -324,7 +352,8 @@ def plan_redirects(opts: RedirectOptions) -> Plan:
 
     def final_target(target: str, depth: int = 0) -> tuple[str | None, str]:
         """A target on the new site or archive, after collapsing chains."""
-        if host_of(target) in legacy_hosts and depth < MAX_HOPS:
+        known_new = target in new.position or target in new.moved
+        if host_of(target) in legacy_hosts and not known_new and depth < MAX_HOPS:
             # An override may name another legacy URL: take that URL's answer.
             gid = group_of(target)
             if target in legacy_moves or gid is None:
@@ -353,9 +382,10 @@ def plan_redirects(opts: RedirectOptions) -> Plan:
             d = Decision(o, "override", 1.0, "from the overrides file")
         target, why = final_target(d.target)
         if target is None:
-            refused.append(Refused(url, d.target, why))
+            refuse(url, d.target, why)
             return
-        status = model.GONE if d.method == "archive" and rp.archive_mode == "gone" else model.MOVED
+        gone = rp.archive_mode == "gone" and host_of(target) in archive_hosts
+        status = model.GONE if gone else model.MOVED
         rows_by_target_check.append(
             Row(
                 old=url,
@@ -370,18 +400,41 @@ def plan_redirects(opts: RedirectOptions) -> Plan:
             )
         )
 
+    emitted: set[str] = set()
     for gid, g in groups.items():
         assert g.decision is not None
         for url in g.urls:
             emit(url, g, g.decision, gid)
-    for url in sorted(legacy_moves):
+            emitted.add(url)
+    for cap in moved_caps:
+        url = cap.url
         if url in url_group:
+            continue
+        emitted.add(url)
+        if url not in legacy_moves:
+            # The Location could not be read back from the WARC: the archived
+            # copy still shows what the old site answered.
+            d = fallback(url, cap.timestamp)
+            emit(url, None, Decision(d.target, d.method, d.confidence, "Location unreadable"), url)
             continue
         d, why = resolve_legacy(url)
         if d is None:
-            refused.append(Refused(url, legacy_moves[url], why))
+            refuse(url, legacy_moves[url], why)
             continue
         emit(url, None, d, "redirect:" + canonical(url, significant))
+    # Overrides for URLs the crawl never saw still win: reviewers add them for
+    # links printed on leaflets that nothing on the site pointed to.
+    extra = {**overrides, **{absolute(legacy_base, p): t for p, t in override_paths.items()}}
+    for url in sorted(set(extra) - emitted):
+        if host_of(url) not in legacy_hosts:
+            refuse(url, extra[url], f"the override's old URL is not on {', '.join(legacy_hosts)}")
+            continue
+        emit(url, None, Decision(extra[url], "override", 1.0, "from the overrides file"), url)
+    if not rows_by_target_check:
+        raise SunsetError(
+            f"{crawl_dir}: no legacy URL could be mapped (the crawl holds no page that answered"
+            " 200 or a readable redirect)"
+        )
 
     fallback_prefix = ""
     if rp.archive_url and rp.archive_url.endswith("{url}"):
@@ -411,13 +464,19 @@ def run_redirects(opts: RedirectOptions) -> RedirectSummary:
     profile = opts.profile
     summary = RedirectSummary(out=out, rows=len(rows), groups=plan.groups, new_pages=plan.new_pages)
     summary.notes.extend(sources)
-    for row in rows:
-        summary.methods[row.method] = summary.methods.get(row.method, 0) + 1
     fallback_prefix, home, legacy_base = site.fallback_prefix, site.new_home, site.legacy_base
     nginx = write_nginx(rows, site, out, include_dir=opts.install_dir)
     refused.extend(nginx.refused)
     apache = write_apache(rows, site, out)
-    refused.extend(r for r in apache.refused if r not in refused)
+    seen = {(r.old, r.new, r.reason) for r in refused}
+    refused.extend(r for r in apache.refused if (r.old, r.new, r.reason) not in seen)
+    # Reviewers should see only what is served; what was left out is in the report.
+    left_out = {r.old for r in nginx.refused}
+    if left_out:
+        rows = [r for r in rows if r.old not in left_out]
+        summary.rows = len(rows)
+    for row in rows:
+        summary.methods[row.method] = summary.methods.get(row.method, 0) + 1
     write_csv(rows, out / "redirects.csv")
     summary.refused = len(refused)
     summary.collisions = len(nginx.collisions)
