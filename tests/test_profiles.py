@@ -91,7 +91,8 @@ def test_demo_is_fast_and_local() -> None:
     profile = load_profile("demo")
     assert profile.site.start_urls == ("http://www.wiganboroughccg.nhs.uk/",)
     assert profile.successor.base_url == "http://healthierwigan.nhs.uk/"
-    assert profile.successor.inventory_sitemap == "http://healthierwigan.nhs.uk/sitemap.xml"
+    # No live sitemap: the demo's inventory is its crawl of the served successor.
+    assert profile.successor.inventory_sitemap is None
     assert profile.crawl.delay == 0
     assert profile.crawl.concurrency_per_host == 8
     assert profile.crawl.autothrottle is False
