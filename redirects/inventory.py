@@ -229,7 +229,7 @@ def iter_legacy(
                     mime="text/html",
                     from_transform=True,
                 )
-    titles = _crawl_titles(crawl_dir) if pages is None else {}
+    titles = crawl_titles(crawl_dir) if pages is None else {}
     groups: dict[str, list[Capture]] = {}
     for cap in captures.values():
         if cap.status == 200 and cap.url not in covered:
@@ -259,7 +259,7 @@ def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _crawl_titles(crawl_dir: Path) -> dict[str, str]:
+def crawl_titles(crawl_dir: Path) -> dict[str, str]:
     """Titles from the crawl's own pages.jsonl, when transform has not run."""
     out: dict[str, str] = {}
     path = crawl_dir / "pages.jsonl"

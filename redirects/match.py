@@ -140,7 +140,9 @@ def file_name(path: str) -> str:
     return name if "." in name else ""
 
 
-def match_page(page: LegacyPage, new: NewIndex) -> Decision | None:
+def match_page(
+    page: LegacyPage, new: NewIndex, legacy_affixes: frozenset[str] = frozenset()
+) -> Decision | None:
     """The first step of the cascade (after overrides) that finds a successor, or None."""
     if page.kind == "asset":
         return None
@@ -179,7 +181,7 @@ def match_page(page: LegacyPage, new: NewIndex) -> Decision | None:
             note = f"slug '{slug}'" + (f" (1 of {len(candidates)})" if len(candidates) > 1 else "")
             return Decision(new.urls[idx], "slug", conf, note, share(idx), sampled)
 
-    key = title_key(page.title, new.affixes) if page.title else ""
+    key = title_key(page.title, new.affixes | legacy_affixes) if page.title else ""
     candidates = new.by_title.get(key, []) if len(key) >= MIN_SLUG else []
     if len(candidates) == 1 and not contradicted(candidates[0]):
         idx = candidates[0]

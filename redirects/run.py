@@ -29,6 +29,8 @@ from .inventory import (
     REDIRECT_STATUSES,
     Capture,
     NewPage,
+    content_pages,
+    crawl_titles,
     iter_legacy,
     read_cdxj,
     read_csv_inventory,
@@ -38,7 +40,15 @@ from .inventory import (
 )
 from .match import Decision, NewIndex, follow_listing, match_page
 from .model import Refused, Row
-from .urls import absolute, canonical, host_of, parent_paths, path_key, request_target
+from .urls import (
+    absolute,
+    canonical,
+    host_of,
+    parent_paths,
+    path_key,
+    request_target,
+    site_affixes,
+)
 
 MAX_HOPS = 10
 # What --install-dir may hold: it is written into nginx include directives.
@@ -82,6 +92,7 @@ class RedirectSummary:
     seconds: float = 0.0
     files: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def _new_inventory(opts: RedirectOptions) -> tuple[list[NewPage], dict[str, str], list[str]]:
@@ -217,6 +228,11 @@ def plan_redirects(opts: RedirectOptions) -> Plan:
         # No freeze date in the profile: the archive lookups ask for the crawl's time.
         frozen = max(c.timestamp for c in captures.values())
 
+    # Page titles straight from the crawl carry the old site's name; transform's do not.
+    legacy_affixes = frozenset()
+    if content_pages(crawl_dir) is None:
+        legacy_affixes = site_affixes(list(crawl_titles(crawl_dir).values()))
+
     # ---- pass 1: every page through the matching steps; text is dropped after.
     groups: dict[str, _Group] = {}
     url_group: dict[str, str] = {}
@@ -238,7 +254,7 @@ def plan_redirects(opts: RedirectOptions) -> Plan:
             group = _Group(page.url, page.urls, page.title, page.kind, page.timestamp)
             if page.kind == "listing":
                 group.links = page.links
-            group.decision = match_page(page, new)
+            group.decision = match_page(page, new, legacy_affixes)
             groups[page.group] = group
             for url in page.urls:
                 url_group[url] = page.group
@@ -464,6 +480,11 @@ def run_redirects(opts: RedirectOptions) -> RedirectSummary:
     profile = opts.profile
     summary = RedirectSummary(out=out, rows=len(rows), groups=plan.groups, new_pages=plan.new_pages)
     summary.notes.extend(sources)
+    if content_pages(opts.crawl_dir) is None:
+        summary.warnings.append(
+            "no transform output (CRAWL_DIR/content/pages.jsonl): matched by path, slug and"
+            " title only; run 'sunset transform' first for content matching"
+        )
     fallback_prefix, home, legacy_base = site.fallback_prefix, site.new_home, site.legacy_base
     nginx = write_nginx(rows, site, out, include_dir=opts.install_dir)
     refused.extend(nginx.refused)
@@ -495,6 +516,8 @@ def run_redirects(opts: RedirectOptions) -> RedirectSummary:
         "case collisions": summary.collisions,
         "URLs not listed": f"301 to {fallback_prefix or home} + the requested path",
     }
+    for n, warning in enumerate(summary.warnings, 1):
+        report_summary[f"warning {n}"] = warning
     write_report(out / "report.html", rows, refused, nginx.collisions, report_summary)
     summary.files = {
         "nginx map": str(out / "redirects.map"),

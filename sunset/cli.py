@@ -607,6 +607,10 @@ def redirects_build(
         ("report", summary.files.get("report", "")),
     ]
     summary_table(f"redirects — {summary.out}", rows)
+    from sunset.ui import console
+
+    for warning in summary.warnings:
+        console.print(f"warning: {warning}", highlight=False)
 
 
 @redirects_group.command("check")
