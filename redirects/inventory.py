@@ -16,6 +16,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from sys import intern
 from urllib.parse import unquote, urlsplit
 
 from lxml import etree
@@ -38,7 +39,7 @@ _NOT_CONTENT = re.compile(
 _DROP_TAGS = ("script", "style", "noscript", "nav", "header", "footer", "aside", "form", "template")
 
 
-@dataclass
+@dataclass(slots=True)
 class Capture:
     url: str
     timestamp: str  # 14 digits
@@ -49,7 +50,7 @@ class Capture:
     offset: int
 
 
-@dataclass
+@dataclass(slots=True)
 class LegacyPage:
     """One legacy page and every URL that shows it."""
 
@@ -66,7 +67,7 @@ class LegacyPage:
     from_transform: bool = False  # grouped and cleaned by `sunset transform`
 
 
-@dataclass
+@dataclass(slots=True)
 class NewPage:
     url: str
     title: str = ""
@@ -106,13 +107,15 @@ def read_cdxj(crawl_dir: Path) -> dict[str, Capture]:
             try:
                 data = json.loads("{" + rest)
                 ts = head.split(" ", 1)[1]
+                # A crawl repeats a few types, file names and seconds many
+                # thousand times: one shared string each.
                 cap = Capture(
                     url=data["url"],
-                    timestamp=str(ts),
+                    timestamp=intern(str(ts)),
                     status=int(data.get("status") or 0),
-                    mime=str(data.get("mime") or "").split(";")[0].strip().lower(),
+                    mime=intern(str(data.get("mime") or "").split(";")[0].strip().lower()),
                     digest=str(data.get("digest") or ""),
-                    filename=str(data.get("filename") or ""),
+                    filename=intern(str(data.get("filename") or "")),
                     offset=int(data.get("offset") or 0),
                 )
             except (ValueError, KeyError, IndexError, TypeError, AttributeError):

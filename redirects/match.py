@@ -14,6 +14,8 @@ sample the same shingles and the index stays small.
 
 from __future__ import annotations
 
+from array import array
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -30,7 +32,7 @@ FORWARD_FLOOR = 0.12  # together with at least this much of the old text
 MIN_SLUG = 4  # shorter slugs ("faq", "news") name too many unrelated pages
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decision:
     target: str
     method: str
@@ -52,11 +54,16 @@ class NewIndex:
         self.by_title: dict[str, list[int]] = {}
         self.doc_by_digest: dict[str, str] = {}
         self.doc_by_name: dict[str, list[str]] = {}
-        self.postings: dict[int, list[int]] = {}
+        self.keys = array("q")
+        self.owners = array("l")
         self.sampled: list[int] = []
         self.vocab: dict[str, int] = {}
         titles = [p.title for p in pages if p.title]
         self.affixes = site_affixes(titles)
+        # The inverted index is two parallel arrays sorted by shingle hash,
+        # searched with bisect: 16 bytes a posting instead of a dict entry's ~100.
+        hashes = array("q")
+        owners = array("l")
         seen: set[str] = set()
         for page in pages:
             if page.url in seen:
@@ -80,27 +87,51 @@ class NewIndex:
             for title in {title_key(t, self.affixes) for t in (page.title, *page.titles) if t}:
                 if title:
                     self.by_title.setdefault(title, []).append(idx)
-            shingles = self.shingles(page.text)
+            shingles = self.shingles(page.text, learn=True)
             self.sampled.append(len(shingles))
-            for h in shingles:
-                self.postings.setdefault(h, []).append(idx)
+            hashes.extend(shingles)
+            owners.extend([idx] * len(shingles))
+        self._build_postings(hashes, owners)
+
+    def _build_postings(self, hashes: array[int], owners: array[int]) -> None:
+        order = sorted(range(len(hashes)), key=hashes.__getitem__)
+        keys = array("q", (hashes[i] for i in order))
+        held = array("l", (owners[i] for i in order))
+        del order, hashes, owners
         # A shingle on many new pages is the new site's own furniture (footer,
         # cookie notice): it says nothing about which page holds a text.
         cap = max(20, len(self.urls) // 100)
-        self.postings = {h: p for h, p in self.postings.items() if len(p) <= cap}
+        out_keys, out_owners = array("q"), array("l")
+        start, n = 0, len(keys)
+        while start < n:
+            end = bisect_right(keys, keys[start], start)
+            if end - start <= cap:
+                out_keys.extend(keys[start:end])
+                out_owners.extend(held[start:end])
+            start = end
+        self.keys, self.owners = out_keys, out_owners
 
     def __len__(self) -> int:
         return len(self.urls)
 
-    def shingles(self, text: str) -> set[int]:
+    def shingles(self, text: str, learn: bool = False) -> set[int]:
+        """Sampled shingle hashes of ``text``.
+
+        Only new pages add words to the vocabulary (``learn``): a word the new
+        site never uses cannot be in a shared shingle, so old pages get a
+        throw-away negative id for it and the vocabulary stays the new site's size.
+        """
         vocab = self.vocab
-        ids = [vocab.setdefault(w, len(vocab)) for w in words(text)]
-        out = set()
-        for i in range(len(ids) - SHINGLE + 1):
-            h = hash(tuple(ids[i : i + SHINGLE]))
-            if not h & SAMPLE_MASK:
-                out.add(h)
-        return out
+        if learn:
+            ids = [vocab.setdefault(w, len(vocab)) for w in words(text)]
+        else:
+            unknown: dict[str, int] = {}
+            ids = []
+            for w in words(text):
+                known = vocab.get(w)
+                ids.append(known if known is not None else unknown.setdefault(w, -1 - len(unknown)))
+        windows = zip(*(ids[i:] for i in range(SHINGLE)), strict=False)
+        return {h for h in map(hash, windows) if not h & SAMPLE_MASK}
 
     def containment(self, text: str) -> tuple[list[tuple[int, int]], int]:
         """New pages sharing sampled shingles with ``text``: (page, hits), best first.
@@ -113,9 +144,12 @@ class NewIndex:
         if len(shingles) < MIN_SHINGLES:
             return [], len(shingles)
         hits: Counter[int] = Counter()
+        keys, owners = self.keys, self.owners
         for h in shingles:
-            for idx in self.postings.get(h, ()):
-                hits[idx] += 1
+            at = bisect_left(keys, h)
+            while at < len(keys) and keys[at] == h:
+                hits[owners[at]] += 1
+                at += 1
         # Ties go to the smaller page: the more specific home of the text.
         ranked = sorted(hits.items(), key=lambda kv: (-kv[1], self.sampled[kv[0]], kv[0]))
         return ranked[:5], len(shingles)

@@ -31,7 +31,7 @@ MOVED = 301
 GONE = 410
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     """Where one legacy URL goes, and why."""
 
@@ -49,7 +49,7 @@ class Row:
         return asdict(self)
 
 
-@dataclass
+@dataclass(slots=True)
 class Refused:
     """A legacy URL or override that was left out of the generated files."""
 

@@ -69,7 +69,7 @@ class RedirectOptions:
     install_dir: Path | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Group:
     url: str
     urls: list[str]
