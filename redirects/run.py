@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -528,7 +528,7 @@ def run_redirects(opts: RedirectOptions) -> RedirectSummary:
     }
     with open(out / "refused.jsonl", "w", encoding="utf-8") as fh:
         for r in refused:
-            fh.write(json.dumps(r.__dict__, ensure_ascii=False) + "\n")
+            fh.write(json.dumps(asdict(r), ensure_ascii=False) + "\n")
     (out / "redirects.json").write_text(
         json.dumps(
             {
@@ -540,7 +540,7 @@ def run_redirects(opts: RedirectOptions) -> RedirectSummary:
                 "collisions": summary.collisions,
                 "seconds": summary.seconds,
                 "sources": sources,
-                "site": site.__dict__,
+                "site": asdict(site),
             },
             indent=2,
         )
