@@ -278,9 +278,10 @@ def follow_listing(
 
     A category page whose articles moved under /about-us/ goes to /about-us/;
     a news listing whose items all went to the archive goes there too (None).
-    The landing page is the highest new page (below the home page) that holds
-    most of the moved items: a listing spanned its section, and its items are
-    often spread over the new section's sub-pages.
+    The landing page is the deepest new page holding nearly all the moved
+    items, else the highest (below the home page) holding most of them: a
+    listing spanned its section, and its items are often spread over the new
+    section's sub-pages.
     """
     if len(items) < min_items:
         return None
@@ -297,11 +298,16 @@ def follow_listing(
             prefix = "/" + "/".join(parts[:depth])
             if prefix in new.by_path:
                 support[prefix] += 1
-    need = 0.6 * len(moved)
-    best = [(p.count("/"), p) for p, n in support.items() if n >= need]
-    if not best:
+    # Nearly all items under one sub-section: that is where the listing moved.
+    # Items spread over a section's sub-pages: the section's top page.
+    tight = [(p.count("/"), p) for p, n in support.items() if n >= 0.8 * len(moved)]
+    loose = [(p.count("/"), p) for p, n in support.items() if n >= 0.6 * len(moved)]
+    if tight:
+        _, prefix = max(tight)
+    elif loose:
+        _, prefix = min(loose)
+    else:
         return None
-    _, prefix = min(best)
     share = support[prefix] / len(items)
     return Decision(
         new.by_path[prefix],
