@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import dataclasses
 import hashlib
 import json
-import mmap
 import multiprocessing
 import os
 import signal
@@ -208,6 +208,8 @@ class _Result:
     # (offset, length, url, ts, digest, type) of indexable records no line points at
     loose_records: list[tuple[int, int, str, str, str, str]] = field(default_factory=list)
     records: int = 0
+    # False: the stretch ended inside a member, so its end was no boundary.
+    clean_end: bool = True
 
 
 # --------------------------------------------------------------------------
@@ -251,27 +253,34 @@ def _surt(url: str) -> str:
 
 
 class _Lines:
-    """Random access to index lines by byte position (memory-mapped: no read per line)."""
+    """Index lines by byte position, each read on its own.
+
+    pread, not mmap: a worker's lines are scattered over the whole index, and
+    mapped pages would count against its memory however big the index is.
+    """
 
     def __init__(self, path: str | None) -> None:
-        self.map: mmap.mmap | None = None
-        if path and os.path.getsize(path):
-            with open(path, "rb") as fh:
-                self.map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        self.fd = os.open(path, os.O_RDONLY) if path else None
 
     def get(self, pos: int) -> tuple[str, str, dict[str, Any]]:
-        assert self.map is not None
-        end = self.map.find(b"\n", pos)
-        line = self.map[pos : end if end >= 0 else len(self.map)]
+        assert self.fd is not None
+        want = 1024
+        while True:
+            data = os.pread(self.fd, want, pos)
+            end = data.find(b"\n")
+            if end >= 0 or len(data) < want:
+                break
+            want *= 4
+        line = data[:end] if end >= 0 else data
         key, ts, body = line.split(b" ", 2)
-        data = json.loads(body)
-        if not isinstance(data, dict):
+        record = json.loads(body)
+        if not isinstance(record, dict):
             raise ValueError("not a JSON object")
-        return key.decode("utf-8", "replace"), ts.decode("ascii", "replace"), data
+        return key.decode("utf-8", "replace"), ts.decode("ascii", "replace"), record
 
     def close(self) -> None:
-        if self.map is not None:
-            self.map.close()
+        if self.fd is not None:
+            os.close(self.fd)
 
 
 def _scan_task(task: _Task) -> _Result:
@@ -316,6 +325,9 @@ def _scan_stretch(task: _Task) -> _Result:
         with _open_stretch(task) as fh:
             for item in scan(fh, size=task.hi - task.lo, base=task.lo):
                 if isinstance(item, Damage):
+                    if item.at_end and not task.last:
+                        res.clean_end = False
+                        return res  # thrown away: the caller rescans across the end
                     while k < n_entries and entry_offset(k) < item.offset:
                         loose_entry(k)
                         k += 1
@@ -1108,6 +1120,31 @@ def _plan(sources: list[_Source], index: _Index | None) -> list[_Task]:
     return tasks
 
 
+def _rejoin(tasks: list[_Task], done: dict[int, _Result]) -> list[tuple[_Task, _Result]]:
+    """The results in file order, stretches cut at a false boundary rescanned as one.
+
+    _plan makes a file's stretches consecutive in ``tasks``; the last one of a
+    file always ends clean, so a merge never crosses into the next file.
+    """
+    out: list[tuple[_Task, _Result]] = []
+    n = 0
+    while n < len(tasks):
+        task, res = tasks[n], done[n]
+        while not res.clean_end:
+            n += 1
+            following = tasks[n]
+            task = dataclasses.replace(
+                task,
+                hi=following.hi,
+                last=following.last,
+                entries=task.entries + following.entries,
+            )
+            res = _scan_task(task)
+        out.append((task, res))
+        n += 1
+    return out
+
+
 def _hash_sources(sources: list[_Source], report: Report, lock: threading.Lock) -> None:
     for source in sources:
         check = source.check
@@ -1172,7 +1209,7 @@ def _run(report: Report, sources: list[_Source], index: _Index | None, started: 
     tasks = _plan(sources, index)
     lock = threading.Lock()
     hasher = threading.Thread(target=_hash_sources, args=(sources, report, lock), daemon=True)
-    results: list[tuple[_Source, _Result]] = []
+    done: dict[int, _Result] = {}
     total = sum(s.size for s in sources)
     workers = _workers(tasks)
     with progress("verifying", total=total, unit="bytes") as tracker:
@@ -1181,20 +1218,21 @@ def _run(report: Report, sources: list[_Source], index: _Index | None, started: 
             ctx = multiprocessing.get_context("fork")
             pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_ignore_sigint)
             try:
-                futures = {pool.submit(_scan_task, t): t for t in tasks}
+                futures = {pool.submit(_scan_task, t): n for n, t in enumerate(tasks)}
                 hasher.start()
                 for future in as_completed(futures):
-                    task = futures[future]
-                    results.append((sources[task.source], future.result()))
-                    tracker.advance(task.hi - task.lo)
+                    n = futures[future]
+                    done[n] = future.result()
+                    tracker.advance(tasks[n].hi - tasks[n].lo)
             finally:
                 # On Ctrl-C, queued stretches are dropped; running ones are short.
                 pool.shutdown(wait=True, cancel_futures=True)
         else:
             hasher.start()
-            for task in tasks:
-                results.append((sources[task.source], _scan_task(task)))
+            for n, task in enumerate(tasks):
+                done[n] = _scan_task(task)
                 tracker.advance(task.hi - task.lo)
+        results = [(sources[t.source], r) for t, r in _rejoin(tasks, done)]
         hasher.join()
     for source, res in results:
         report.counts.update(res.counts)

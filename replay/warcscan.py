@@ -91,6 +91,10 @@ class Damage:
     offset: int
     message: str
     uri: str = ""
+    # The input ended inside a record or a gzip member. At the end of a file
+    # that is truncation; at the end of one stretch of a file it means the
+    # stretch was cut at a false member boundary (see next_member).
+    at_end: bool = False
 
 
 def is_blank_line(line: bytes) -> bool:
@@ -346,7 +350,9 @@ class _Parser:
                 _BLOCK: f"{self.remaining:,} bytes before the end of the record's block",
                 _TRAIL: "before the record's closing CRLF CRLF",
             }[self.state]
-            self.out.append(Damage(rec.offset, f"file ends {what} (truncated)", rec.uri))
+            self.out.append(
+                Damage(rec.offset, f"file ends {what} (truncated)", rec.uri, at_end=True)
+            )
         self.reset()
 
     def _start_block(self, head: bytes) -> None:
@@ -590,7 +596,10 @@ def next_member(fh: BinaryIO, start: int, pos: int, end: int) -> int | None:
     ``fh`` holds the WARC at ``start`` (a WACZ keeps it inside), offsets are
     relative to that and the search stops at ``end``. A place where a scan
     can be split: a candidate counts only if it inflates to ``WARC/``, which
-    chance gzip magic inside compressed data does not.
+    chance gzip magic inside compressed data does not. A gzipped WARC file
+    archived as a payload and deflated as stored blocks would pass, though:
+    the scan of the stretch before then ends inside a member (a Damage with
+    ``at_end``), and the caller must rescan across the false boundary.
     """
     window = 1 << 18
     while pos < end:
@@ -725,6 +734,7 @@ def _scan_gzip(reader: _Reader, chunk: bytes, base: int) -> Iterator[Record | Da
             parser.member_start,
             "file ends inside a gzip member (truncated)",
             rec.uri if rec is not None else "",
+            at_end=True,
         )
         parser.reset()
     parser.pending.clear()

@@ -555,6 +555,52 @@ def test_damage_resync_reports_once_and_keeps_reading(
     assert sum(isinstance(i, Record) for i in items) == total - 1
 
 
+def test_archived_warc_file_does_not_fool_the_split(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A .warc.gz served by the old site, deflated as stored blocks inside its record.
+
+    Its own gzip members then sit verbatim in the file and look like places
+    to split the scan; the stretch cut there must be rescanned whole, and
+    none of the archived file's records may surface as records.
+    """
+    inner = b"".join(
+        _member(
+            "response", f"http://inner/{k}", b"HTTP/1.1 200 OK\r\n\r\n" + os.urandom(9000), None
+        )
+        for k in range(40)
+    )
+    folder = tmp_path / "crawl"
+    (folder / "warc").mkdir(parents=True)
+    with open(folder / "warc" / "a.warc.gz", "wb") as fh:
+        outer = []
+        for k in range(60):
+            if k % 20 == 10:
+                head = b"HTTP/1.1 200 OK\r\nContent-Type: application/gzip\r\n\r\n"
+                raw = _member("response", f"http://site/dump{k}.warc.gz", head + inner, inner)
+                # Stored, not deflated: what zlib does with incompressible data.
+                raw = gzip.compress(gzip.decompress(raw), compresslevel=0, mtime=0)
+            else:
+                body = b"HTTP/1.1 200 OK\r\n\r\n" + os.urandom(5000)
+                raw = _member("response", f"http://site/{k}", body, body[19:])
+            outer.append(raw)
+            fh.write(raw)
+    assert sum(len(r) for r in outer) > 8 * (64 << 10), "several stretches"
+    cut_short: list[int] = []
+    rejoin = verify_mod._rejoin
+
+    def spy(tasks: list, done: dict) -> list:
+        cut_short.append(sum(not r.clean_end for r in done.values()))
+        return rejoin(tasks, done)
+
+    monkeypatch.setattr(verify_mod, "_rejoin", spy)
+    report = verify_mod.verify(folder)
+    assert cut_short and cut_short[0] > 0, "some stretch was cut at a false boundary"
+    assert report.lines() == ["indexes/index.cdxj: missing"]  # the only problem: a bare folder
+    assert report.counts["records"] == 60
+    assert report.counts["payload digests ok"] == 60
+
+
 # --------------------------------------------------------------------------
 # Memory
 
