@@ -240,11 +240,11 @@ def register(main: click.Group) -> None:
         rows.append(("servers", "stopped"))
         rows.extend(_demo_transform(out))
         rows.extend(_demo_redirects(out))
-        # Stages land issue by issue; until then the demo says so rather than
-        # pretending (see the README's roadmap).
-        rows.append(("package / verify", "not built yet (issue #6)"))
+        rows.extend(_demo_package(out))
         rows.append(("seconds", round(time.monotonic() - started, 1)))
         summary_table(f"sunset demo — output in {out}", rows)
+        wacz = out / "crawl" / "demo.wacz"
+        click.echo(f"\nBrowse the archive as it was captured:\n  sunset replay {wacz}")
 
 
 def _smoke_check(run: object) -> list[tuple[str, object]]:
@@ -338,6 +338,34 @@ def _demo_transform(out: Path) -> list[tuple[str, object]]:
             f" {summary.listings:,} listings), {summary.skipped:,} captures skipped",
         ),
         ("transform output", str(crawl_dir / "content")),
+    ]
+
+
+def _demo_package(out: Path) -> list[tuple[str, object]]:
+    from replay.package import build_wacz
+    from replay.report import write_report
+    from replay.verify import verify
+
+    crawl_dir = out / "crawl"
+    packed = build_wacz(crawl_dir, crawl_dir / "demo.wacz")
+    checked = verify(packed.wacz)
+    if checked.problems:
+        raise SunsetError(
+            f"verify found {len(checked.problems)} problem(s) in the WACZ just written:"
+            f" {checked.problems[0].file}: {checked.problems[0].message}"
+        )
+    report, _audit = write_report(crawl_dir)
+    return [
+        (
+            "package",
+            f"{packed.wacz} ({packed.size:,} bytes, {packed.warc_files} WARC file(s),"
+            f" {packed.pages:,} pages)",
+        ),
+        (
+            "verify",
+            f"every digest, file hash and index line checked: no problems ({checked.seconds:.1f}s)",
+        ),
+        ("audit report", str(report)),
     ]
 
 

@@ -49,6 +49,11 @@ def test_demo_prints_summary_and_leaves_nothing_listening(tmp_path: Path) -> Non
     # 80 pages leave most categories with one article or none, so listings have
     # little to follow; the 95% target is asserted on 150+ pages in test_redirects.
     assert scores["answered_301_share"] == 1.0 and scores["top1"] >= 0.75, scores
+    # ... then package, verify and the audit report; the replay command is printed.
+    assert (demo / "crawl" / "demo.wacz").exists()
+    assert (demo / "crawl" / "report.html").exists()
+    assert "no problems" in result.stdout
+    assert f"sunset replay {demo / 'crawl' / 'demo.wacz'}" in result.stdout
     log = tmp_path / "output" / "demo" / "replica-access.jsonl"
     entries = [json.loads(line) for line in log.read_text().splitlines()]
     assert {e["target"] for e in entries} >= {"/robots.txt", "/sitemap.xml", "/"}
