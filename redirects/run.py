@@ -134,11 +134,7 @@ def _new_inventory(opts: RedirectOptions) -> tuple[list[NewPage], dict[str, str]
 def _archive_url(template: str | None, url: str, timestamp: str, frozen: str) -> str | None:
     if not template:
         return None
-    return (
-        template.replace("{timestamp}", timestamp or frozen)
-        .replace("{frozen}", frozen)
-        .replace("{url}", url)
-    )
+    return template.replace("{timestamp}", timestamp or frozen).replace("{url}", url)
 
 
 @dataclass
@@ -364,7 +360,7 @@ def plan_redirects(opts: RedirectOptions) -> Plan:
     def override_for(url: str) -> str | None:
         return overrides.get(url) or override_paths.get(request_target(url))
 
-    rows_by_target_check: list[Row] = []
+    rows: list[Row] = []
 
     def final_target(target: str, depth: int = 0) -> tuple[str | None, str]:
         """A target on the new site or archive, after collapsing chains."""
@@ -402,7 +398,7 @@ def plan_redirects(opts: RedirectOptions) -> Plan:
             return
         gone = rp.archive_mode == "gone" and host_of(target) in archive_hosts
         status = model.GONE if gone else model.MOVED
-        rows_by_target_check.append(
+        rows.append(
             Row(
                 old=url,
                 new=target,
@@ -446,7 +442,7 @@ def plan_redirects(opts: RedirectOptions) -> Plan:
             refuse(url, extra[url], f"the override's old URL is not on {', '.join(legacy_hosts)}")
             continue
         emit(url, None, Decision(extra[url], "override", 1.0, "from the overrides file"), url)
-    if not rows_by_target_check:
+    if not rows:
         raise SunsetError(
             f"{crawl_dir}: no legacy URL could be mapped (the crawl holds no page that answered"
             " 200 or a readable redirect)"
@@ -464,7 +460,7 @@ def plan_redirects(opts: RedirectOptions) -> Plan:
         fallback_prefix=fallback_prefix,
         gone_mode=rp.archive_mode == "gone",
     )
-    return Plan(rows_by_target_check, refused, site, sources, len(groups), len(new), out)
+    return Plan(rows, refused, site, sources, len(groups), len(new), out)
 
 
 def run_redirects(opts: RedirectOptions) -> RedirectSummary:
