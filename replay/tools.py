@@ -75,3 +75,23 @@ def tool_bin(name: str, command: str | None = None) -> Path:
         raise SunsetError(f"{name} installed into {venv} but has no {exe.name} command")
     stamp_file.write_text(stamp + "\n")
     return exe
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m replay.tools [NAME ...]``: make sure the tools' venvs exist (all by default).
+
+    ``./dev`` runs this during setup, so a first ``sunset replay`` or test run
+    does not stop for a minute to install pywb.
+    """
+    names = (sys.argv[1:] if argv is None else argv) or sorted(TOOLS)
+    try:
+        for name in names:
+            tool_bin(name, "wayback" if name == "pywb" else None)
+    except SunsetError as exc:
+        print(f"replay.tools: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

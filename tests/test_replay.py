@@ -106,6 +106,11 @@ def replica_crawl(tmp_path_factory: pytest.TempPathFactory) -> ReplicaCrawl:
 
 @pytest.fixture(scope="module")
 def crawl(tmp_path_factory: pytest.TempPathFactory) -> ReplicaCrawl:
+    # pywb's own venv is made on first use (about a minute); ./dev makes it during
+    # setup, but a bare pytest run must not spend that inside a timed replay start.
+    from replay.tools import tool_bin
+
+    tool_bin("pywb", "wayback")
     return replica_crawl(tmp_path_factory)
 
 
