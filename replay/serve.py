@@ -609,12 +609,17 @@ def serving(archive: Path, host: str = "127.0.0.1", port: int = 0) -> Iterator[R
 
 @contextmanager
 def _signals_interrupt() -> Iterator[None]:
-    """SIGTERM and SIGHUP end the run the way Ctrl-C does, so pywb is stopped."""
+    """SIGINT, SIGTERM and SIGHUP end the run the way Ctrl-C does, so pywb is stopped.
+
+    SIGINT too: a shell starts background jobs with SIGINT ignored, and Python
+    then never turns it into KeyboardInterrupt; a server that says "Ctrl-C to
+    stop" must stop on it wherever it was started from.
+    """
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    wanted = (signal.SIGTERM, signal.SIGHUP)
+    wanted = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     previous: dict[int, Callable[..., Any] | int | None] = {}
     for sig in wanted:
         previous[sig] = signal.signal(sig, interrupt)

@@ -192,7 +192,10 @@ def register(main: click.Group) -> None:
         site = site or default_out("replica")
         ensure_replica(site, pages, seed, theme)
         stop = threading.Event()
+        # SIGINT as well as SIGTERM: started as a background job, a process
+        # inherits SIGINT ignored and Ctrl-C would never reach it.
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
         try:
             with serve(site, host, legacy_port, new_port, delay_ms, access_log) as run:
                 click.echo(f"legacy site:    {run.legacy_url}  (http://{run.legacy_host}/)")
