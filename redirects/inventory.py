@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from sys import intern
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from lxml import etree
@@ -175,6 +176,22 @@ def read_body(crawl_dir: Path, cap: Capture, limit: int = 5_000_000) -> bytes:
 # Legacy side
 
 
+def transform_records(path: Path) -> Iterator[dict[str, Any]]:
+    """The page records of a transform ``pages.jsonl`` that have a usable URL.
+
+    Lines that are not JSON objects, or whose ``url`` is not an absolute
+    http(s) URL, are skipped: the file may have been edited by hand.
+    """
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and valid_url(rec.get("url")):
+                yield rec
+
+
 def content_pages(crawl_dir: Path) -> Path | None:
     path = crawl_dir / "content" / "pages.jsonl"
     return path if path.is_file() else None
@@ -193,45 +210,38 @@ def iter_legacy(
     groups_seen: set[str] = set()
     pages = content_pages(crawl_dir)
     if pages is not None:
-        with open(pages, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    continue
-                if not isinstance(rec, dict) or not valid_url(rec.get("url")):
-                    continue
-                url = rec["url"]
-                listed = rec.get("legacy_urls")
-                variants = [u for u in listed if valid_url(u)] if isinstance(listed, list) else []
-                urls = sorted({url, *variants} - covered)
-                if not urls:
-                    continue
-                covered.update(urls)
-                group = str(rec.get("id") or url)
-                if group in groups_seen:
-                    # Two records claiming one id would otherwise lose the first's URLs.
-                    group = f"{group}~{url}"
-                groups_seen.add(group)
-                links = rec.get("links") if isinstance(rec.get("links"), list) else []
-                cap = captures.get(url)
-                yield LegacyPage(
-                    group=group,
-                    url=url,
-                    urls=urls,
-                    title=_text(rec.get("title")),
-                    text=_text(rec.get("text")),
-                    kind="listing" if rec.get("kind") == "listing" else "content",
-                    links=[
-                        link["url"]
-                        for link in links
-                        if isinstance(link, dict) and valid_url(link.get("url"))
-                    ],
-                    timestamp=cap.timestamp if cap else "",
-                    digest=cap.digest if cap else "",
-                    mime="text/html",
-                    from_transform=True,
-                )
+        for rec in transform_records(pages):
+            url = rec["url"]
+            listed = rec.get("legacy_urls")
+            variants = [u for u in listed if valid_url(u)] if isinstance(listed, list) else []
+            urls = sorted({url, *variants} - covered)
+            if not urls:
+                continue
+            covered.update(urls)
+            group = str(rec.get("id") or url)
+            if group in groups_seen:
+                # Two records claiming one id would otherwise lose the first's URLs.
+                group = f"{group}~{url}"
+            groups_seen.add(group)
+            links = rec.get("links") if isinstance(rec.get("links"), list) else []
+            cap = captures.get(url)
+            yield LegacyPage(
+                group=group,
+                url=url,
+                urls=urls,
+                title=_text(rec.get("title")),
+                text=_text(rec.get("text")),
+                kind="listing" if rec.get("kind") == "listing" else "content",
+                links=[
+                    link["url"]
+                    for link in links
+                    if isinstance(link, dict) and valid_url(link.get("url"))
+                ],
+                timestamp=cap.timestamp if cap else "",
+                digest=cap.digest if cap else "",
+                mime="text/html",
+                from_transform=True,
+            )
     titles = crawl_titles(crawl_dir) if pages is None else {}
     groups: dict[str, list[Capture]] = {}
     for cap in captures.values():
@@ -313,27 +323,20 @@ def read_new_crawl(crawl_dir: Path) -> tuple[list[NewPage], dict[str, str]]:
     done: set[str] = set()
     transformed = content_pages(crawl_dir)
     if transformed is not None:
-        with open(transformed, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    continue
-                if not isinstance(rec, dict) or not valid_url(rec.get("url")):
-                    continue
-                listed = rec.get("legacy_urls")
-                if isinstance(listed, list):
-                    done.update(u for u in listed if isinstance(u, str))
-                done.add(rec["url"])
-                headings = rec.get("headings") if isinstance(rec.get("headings"), list) else []
-                pages.append(
-                    NewPage(
-                        url=rec["url"],
-                        title=_text(rec.get("title")),
-                        titles=tuple(h for h in headings if isinstance(h, str) and h)[:1],
-                        text=_text(rec.get("text")),
-                    )
+        for rec in transform_records(transformed):
+            listed = rec.get("legacy_urls")
+            if isinstance(listed, list):
+                done.update(u for u in listed if isinstance(u, str))
+            done.add(rec["url"])
+            headings = rec.get("headings") if isinstance(rec.get("headings"), list) else []
+            pages.append(
+                NewPage(
+                    url=rec["url"],
+                    title=_text(rec.get("title")),
+                    titles=tuple(h for h in headings if isinstance(h, str) and h)[:1],
+                    text=_text(rec.get("text")),
                 )
+            )
     for url in sorted(captures):
         cap = captures[url]
         if cap.status in REDIRECT_STATUSES:
