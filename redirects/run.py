@@ -224,6 +224,8 @@ def plan_redirects(opts: RedirectOptions) -> Plan:
         # No freeze date in the profile: the archive lookups ask for the crawl's time.
         frozen = max(c.timestamp for c in captures.values())
 
+    moved_caps: list[Capture] = [c for c in captures.values() if c.status in REDIRECT_STATUSES]
+
     # Page titles straight from the crawl carry the old site's name; transform's do not.
     legacy_affixes = frozenset()
     if content_pages(crawl_dir) is None:
@@ -255,6 +257,9 @@ def plan_redirects(opts: RedirectOptions) -> Plan:
             for url in page.urls:
                 url_group[url] = page.group
                 canon_group.setdefault(canonical(url, significant), page.group)
+    # Every capture is now in a group (or is a redirect, kept above): the index
+    # of the whole crawl need not stay in memory while the files are written.
+    del captures
 
     # A slug or title match whose page holds none of the old text, while another
     # old page's text is plainly there, is a namesake: two sections each had a
@@ -326,7 +331,6 @@ def plan_redirects(opts: RedirectOptions) -> Plan:
 
     # ---- the old site's own redirects take their final target's answer.
     legacy_moves: dict[str, str] = {}
-    moved_caps: list[Capture] = [c for c in captures.values() if c.status in REDIRECT_STATUSES]
     for cap in moved_caps:
         location = redirect_location(crawl_dir, cap)
         if location:
