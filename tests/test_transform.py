@@ -422,3 +422,27 @@ def test_seed_pages_lose_boilerplate_and_keep_every_content_paragraph(tmp_path: 
                 assert para not in text, para
             else:
                 assert para in text, para
+
+
+def test_parallel_extraction_matches_serial(protostar, tmp_path: Path, monkeypatch) -> None:
+    from sunset.profile import load_profile
+    from transform import run as transform_run
+
+    # The fixture crawl is small; the parallel path must be taken whatever its size.
+    monkeypatch.setattr(transform_run, "MIN_PARALLEL_GROUPS", 0)
+    _, run, *_ = protostar
+    outs = {}
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        opt = transform_run.TransformOptions(
+            crawl_dir=run, out=out, profile=load_profile("demo"), progress=False, workers=workers
+        )
+        transform_run.run_transform(opt)
+        outs[workers] = out
+    serial, parallel = outs[1], outs[2]
+    for name in ("pages.jsonl", "transform.log", "attachments.csv"):
+        assert (parallel / name).read_bytes() == (serial / name).read_bytes(), name
+    files = sorted(p.name for p in (serial / "pages").iterdir())
+    assert files == sorted(p.name for p in (parallel / "pages").iterdir())
+    for name in files:
+        assert (parallel / "pages" / name).read_bytes() == (serial / "pages" / name).read_bytes()

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import zlib
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO
 
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
@@ -139,36 +143,89 @@ class Payload:
     notes: list[str]
 
 
-def read_payload(crawl_dir: Path, loc: Location, url: str, max_bytes: int) -> Payload:
+class WarcFiles:
+    """WARC files kept open across reads, for one process.
+
+    A crawl's pages sit in a few large files, and reopening one per record
+    costs an open, a close and a cold read buffer each time. A handle is never
+    shared with a forked child: the two would share one file offset, so a
+    child that inherits this object starts with no open files.
+    """
+
+    MAX_OPEN = 16  # a crawl rolls WARCs at a large size; this bounds descriptors anyway
+
+    def __init__(self, crawl_dir: Path) -> None:
+        self.warc_dir = crawl_dir / "warc"
+        self._open: OrderedDict[str, BinaryIO] = OrderedDict()
+        self._pid = os.getpid()
+
+    def get(self, filename: str) -> BinaryIO:
+        """An open handle on one WARC file; OSError when it cannot be opened."""
+        if self._pid != os.getpid():
+            # Dropped, not closed: closing is the parent's business, and the
+            # child's copies of the descriptors go when it exits.
+            self._open = OrderedDict()
+            self._pid = os.getpid()
+        fh = self._open.get(filename)
+        if fh is not None:
+            self._open.move_to_end(filename)
+            return fh
+        fh = open(self.warc_dir / filename, "rb")  # noqa: SIM115 - closed by close()
+        self._open[filename] = fh
+        if len(self._open) > self.MAX_OPEN:
+            _, oldest = self._open.popitem(last=False)
+            oldest.close()
+        return fh
+
+    def close(self) -> None:
+        if self._pid == os.getpid():
+            for fh in self._open.values():
+                fh.close()
+        self._open.clear()
+
+    def __enter__(self) -> WarcFiles:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def read_payload(
+    crawl_dir: Path, loc: Location, url: str, max_bytes: int, files: WarcFiles | None = None
+) -> Payload:
     """Read one response record at its offset and return its decoded HTTP payload.
 
     Raises ValueError with a short reason when the record cannot be read.
     """
-    path = crawl_dir / "warc" / loc.filename
+    if files is None:
+        with WarcFiles(crawl_dir) as own:
+            return read_payload(crawl_dir, loc, url, max_bytes, own)
     try:
-        fh = open(path, "rb")  # noqa: SIM115 - closed below, after the iterator
+        fh = files.get(loc.filename)
     except OSError as exc:
         raise ValueError(f"warc-unreadable:{exc.strerror or exc}") from None
+    fh.seek(loc.offset)
+    it = ArchiveIterator(fh, no_record_parse=False, arc2warc=False)
     try:
-        fh.seek(loc.offset)
-        it = ArchiveIterator(fh, no_record_parse=False, arc2warc=False)
-        try:
-            record = next(iter(it))
-        except (StopIteration, ArchiveLoadFailed, OSError, EOFError, zlib.error) as exc:
-            raise ValueError(f"record-unreadable:{type(exc).__name__}") from None
-        if record.rec_type != "response" or record.http_headers is None:
-            raise ValueError(f"not-a-response:{record.rec_type}")
-        headers = list(record.http_headers.headers)
-        truncated = record.rec_headers.get_header("WARC-Truncated")
-        notes: list[str] = []
-        try:
-            raw = record.raw_stream.read(max_bytes + 1)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise ValueError(f"record-corrupt:{type(exc).__name__}") from None
-        if len(raw) > max_bytes:
-            raise ValueError(f"too-large:>{max_bytes} bytes")
-    finally:
-        fh.close()
+        record = next(iter(it))
+    except (StopIteration, ArchiveLoadFailed, OSError, EOFError, zlib.error) as exc:
+        raise ValueError(f"record-unreadable:{type(exc).__name__}") from None
+    if record.rec_type != "response" or record.http_headers is None:
+        raise ValueError(f"not-a-response:{record.rec_type}")
+    headers = list(record.http_headers.headers)
+    truncated = record.rec_headers.get_header("WARC-Truncated")
+    notes: list[str] = []
+    try:
+        raw = record.raw_stream.read(max_bytes + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ValueError(f"record-corrupt:{type(exc).__name__}") from None
+    if len(raw) > max_bytes:
+        raise ValueError(f"too-large:>{max_bytes} bytes")
     status = int(record.http_headers.get_statuscode() or 0)
     body = _decode_content(raw, record.http_headers.get_header("Content-Encoding"), notes)
     ctype = record.http_headers.get_header("Content-Type") or ""
@@ -219,11 +276,19 @@ def payload_size(crawl_dir: Path, loc: Location) -> int | None:
 
 
 def iter_payloads(
-    crawl_dir: Path, pages: list[Capture], max_bytes: int
+    crawl_dir: Path, pages: list[Capture], max_bytes: int, files: WarcFiles | None = None
 ) -> Iterator[tuple[Capture, Payload | None, str | None]]:
-    """(capture, payload, None) or (capture, None, reason) for each page, in order."""
+    """(capture, payload, None) or (capture, None, reason) for each page, in order.
+
+    Reads through `files` when given (the caller keeps it, and closes it);
+    otherwise through handles of its own, closed when the iteration ends.
+    """
+    if files is None:
+        with WarcFiles(crawl_dir) as own:
+            yield from iter_payloads(crawl_dir, pages, max_bytes, own)
+        return
     for cap in pages:
         try:
-            yield cap, read_payload(crawl_dir, cap.payload, cap.url, max_bytes), None
+            yield cap, read_payload(crawl_dir, cap.payload, cap.url, max_bytes, files), None
         except ValueError as exc:
             yield cap, None, str(exc)

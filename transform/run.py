@@ -18,12 +18,16 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import multiprocessing
 import os
 import re
 import shutil
+import signal
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +41,7 @@ from .archive import (
     Attachment,
     Capture,
     Inventory,
+    WarcFiles,
     iter_payloads,
     payload_size,
     read_inventory,
@@ -59,6 +64,18 @@ DOCUMENT_EXTENSIONS = (
 )  # fmt: skip
 MAX_PAGE_BYTES = 64 * 1000**2
 SAMPLE_PAGES = 400
+# Below this many page groups, starting worker processes costs more than it saves.
+MIN_PARALLEL_GROUPS = 50
+# Groups per task sent to a worker: big enough to amortise the pickling round
+# trip, small enough that the ordered results do not stall behind one slow chunk.
+CHUNK_GROUPS = 8
+# Chunks per worker allowed in flight: keeps the workers busy while the parent
+# writes, and keeps memory flat whatever the size of the crawl.
+CHUNKS_AHEAD = 4
+
+
+def default_workers() -> int:
+    return min(4, os.cpu_count() or 1)
 
 
 class TransformError(Exception):
@@ -75,6 +92,9 @@ class TransformOptions:
     rewrite_links: Path | None = None
     progress: bool = True
     sample: int = SAMPLE_PAGES
+    # Extraction processes; 1 extracts in this process. More are only used
+    # for a crawl of at least MIN_PARALLEL_GROUPS pages.
+    workers: int = field(default_factory=default_workers)
 
 
 @dataclass
@@ -181,10 +201,17 @@ def group_captures(pages: list[Capture], keys: UrlKeys) -> list[list[Capture]]:
 # -- the run ------------------------------------------------------------------
 
 
+LogEntry = tuple[str, str, str, str]  # url, level, reason, detail
+
+
 class Log:
     def __init__(self, path: Path) -> None:
         self.fh = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
         self.reasons: dict[str, int] = {}
+
+    def write_all(self, entries: Iterable[LogEntry]) -> None:
+        for entry in entries:
+            self.write(*entry)
 
     def write(self, url: str, level: str, reason: str, detail: str = "") -> None:
         self.fh.write(
@@ -196,6 +223,17 @@ class Log:
 
     def close(self) -> None:
         self.fh.close()
+
+
+class LogBuffer:
+    """Log entries of one page group, written to the real log by the parent, so
+    the log has one writer and the same order however many workers there are."""
+
+    def __init__(self) -> None:
+        self.entries: list[LogEntry] = []
+
+    def write(self, url: str, level: str, reason: str, detail: str = "") -> None:
+        self.entries.append((url, level, reason, detail))
 
 
 def _page_id(url: str, taken: set[str]) -> str:
@@ -320,11 +358,16 @@ def run_transform(opt: TransformOptions, ui: Any = None) -> tuple[int, Summary]:
     merged_into: dict[int, int] = {}
     extra_urls: dict[int, list[str]] = {}
     n_records = 0
+    ctx = _ExtractContext(opt.crawl_dir, extractor, keys)
+    workers = opt.workers if len(groups) >= MIN_PARALLEL_GROUPS else 1
     try:
-        with progress("extracting pages", len(groups), unit="pages", live=live) as tick:
-            for group in groups:
+        with (
+            _extracted(ctx, groups, workers) as results,
+            progress("extracting pages", len(groups), unit="pages", live=live) as tick,
+        ):
+            for group, (rec, entries) in zip(groups, results, strict=True):
                 tick.advance()
-                rec = _extract_group(opt.crawl_dir, group, extractor, keys, log)
+                log.write_all(entries)
                 if rec is None:
                     summary.skipped += len(group)
                     continue
@@ -389,9 +432,10 @@ def run_transform(opt: TransformOptions, ui: Any = None) -> tuple[int, Summary]:
 
 
 def _extract_one(
-    crawl_dir: Path, cap: Capture, extractor: Extractor, keys: UrlKeys, log: Log, group_key: str
+    ctx: _ExtractContext, cap: Capture, log: LogBuffer, group_key: str
 ) -> tuple[Result | None, dict[str, Any]]:
-    for _cap, payload, err in iter_payloads(crawl_dir, [cap], MAX_PAGE_BYTES):
+    extractor, keys = ctx.extractor, ctx.keys
+    for _cap, payload, err in iter_payloads(ctx.crawl_dir, [cap], MAX_PAGE_BYTES, ctx.files):
         if payload is None:
             log.write(cap.url, "skip", err or "unreadable")
             return None, {}
@@ -421,8 +465,9 @@ def _extract_one(
 
 
 def _extract_group(
-    crawl_dir: Path, group: list[Capture], extractor: Extractor, keys: UrlKeys, log: Log
+    ctx: _ExtractContext, group: list[Capture], log: LogBuffer
 ) -> dict[str, Any] | None:
+    keys = ctx.keys
     primary = group[0]
     group_key = keys.key(primary.url)
     show_all = [c for c in group if keys.part(c.url)[0]]
@@ -434,12 +479,12 @@ def _extract_group(
     source = None
     part_urls: list[str] = []
     if show_all:
-        result, where = _extract_one(crawl_dir, show_all[0], extractor, keys, log, group_key)
+        result, where = _extract_one(ctx, show_all[0], log, group_key)
         source = "showall"
     else:
-        result, where = _extract_one(crawl_dir, primary, extractor, keys, log, group_key)
+        result, where = _extract_one(ctx, primary, log, group_key)
     if result is None and show_all:
-        result, where = _extract_one(crawl_dir, primary, extractor, keys, log, group_key)
+        result, where = _extract_one(ctx, primary, log, group_key)
         source = None
     if result is None:
         return None
@@ -453,7 +498,7 @@ def _extract_group(
             for n in sorted(parts):
                 if parts[n].url == primary.url:
                     continue
-                more, _ = _extract_one(crawl_dir, parts[n], extractor, keys, log, group_key)
+                more, _ = _extract_one(ctx, parts[n], log, group_key)
                 if more is None:
                     continue
                 _join(result, more)
@@ -482,6 +527,90 @@ def _extract_group(
         "_fingerprint": _fingerprint(result) if len(result.text.split()) >= 20 else "",
     }
     return rec
+
+
+GroupResult = tuple[dict[str, Any] | None, list[LogEntry]]
+
+
+class _ExtractContext:
+    """What extracting a group needs: learned once in the parent, and inherited,
+    not pickled, by forked workers (so their str hashes match the parent's too)."""
+
+    def __init__(self, crawl_dir: Path, extractor: Extractor, keys: UrlKeys) -> None:
+        self.crawl_dir = crawl_dir
+        self.extractor = extractor
+        self.keys = keys
+        self.files = WarcFiles(crawl_dir)
+
+    def extract(self, group: list[Capture]) -> GroupResult:
+        log = LogBuffer()
+        rec = _extract_group(self, group, log)
+        return rec, log.entries
+
+
+# Set in the parent just before the pool forks; each worker reads its copy.
+_worker_ctx: _ExtractContext | None = None
+_worker_groups: list[list[Capture]] = []
+
+
+def _worker_init() -> None:
+    # Ctrl-C reaches the whole process group; the parent alone decides what
+    # stops, and terminates the pool, so workers print no tracebacks of their own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _worker_extract(index: int) -> GroupResult:
+    assert _worker_ctx is not None
+    return _worker_ctx.extract(_worker_groups[index])
+
+
+@contextmanager
+def _extracted(
+    ctx: _ExtractContext, groups: list[list[Capture]], workers: int
+) -> Iterator[Iterator[GroupResult]]:
+    """Each group's (record, log entries), in the order of `groups`."""
+    if workers <= 1:
+        try:
+            yield (ctx.extract(g) for g in groups)
+        finally:
+            ctx.files.close()
+        return
+    global _worker_ctx, _worker_groups
+    # Closed before the fork: a shared handle would share its file offset.
+    ctx.files.close()
+    _worker_ctx, _worker_groups = ctx, groups
+    # Workers get group indexes, not groups: the groups are already in their
+    # memory, and an int pickles for nothing.
+    in_flight = threading.BoundedSemaphore(workers * CHUNK_GROUPS * CHUNKS_AHEAD)
+    stopping = threading.Event()
+
+    def indexes() -> Iterator[int]:
+        # Runs in the pool's task thread: it waits for the parent to take
+        # results before it hands out more, so results never pile up.
+        for i in range(len(groups)):
+            while not in_flight.acquire(timeout=0.1):
+                if stopping.is_set():
+                    return
+            if stopping.is_set():
+                return
+            yield i
+
+    def taken(results: Iterator[GroupResult]) -> Iterator[GroupResult]:
+        for r in results:
+            in_flight.release()
+            yield r
+
+    pool = multiprocessing.get_context("fork").Pool(workers, initializer=_worker_init)
+    try:
+        yield taken(pool.imap(_worker_extract, indexes(), chunksize=CHUNK_GROUPS))
+        pool.close()
+    except BaseException:
+        stopping.set()
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
+        _worker_ctx, _worker_groups = None, []
 
 
 def _join(into: Result, more: Result) -> None:
