@@ -195,7 +195,7 @@ def _check_index(crawl: _Crawl, start_url: str | None) -> _IndexPass:
             except ValueError:
                 raise SunsetError(f"{where}: not a CDXJ line") from None
             filename = entry.get("filename") if isinstance(entry, dict) else None
-            if filename not in names:
+            if not isinstance(filename, str) or filename not in names:
                 raise SunsetError(f"{where}: refers to {filename!r}, which is not in warc/")
             line = line.rstrip(b"\n")
             # Players binary-search the blocks: an unsorted index loses captures.

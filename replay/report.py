@@ -1377,6 +1377,9 @@ def write_report(
     path = Path(out) if out is not None else crawl_dir / "report.html"
     if path.is_dir():
         raise SunsetError(f"{path}: is a folder; give the report's file name")
+    if path.suffix.lower() not in (".html", ".htm"):
+        # The crawl's own files are evidence: a typo must not overwrite one.
+        raise SunsetError(f"{path}: the report's name must end in .html")
     if not path.parent.is_dir():
         raise SunsetError(f"{path.parent}: no such folder for the report")
     text = render(audit, path, replay_base=replay_base)

@@ -206,7 +206,7 @@ def _write_index(
                 target = targets.get(name)
                 try:
                     offset, length = int(fields["offset"]), int(fields["length"])
-                except (KeyError, TypeError, ValueError):
+                except (KeyError, TypeError, ValueError, OverflowError):
                     offset = length = -1
                 if target is None or offset < 0 or length <= 0 or offset + length > target.size:
                     dropped += 1
@@ -296,6 +296,11 @@ def _prepare_wacz(wacz: Path, work: Path) -> _Collection:
     with zf, open(wacz, "rb") as raw:
         try:
             targets: dict[str, _Target] = {}
+            names = [i.filename for i in zf.infolist()]
+            if len(names) != len(set(names)):
+                raise SunsetError(
+                    f"{wacz}: a file name appears twice in the WACZ; run 'sunset verify' on it"
+                )
             for info in zf.infolist():
                 name = info.filename
                 base = name.removeprefix("archive/")

@@ -514,7 +514,7 @@ def _load_index(index: _Index, sources: list[_Source], report: Report) -> None:
                 filename = str(data["filename"])
                 if offset < 0:
                     raise ValueError
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, OverflowError):
                 report.problems.append(
                     Problem(
                         index.label, "not a CDXJ line with a filename and offset", None, "", here
@@ -813,7 +813,17 @@ def _vouched(check: FileCheck) -> bool:
 def _open_wacz(
     path: Path, zf: zipfile.ZipFile, tmp: Path, report: Report
 ) -> tuple[list[_Source], _Index | None]:
-    infos = {i.filename: i for i in zf.infolist() if not i.is_dir()}
+    infos: dict[str, zipfile.ZipInfo] = {}
+    for info in zf.infolist():
+        if info.is_dir():
+            continue
+        if info.filename in infos:
+            # Readers disagree on which copy of a repeated name they return, so
+            # a second copy can hide a tampered file from one of them.
+            report.problems.append(
+                Problem(info.filename, "appears more than once in the WACZ (zip member names)")
+            )
+        infos[info.filename] = info
     warc_names = [n for n in infos if n.startswith(ARCHIVE_DIR) and n.endswith(WARC_SUFFIXES)]
     if DATAPACKAGE not in infos and not warc_names:
         raise SunsetError(f"{path}: not a WACZ (no datapackage.json, no archive/ WARC files)")

@@ -11,7 +11,7 @@ What counts as the payload follows warcio exactly: for ``response``,
 ``request`` and ``revisit`` records with an http(s) target the HTTP header
 block is skipped up to the first line that is empty once trailing whitespace
 is stripped (the bytes decoded as UTF-8, else Latin-1); for every other record
-the payload is the whole block. Revisit digests are not checked (a revisit
+the payload is the whole block. Revisit payload digests are not checked (a revisit
 carries the digest of another record's payload), nor are those of continuation
 segments; records without digest headers are left unverified, not failed.
 """
@@ -377,9 +377,12 @@ class _Parser:
         if length < 0:
             self._damage("record has no valid Content-Length")
             return
-        checked = rec.rec_type != "revisit" and "warc-segment-number" not in h
-        self.block_hasher = _hasher(rec.block_digest) if checked else None
-        if checked and rec.block_digest and self.block_hasher is None:
+        # A revisit's block (its own HTTP headers) is still there to check; only
+        # its payload lives in another record. Segments are checked as a whole.
+        block_checked = "warc-segment-number" not in h
+        checked = rec.rec_type != "revisit" and block_checked
+        self.block_hasher = _hasher(rec.block_digest) if block_checked else None
+        if block_checked and rec.block_digest and self.block_hasher is None:
             rec.problems.append(f"unknown block digest algorithm: {rec.block_digest}")
         payload = _hasher(rec.payload_digest) if checked else None
         if checked and rec.payload_digest and payload is None:
@@ -544,11 +547,13 @@ def whole_record(out: bytes, offset: int) -> Record | None:
             status = words[1].decode("latin-1") if ok else ""
     sha1 = hashlib.sha1(mv[start:stop]).digest()
     block_ok = payload_ok = None
-    if rec_type != "revisit" and "warc-segment-number" not in h:
+    if "warc-segment-number" not in h:
+        # A revisit's block (its HTTP headers) is checked too; its payload
+        # digest names bytes held by another record.
         if block_digest:
             raw = sha1 if start == end else hashlib.sha1(mv[end:stop]).digest()
             block_ok = digest_equal(block_digest, raw)
-        if payload_digest:
+        if payload_digest and rec_type != "revisit":
             payload_ok = digest_equal(payload_digest, sha1)
     return Record(
         offset=offset,

@@ -360,3 +360,15 @@ def test_log_is_streamed_with_flat_memory(tmp_path: Path) -> None:
     assert len(stats.client_errors.items) == 50 and stats.truncated.total == 12_000
     assert len(stats.truncated.items) == 50 and stats.refusals["guard:trap-pattern"].total == 3_000
     assert peak < 2_000_000
+
+
+def test_report_never_overwrites_the_crawls_own_files(crawl: Path, tmp_path: Path) -> None:
+    from replay.report import write_report
+    from sunset.errors import SunsetError
+
+    run = copy_crawl(crawl, tmp_path / "c")
+    warc = next((run / "warc").glob("*.warc.gz"))
+    before = warc.read_bytes()
+    with pytest.raises(SunsetError, match=r"must end in \.html"):
+        write_report(run, warc)
+    assert warc.read_bytes() == before
