@@ -414,6 +414,12 @@ def crawl(
 )
 @click.option("--no-rules", is_flag=True, help="Do not apply the profile's boilerplate rules.")
 @click.option("--no-learned", is_flag=True, help="Do not apply the learned site template.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Processes that extract pages (default: the CPU count, at most 4).",
+)
 def transform(
     crawl_dir: Path,
     profile_ref: str | None,
@@ -421,6 +427,7 @@ def transform(
     rewrite_links: Path | None,
     no_rules: bool,
     no_learned: bool,
+    workers: int | None,
 ) -> None:
     """Extract each page's real content, stripping the site template.
 
@@ -448,6 +455,7 @@ def transform(
                 profile=profile,
                 use_rules=not no_rules,
                 use_learned=not no_learned,
+                **({"workers": workers} if workers else {}),
                 rewrite_links=rewrite_links,
             )
         )
