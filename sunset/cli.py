@@ -623,7 +623,13 @@ def redirects_build(
 
 @redirects_group.command("check")
 @click.argument("crawl_dir", type=click.Path(path_type=Path, file_okay=False))
-@_out_option("nothing; the redirects folder to check (default: CRAWL_DIR/redirects/)")
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="The redirects folder to check (default: CRAWL_DIR/redirects/).",
+)
 @click.option(
     "--no-variants",
     is_flag=True,
