@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -247,7 +248,9 @@ def register(main: click.Group) -> None:
         rows.append(("seconds", round(time.monotonic() - started, 1)))
         summary_table(f"sunset demo — output in {out}", rows)
         wacz = out / "crawl" / "demo.wacz"
-        click.echo(f"\nBrowse the archive as it was captured:\n  sunset replay {wacz}")
+        # The command as this run was started, so it works without an activated venv.
+        exe = sys.argv[0] if Path(sys.argv[0]).name == "sunset" else f"{sys.executable} -m sunset"
+        click.echo(f"\nBrowse the archive as it was captured:\n  {exe} replay {wacz}")
 
 
 def _smoke_check(run: object) -> list[tuple[str, object]]:
