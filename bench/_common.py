@@ -6,8 +6,10 @@ sys.path); not a package and not part of sunset.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -250,3 +252,74 @@ def first_line_of(cmd: list[str]) -> str:
 def target_uri(value: str | None) -> str:
     # WARC 1.0 writers (and the 1.1 spec's grammar) may wrap the URI in <>.
     return (value or "").strip().strip("<>")
+
+
+# --------------------------------------------------------------------------
+# The crawl the benchmarks run on
+
+REPLICA_KEYS = ("requested_pages", "seed", "theme", "generator_version")
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object from ``path``, or {} if it is missing or not an object."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def ensure_crawl(
+    site: Path, manifest: dict, crawl: Path, timeout: float, who: str
+) -> dict[str, object]:
+    """A finished `sunset crawl --profile demo` of this replica at ``crawl``, made if missing.
+
+    The replica is served by nginx (replica.nginx) so the crawl, not the
+    server, sets the pace. A stamp beside the crawl records which replica it
+    was made from, so a later benchmark reuses it only for the same replica.
+    ``who`` names the calling script in the error raised when the crawl fails.
+    """
+    from replica.nginx import serve_nginx
+
+    stamp = crawl.parent / "crawl-of.json"
+    made_from = {k: manifest.get(k) for k in REPLICA_KEYS}
+    summary = read_json(crawl / "crawl.json")
+    if (
+        summary.get("reason") == "finished"
+        and not summary.get("fatal")
+        and read_json(stamp) == made_from
+        and (crawl / "indexes" / "index.cdxj").is_file()
+    ):
+        err.print(f"reusing the crawl in {crawl} ({summary.get('finished')})")
+        return {"reused": True, "seconds": summary.get("seconds"), "stats": summary.get("stats")}
+
+    shutil.rmtree(crawl, ignore_errors=True)
+    stamp.unlink(missing_ok=True)
+    crawl.parent.mkdir(parents=True, exist_ok=True)
+    logs = crawl.parent / "crawl.logs"
+    shutil.rmtree(logs, ignore_errors=True)
+    logs.mkdir()
+    with serve_nginx(site, delay_ms=0) as srv:
+        err.print(f"crawling {srv.routes:,} URLs served by nginx on {srv.proxy} into {crawl}")
+        cmd = [sys.executable, "-m", "sunset", "crawl", "--profile", PROFILE, "--out", str(crawl)]
+        for entry in srv.connect_to:
+            cmd += ["--connect-to", entry]
+        counter = LineCounter(crawl / "crawl.log")
+        m = measure(
+            cmd,
+            label="sunset crawl",
+            status=lambda: (
+                f"{counter.poll():>7,} fetches  WARC {warc_bytes(crawl / 'warc') / 1e6:8.1f} MB"
+            ),
+            cwd=ROOT,
+            env=dict(os.environ),
+            stdout=logs / "stdout",
+            stderr=logs / "stderr",
+            timeout=timeout,
+        )
+    summary = read_json(crawl / "crawl.json")
+    if m.exit_code != 0 or m.timed_out or summary.get("reason") != "finished":
+        why = first_line(logs / "stderr") or f"exit status {m.exit_code}"
+        raise SystemExit(f"{who}: the crawl of the replica failed: {why}")
+    stamp.write_text(json.dumps(made_from) + "\n")
+    return {"reused": False, "seconds": m.wall_s, "stats": summary.get("stats")}

@@ -77,7 +77,7 @@ from pathlib import Path
 from random import Random
 from urllib.parse import urlsplit
 
-from _common import ROOT, Measured, err, first_line, measure, out
+from _common import ROOT, Measured, err, first_line, measure, out, read_json
 from rich.markup import escape
 from rich.table import Table
 
@@ -1038,7 +1038,7 @@ def run_sunset(gen: Generated, dest: Path, run: Run, timeout: float) -> None:
         timeout=timeout,
     )
     _fill(run, m)
-    summary = _read_json(dest / "redirects.json")
+    summary = read_json(dest / "redirects.json")
     if run.timed_out:
         run.error = f"stopped after --timeout {timeout:g} s"
     elif run.exit_code != 0:
@@ -1065,14 +1065,6 @@ def _files(folder: Path) -> int:
         return sum(1 for e in os.scandir(folder) if not e.name.endswith(".tmp"))
     except OSError:
         return 0
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def read_rows(path: Path) -> dict[str, dict[str, str]]:
@@ -1181,7 +1173,7 @@ def nginx_load(
 ) -> NginxLoad:
     """Serve the generated redirects.conf with a real nginx; ask it a sample of legacy URLs."""
     result = NginxLoad()
-    summary = _read_json(redirects_dir / "redirects.json")
+    summary = read_json(redirects_dir / "redirects.json")
     for name in ("redirects.map", "redirects-canonical.map", "redirects-paths.map"):
         path = redirects_dir / name
         if path.is_file():

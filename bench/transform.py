@@ -47,13 +47,13 @@ from _common import (
     THEME,
     LineCounter,
     Measured,
+    ensure_crawl,
     err,
     first_line,
     first_line_of,
     measure,
     out,
     target_uri,
-    warc_bytes,
     warc_files,
 )
 from rich.markup import escape
@@ -61,7 +61,6 @@ from rich.table import Table
 from warcio.archiveiterator import ArchiveIterator
 from warcio.recordloader import ArcWarcRecord
 
-from replica.nginx import serve_nginx
 from sunset.replica_commands import ensure_replica
 from transform.evaluate import Report, evaluate, iter_jsonl
 
@@ -72,7 +71,6 @@ TARGET_F1 = 0.98
 TARGET_SPEEDUP = 5.0
 TOOLS = ("sunset", "trafilatura")
 # What a cached crawl must have been made from to be reused.
-REPLICA_KEYS = ("requested_pages", "seed", "theme", "generator_version")
 
 
 @dataclass
@@ -186,60 +184,6 @@ def trafilatura_pages(extracted: Path, truth: Path) -> list[dict]:
 
 # --------------------------------------------------------------------------
 # The crawl
-
-
-def ensure_crawl(site: Path, manifest: dict, crawl: Path, timeout: float) -> dict[str, object]:
-    """A finished `sunset crawl --profile demo` of this replica at ``crawl``, made if missing."""
-    stamp = crawl.parent / "crawl-of.json"
-    made_from = {k: manifest.get(k) for k in REPLICA_KEYS}
-    summary = _read_json(crawl / "crawl.json")
-    if (
-        summary.get("reason") == "finished"
-        and not summary.get("fatal")
-        and _read_json(stamp) == made_from
-        and (crawl / "indexes" / "index.cdxj").is_file()
-    ):
-        err.print(f"reusing the crawl in {crawl} ({summary.get('finished')})")
-        return {"reused": True, "seconds": summary.get("seconds"), "stats": summary.get("stats")}
-
-    shutil.rmtree(crawl, ignore_errors=True)
-    stamp.unlink(missing_ok=True)
-    crawl.parent.mkdir(parents=True, exist_ok=True)
-    logs = crawl.parent / "crawl.logs"
-    shutil.rmtree(logs, ignore_errors=True)
-    logs.mkdir()
-    with serve_nginx(site, delay_ms=0) as srv:
-        err.print(f"crawling {srv.routes:,} URLs served by nginx on {srv.proxy} into {crawl}")
-        cmd = [sys.executable, "-m", "sunset", "crawl", "--profile", PROFILE, "--out", str(crawl)]
-        for entry in srv.connect_to:
-            cmd += ["--connect-to", entry]
-        counter = LineCounter(crawl / "crawl.log")
-        m = measure(
-            cmd,
-            label="sunset crawl",
-            status=lambda: (
-                f"{counter.poll():>7,} fetches  WARC {warc_bytes(crawl / 'warc') / 1e6:8.1f} MB"
-            ),
-            cwd=ROOT,
-            env=dict(os.environ),
-            stdout=logs / "stdout",
-            stderr=logs / "stderr",
-            timeout=timeout,
-        )
-    summary = _read_json(crawl / "crawl.json")
-    if m.exit_code != 0 or m.timed_out or summary.get("reason") != "finished":
-        why = first_line(logs / "stderr") or f"exit status {m.exit_code}"
-        raise SystemExit(f"bench/transform.py: the crawl failed, nothing to transform: {why}")
-    stamp.write_text(json.dumps(made_from) + "\n")
-    return {"reused": False, "seconds": m.wall_s, "stats": summary.get("stats")}
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 # --------------------------------------------------------------------------
@@ -497,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     manifest = ensure_replica(site, args.pages, SEED, THEME)
     truth = site / "ground-truth" / "pages.jsonl"
     crawl = work / "crawl"
-    crawl_info = ensure_crawl(site, manifest, crawl, args.timeout)
+    crawl_info = ensure_crawl(site, manifest, crawl, args.timeout, "bench/transform.py")
     html_records = count_html_records(crawl / "warc")
     err.print(f"{html_records:,} status-200 HTML response records in {crawl / 'warc'}")
 

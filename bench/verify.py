@@ -49,21 +49,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from _common import (
-    PROFILE,
     ROOT,
     SEED,
     THEME,
-    LineCounter,
+    ensure_crawl,
     err,
     first_line,
     measure,
     out,
-    warc_bytes,
+    read_json,
 )
 from rich.markup import escape
 from rich.table import Table
 
-from replica.nginx import serve_nginx
 from sunset.replica_commands import ensure_replica
 
 PAGES = 5000
@@ -78,7 +76,6 @@ WACZ = "sunset verify (WACZ)"
 BARE = "sunset verify (folder, no fixity.sha256)"
 FLOOR = "zcat | sha1sum"
 TOOLS = (FOLDER, WACZ, BARE, FLOOR)
-REPLICA_KEYS = ("requested_pages", "seed", "theme", "generator_version")
 
 
 @dataclass
@@ -98,62 +95,6 @@ class Run:
 # The files
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def ensure_crawl(site: Path, manifest: dict, crawl: Path, timeout: float) -> dict:
-    """A finished demo-profile crawl of the replica at ``crawl``, made if missing."""
-    stamp = crawl.parent / "crawl-of.json"
-    made_from = {k: manifest.get(k) for k in REPLICA_KEYS}
-    summary = _read_json(crawl / "crawl.json")
-    if (
-        summary.get("reason") == "finished"
-        and not summary.get("fatal")
-        and _read_json(stamp) == made_from
-        and (crawl / "indexes" / "index.cdxj").is_file()
-    ):
-        err.print(f"reusing the crawl in {crawl}")
-        return {"reused": True, "seconds": summary.get("seconds")}
-    shutil.rmtree(crawl, ignore_errors=True)
-    stamp.unlink(missing_ok=True)
-    crawl.parent.mkdir(parents=True, exist_ok=True)
-    logs = crawl.parent / "crawl.logs"
-    shutil.rmtree(logs, ignore_errors=True)
-    logs.mkdir()
-    with serve_nginx(site, delay_ms=0) as srv:
-        err.print(f"crawling {srv.routes:,} URLs served by nginx on {srv.proxy} into {crawl}")
-        cmd = [sys.executable, "-m", "sunset", "crawl", "--profile", PROFILE, "--out", str(crawl)]
-        for entry in srv.connect_to:
-            cmd += ["--connect-to", entry]
-        counter = LineCounter(crawl / "crawl.log")
-        m = measure(
-            cmd,
-            label="sunset crawl",
-            status=lambda: (
-                f"{counter.poll():>7,} fetches  WARC {warc_bytes(crawl / 'warc') / 1e6:8.1f} MB"
-            ),
-            cwd=ROOT,
-            env=dict(os.environ),
-            stdout=logs / "stdout",
-            stderr=logs / "stderr",
-            timeout=timeout,
-        )
-    if (
-        m.exit_code != 0
-        or m.timed_out
-        or _read_json(crawl / "crawl.json").get("reason") != ("finished")
-    ):
-        why = first_line(logs / "stderr") or f"exit status {m.exit_code}"
-        raise SystemExit(f"bench/verify.py: the crawl failed: {why}")
-    stamp.write_text(json.dumps(made_from) + "\n")
-    return {"reused": False, "seconds": m.wall_s}
-
-
 def build_bench(crawl: Path, bench: Path, copies: int) -> list[Path]:
     """``copies`` copies of the crawl's WARC files as one crawl folder, indexed and packaged."""
     originals = sorted((crawl / "warc").glob("*.warc.gz"))
@@ -165,7 +106,7 @@ def build_bench(crawl: Path, bench: Path, copies: int) -> list[Path]:
     }
     wacz = bench.parent / "bench.wacz"
     files = [bench / "warc" / f"c{k}-{p.name}" for k in range(copies) for p in originals]
-    if _read_json(stamp) == made_from and wacz.is_file() and all(f.is_file() for f in files):
+    if read_json(stamp) == made_from and wacz.is_file() and all(f.is_file() for f in files):
         err.print(f"reusing {bench} and {wacz}")
         return sorted(files)
     shutil.rmtree(bench, ignore_errors=True)
@@ -188,7 +129,7 @@ def build_bench(crawl: Path, bench: Path, copies: int) -> list[Path]:
     lines.sort()
     (bench / "indexes" / "index.cdxj").write_text("\n".join(lines) + "\n", encoding="utf-8")
     shutil.copyfile(crawl / "pages.jsonl", bench / "pages.jsonl")
-    info = _read_json(crawl / "crawl.json")
+    info = read_json(crawl / "crawl.json")
     info["name"] = "bench"
     info["warc_files"] = sorted(f.name for f in files)
     (bench / "crawl.json").write_text(json.dumps(info, indent=2) + "\n")
@@ -347,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     site = base / f"replica-{args.pages}"
     work = base / f"verify-{args.pages}"
     manifest = ensure_replica(site, args.pages, SEED, THEME)
-    crawl_info = ensure_crawl(site, manifest, work / "crawl", args.timeout)
+    crawl_info = ensure_crawl(site, manifest, work / "crawl", args.timeout, "bench/verify.py")
     bench = work / "bench"
     files = build_bench(work / "crawl", bench, args.copies)
     bare_copy(bench)
