@@ -9,19 +9,16 @@ fly and only the entries the capped lists can show are kept.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import heapq
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from html import escape
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from redirects.model import GONE, METHODS, Collision, Refused, Row
+from sunset.htmlpage import clip, csp_hash, esc, is_web_url
 
 UNMATCHED = ("archive", "parent", "home")
 
@@ -74,43 +71,26 @@ r.hidden=q!==""&&r.textContent.toLowerCase().indexOf(q)<0;});});})();
 """.strip()
 
 
-def _csp_hash(source: str) -> str:
-    digest = hashlib.sha256(source.encode("utf-8")).digest()
-    return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
-
-
 # Hashes rather than 'unsafe-inline': an injected <script> or <style> would not run
 # even if escaping ever failed.
 CSP = (
     "default-src 'none'; "
-    f"style-src {_csp_hash(_STYLE)}; "
-    f"script-src {_csp_hash(_SCRIPT)}; "
+    f"style-src {csp_hash(_STYLE)}; "
+    f"script-src {csp_hash(_SCRIPT)}; "
     "img-src 'none'; base-uri 'none'; form-action 'none'"
 )
 
 
-def _e(text: object) -> str:
-    return escape(str(text), quote=True)
-
-
 def _clip(text: str, cap: int = TEXT_CAP) -> str:
-    return text if len(text) <= cap else text[: cap - 1] + "…"
-
-
-def _is_web_url(url: str) -> bool:
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return False
-    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+    return clip(text, cap)
 
 
 def _link(url: str) -> str:
     """A link for http(s) URLs; anything else (javascript:, data:, junk) stays text."""
-    shown = _e(_clip(url, URL_TEXT_CAP))
-    if not _is_web_url(url):
+    shown = esc(_clip(url, URL_TEXT_CAP))
+    if not is_web_url(url):
         return f"<span>{shown}</span>" if url else '<span class="muted">(none)</span>'
-    return f'<a href="{_e(url)}" rel="noreferrer noopener" target="_blank">{shown}</a>'
+    return f'<a href="{esc(url)}" rel="noreferrer noopener" target="_blank">{shown}</a>'
 
 
 def _confidence(value: float) -> float:
@@ -219,8 +199,8 @@ def _summary_html(summary: Mapping[str, object]) -> str:
     out = ['<table class="summary"><tbody>']
     for key, value in summary.items():
         text = _fmt(value)
-        cell = _link(text) if isinstance(value, str) and _is_web_url(text) else _e(text)
-        out.append(f"<tr><th>{_e(key)}</th><td>{cell}</td></tr>")
+        cell = _link(text) if isinstance(value, str) and is_web_url(text) else esc(text)
+        out.append(f"<tr><th>{esc(key)}</th><td>{cell}</td></tr>")
     out.append("</tbody></table>")
     return "".join(out)
 
@@ -237,7 +217,7 @@ def _methods_html(stats: _Stats) -> str:
         urls = stats.urls[method]
         family = FAMILIES[_FAMILY_OF[method]][0] if method in _FAMILY_OF else OTHER_FAMILY[0]
         out.append(
-            f'<tr data-method="{_e(method)}"><td>{_e(method)}</td><td>{_e(family)}</td>'
+            f'<tr data-method="{esc(method)}"><td>{esc(method)}</td><td>{esc(family)}</td>'
             f'<td class="n">{urls:,}</td><td class="n">{len(stats.groups[method]):,}</td>'
             f'<td class="n">{100 * urls / stats.total:.1f}%</td>'
             f'<td class="n">{stats.conf_sum[method] / urls:.2f}</td></tr>'
@@ -289,7 +269,7 @@ def _histogram_svg(bins: list[list[int]], low_confidence: float) -> str:
         name, _, colour = families[i]
         out.append(
             f'<rect x="{x}" y="12" width="12" height="12" fill="{colour}"/>'
-            f'<text x="{x + 16}" y="22">{_e(name)}</text>'
+            f'<text x="{x + 16}" y="22">{esc(name)}</text>'
         )
         x += 24 + 7 * len(name)
     # Grid and y ticks.
@@ -310,7 +290,7 @@ def _histogram_svg(bins: list[list[int]], low_confidence: float) -> str:
             out.append(
                 f'<rect x="{bx:.1f}" y="{y_top:.1f}" width="{bin_w - 8:.1f}" '
                 f'height="{max(y_bottom - y_top, 0.5):.1f}" fill="{colour}">'
-                f"<title>{i / BINS:.1f}–{(i + 1) / BINS:.1f} {_e(name)}: {count:,}</title></rect>"
+                f"<title>{i / BINS:.1f}–{(i + 1) / BINS:.1f} {esc(name)}: {count:,}</title></rect>"
             )
             base += count
         if totals[i]:
@@ -352,7 +332,7 @@ def _histogram_svg(bins: list[list[int]], low_confidence: float) -> str:
 
 
 def _title_cell(title: str, row: Row) -> str:
-    shown = _e(title) if title else '<span class="muted">(no title)</span>'
+    shown = esc(title) if title else '<span class="muted">(no title)</span>'
     if not row.captured:
         shown += ' <span class="tag">link only</span>'
     return f"<td>{shown}</td>"
@@ -360,7 +340,7 @@ def _title_cell(title: str, row: Row) -> str:
 
 def _method_cell(row: Row) -> str:
     gone = ' <span class="tag">410 gone</span>' if row.status == GONE else ""
-    return f"<td>{_e(row.method)}{gone}</td>"
+    return f"<td>{esc(row.method)}{gone}</td>"
 
 
 def _variants_html(entry: _Entry) -> str:
@@ -406,7 +386,7 @@ def _entries_html(
             f'<tr><td class="n">{n}</td>{_title_cell(entry.title, row)}'
             f'<td class="u">{_link(row.old)}{_variants_html(entry)}</td>'
             f'<td class="u">{_link(row.new)}</td>{_method_cell(row)}'
-            f'<td class="{conf_class}">{conf:.2f}</td><td>{_e(_clip(row.note))}</td></tr>'
+            f'<td class="{conf_class}">{conf:.2f}</td><td>{esc(_clip(row.note))}</td></tr>'
         )
     out.append("</tbody></table>")
     if len(shown) < len(entries):
@@ -427,7 +407,7 @@ def _refused_html(refused: Sequence[Refused], list_limit: int) -> str:
     for n, item in enumerate(shown, 1):
         out.append(
             f'<tr><td class="n">{n}</td><td class="u">{_link(item.old)}</td>'
-            f'<td class="u">{_link(item.new)}</td><td>{_e(_clip(item.reason))}</td></tr>'
+            f'<td class="u">{_link(item.new)}</td><td>{esc(_clip(item.reason))}</td></tr>'
         )
     out.append("</tbody></table>")
     out.append(_more(len(refused) - len(shown), "refused", "in refused.jsonl"))
@@ -457,8 +437,8 @@ def _collisions_html(collisions: Sequence[Collision], list_limit: int) -> str:
             pairs += f'<li class="muted">{len(item.olds) - VARIANT_CAP:,} more</li>'
         kept = _link(item.kept) if item.kept else '<span class="low">left out</span>'
         out.append(
-            f'<tr><td class="n">{n}</td><td>{_e(item.map)}</td>'
-            f'<td class="u">{_e(_clip(item.key, URL_TEXT_CAP))}</td>'
+            f'<tr><td class="n">{n}</td><td>{esc(item.map)}</td>'
+            f'<td class="u">{esc(_clip(item.key, URL_TEXT_CAP))}</td>'
             f'<td class="u"><ul>{pairs}</ul></td><td class="u">{kept}</td></tr>'
         )
     out.append("</tbody></table>")
@@ -535,18 +515,18 @@ def _document(
         ),
         ("howto", "How to correct", _HOWTO),
     ]
-    nav = "".join(f'<a href="#{sid}">{_e(title.split(" —")[0])}</a>' for sid, title, _ in sections)
+    nav = "".join(f'<a href="#{sid}">{esc(title.split(" —")[0])}</a>' for sid, title, _ in sections)
     body = "".join(
-        f'<section id="{sid}"><h2>{_e(t)}</h2>{html}</section>' for sid, t, html in sections
+        f'<section id="{sid}"><h2>{esc(t)}</h2>{html}</section>' for sid, t, html in sections
     )
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{_e(CSP)}">'
+        f'<meta http-equiv="Content-Security-Policy" content="{esc(CSP)}">'
         '<meta name="referrer" content="no-referrer">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<title>{_e(heading)}</title><style>{_STYLE}</style></head><body>"
-        f"<h1>{_e(heading)}</h1><nav>{nav}</nav>"
+        f"<title>{esc(heading)}</title><style>{_STYLE}</style></head><body>"
+        f"<h1>{esc(heading)}</h1><nav>{nav}</nav>"
         '<input id="filter" type="search" placeholder="Filter the lists…" '
         'aria-label="Filter the lists" hidden>'
         f"{body}<script>{_SCRIPT}</script></body></html>\n"

@@ -17,7 +17,6 @@ are streamed: counts are aggregated and only capped lists are kept.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import heapq
 import json
@@ -28,7 +27,6 @@ import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from html import escape
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -36,6 +34,7 @@ from urllib.parse import quote, urlsplit
 
 from sunset import __version__
 from sunset.errors import SunsetError
+from sunset.htmlpage import clip, csp_hash, esc, is_web_url
 
 # Where `sunset replay CRAWL_DIR` listens by default; the collection path under it
 # is the crawl's name (see collection_name). Every function takes the base as a
@@ -698,30 +697,21 @@ svg{max-width:100%;height:auto;display:block;margin:.5rem 0}
 """.strip()
 
 
-def _csp_hash(source: str) -> str:
-    digest = hashlib.sha256(source.encode("utf-8")).digest()
-    return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
-
-
 # No script at all, and the one style block pinned by hash: an injected <script> or
 # <style> would not run even if escaping ever failed.
 CSP = (
     "default-src 'none'; "
-    f"style-src {_csp_hash(_STYLE)}; "
+    f"style-src {csp_hash(_STYLE)}; "
     "img-src 'none'; base-uri 'none'; form-action 'none'"
 )
 
 
-def _e(text: object) -> str:
-    return escape(str(text), quote=True)
-
-
 def _clip(text: str, cap: int = TEXT_CAP) -> str:
-    return text if len(text) <= cap else text[: cap - 1] + "…"
+    return clip(text, cap)
 
 
 def _url_text(url: str) -> str:
-    return f'<span class="u">{_e(_clip(url, URL_CAP))}</span>' if url else _NONE
+    return f'<span class="u">{esc(_clip(url, URL_CAP))}</span>' if url else _NONE
 
 
 _NONE = '<span class="muted">–</span>'
@@ -756,13 +746,13 @@ def _kv_table(rows: Sequence[tuple[str, object]], css_id: str = "") -> str:
     ident = f' id="{css_id}"' if css_id else ""
     out = [f'<table class="kv"{ident}><tbody>']
     for key, value in rows:
-        out.append(f"<tr><th>{_e(key)}</th><td>{_e(_clip(_fmt(value), 2000))}</td></tr>")
+        out.append(f"<tr><th>{esc(key)}</th><td>{esc(_clip(_fmt(value), 2000))}</td></tr>")
     out.append("</tbody></table>")
     return "".join(out)
 
 
 def _more(count: int, where: str) -> str:
-    return f'<p class="more">{count:,} more, not listed here; {_e(where)}</p>' if count > 0 else ""
+    return f'<p class="more">{count:,} more, not listed here; {esc(where)}</p>' if count > 0 else ""
 
 
 def bar_chart_svg(
@@ -775,11 +765,11 @@ def bar_chart_svg(
     height = pad * 2 + row_h * rows
     top = max((v for _, v, _, _ in bars), default=0) or 1
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" id="{_e(chart_id)}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" id="{esc(chart_id)}" '
         f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
-        f'aria-labelledby="{_e(chart_id)}-title" font-family="system-ui,sans-serif" '
+        f'aria-labelledby="{esc(chart_id)}-title" font-family="system-ui,sans-serif" '
         'font-size="12">',
-        f'<title id="{_e(chart_id)}-title">{_e(title)}</title>',
+        f'<title id="{esc(chart_id)}-title">{esc(title)}</title>',
     ]
     for i, (label, value, colour, text) in enumerate(bars):
         y = pad + i * row_h
@@ -787,10 +777,10 @@ def bar_chart_svg(
         if value > 0:
             w = max(w, 1.5)  # a bar for 1 among a million must still show
         out.append(
-            f'<text x="{label_w - 8}" y="{y + 16}" text-anchor="end">{_e(_clip(label, 42))}</text>'
+            f'<text x="{label_w - 8}" y="{y + 16}" text-anchor="end">{esc(_clip(label, 42))}</text>'
             f'<rect x="{label_w}" y="{y + 4}" width="{w:.1f}" height="{row_h - 8}" '
-            f'fill="{_e(colour)}"><title>{_e(label)}: {_e(text)}</title></rect>'
-            f'<text x="{label_w + w + 6:.1f}" y="{y + 16}">{_e(text)}</text>'
+            f'fill="{esc(colour)}"><title>{esc(label)}: {esc(text)}</title></rect>'
+            f'<text x="{label_w + w + 6:.1f}" y="{y + 16}">{esc(text)}</text>'
         )
     if not bars:
         out.append(f'<text x="{label_w}" y="{pad + 16}" fill="#777">nothing to show</text>')
@@ -842,14 +832,6 @@ _REPLAY_SAFE = "!$%&'()*+,/:;=?@[]~"
 
 def replay_url(base: str, ts14: str, url: str) -> str:
     return f"{base}{ts14}/{quote(url, safe=_REPLAY_SAFE)}"
-
-
-def _is_web_url(url: str) -> bool:
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return False
-    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
 
 
 def _relative_href(target: Path, report: Path) -> str:
@@ -918,11 +900,13 @@ def _warcinfo_html(audit: Audit) -> str:
     ]
     for info in audit.warcinfo:
         date = (
-            _e(info.date) if not info.problem else f'<span class="muted">{_e(info.problem)}</span>'
+            esc(info.date)
+            if not info.problem
+            else f'<span class="muted">{esc(info.problem)}</span>'
         )
         out.append(
-            f'<tr><td class="u">{_e(info.file)}</td><td>{date}</td>'
-            f'<td class="u">{_e(info.record_id)}</td></tr>'
+            f'<tr><td class="u">{esc(info.file)}</td><td>{date}</td>'
+            f'<td class="u">{esc(info.record_id)}</td></tr>'
         )
     out.append("</tbody></table>")
     for n, (fields, infos) in enumerate(groups.items(), 1):
@@ -931,10 +915,10 @@ def _warcinfo_html(audit: Audit) -> str:
             if len(infos) == len(audit.warcinfo)
             else ", ".join(i.file for i in infos[:20]) + (" …" if len(infos) > 20 else "")
         )
-        out.append(f"<h3>warcinfo fields ({_e(which)})</h3>")
+        out.append(f"<h3>warcinfo fields ({esc(which)})</h3>")
         out.append(f'<table class="kv warcinfo" id="warcinfo-{n}"><tbody>')
         for name, value in fields:
-            out.append(f"<tr><th>{_e(name)}</th><td>{_field_value(value)}</td></tr>")
+            out.append(f"<tr><th>{esc(name)}</th><td>{_field_value(value)}</td></tr>")
         out.append("</tbody></table>")
     return "".join(out)
 
@@ -948,9 +932,9 @@ def _field_value(value: str) -> str:
             parsed = None
         if isinstance(parsed, dict):
             return (
-                f"<pre>{_e(_clip(json.dumps(parsed, indent=2, ensure_ascii=False), 20000))}</pre>"
+                f"<pre>{esc(_clip(json.dumps(parsed, indent=2, ensure_ascii=False), 20000))}</pre>"
             )
-    return f'<span class="u">{_e(_clip(value, 2000))}</span>'
+    return f'<span class="u">{esc(_clip(value, 2000))}</span>'
 
 
 def _provenance_section(audit: Audit) -> str:
@@ -1021,7 +1005,7 @@ def _contents_section(audit: Audit) -> str:
         klass = "refused" if code in REFUSAL_CODES else "error" if code < 0 else status_class(code)
         out.append(
             f'<tr data-code="{code}" data-count="{count}"><td class="n">{code}</td>'
-            f"<td>{_e(code_meaning(code))}</td><td>{klass}</td>"
+            f"<td>{esc(code_meaning(code))}</td><td>{klass}</td>"
             f'<td class="n">{count:,}</td></tr>'
         )
     out.append(
@@ -1045,7 +1029,7 @@ def _contents_section(audit: Audit) -> str:
     ]
     for t in TYPES:
         out.append(
-            f'<tr data-type="{_e(t)}"><td>{_e(t)}</td><td class="n">{log.types.get(t, 0):,}</td>'
+            f'<tr data-type="{esc(t)}"><td>{esc(t)}</td><td class="n">{log.types.get(t, 0):,}</td>'
             f'<td class="n">{log.type_bytes.get(t, 0):,}</td></tr>'
         )
     out.append(
@@ -1060,7 +1044,7 @@ def _contents_section(audit: Audit) -> str:
         )
         for mime, count in sorted(log.mimes.items(), key=lambda m: (-m[1], m[0])):
             out.append(
-                f'<tr><td class="u">{_e(_clip(mime))}</td><td>{_e(mime_category(mime))}</td>'
+                f'<tr><td class="u">{esc(_clip(mime))}</td><td>{esc(mime_category(mime))}</td>'
                 f'<td class="n">{count:,}</td></tr>'
             )
         out.append("</tbody></table></details>")
@@ -1093,12 +1077,12 @@ def _log_table(css_id: str, items: Sequence[LogLine], *, reason: bool = False) -
     for n, rec in enumerate(items, 1):
         why = ""
         if reason:
-            why = f"<td>{_e(code_meaning(rec.status))}</td>"
+            why = f"<td>{esc(code_meaning(rec.status))}</td>"
         # keepalive says only that a connection was reused; it explains no failure.
         shown = [note for note in rec.notes if note != "keepalive"]
-        notes = _e(_clip(",".join(shown))) if shown else _NONE
+        notes = esc(_clip(",".join(shown))) if shown else _NONE
         out.append(
-            f'<tr><td class="n">{n}</td><td class="t">{_e(rec.ts)}</td><td class="n">{rec.status}</td>'
+            f'<tr><td class="n">{n}</td><td class="t">{esc(rec.ts)}</td><td class="n">{rec.status}</td>'
             f"<td>{_url_text(rec.url)}</td><td>{_url_text(rec.via)}</td>{why}"
             f"<td>{notes}</td></tr>"
         )
@@ -1117,7 +1101,7 @@ def _failures_section(audit: Audit) -> str:
         )
         for code in sorted(error_codes, reverse=True):
             out.append(
-                f'<tr><td class="n">{code}</td><td>{_e(code_meaning(code))}</td>'
+                f'<tr><td class="n">{code}</td><td>{esc(code_meaning(code))}</td>'
                 f'<td class="n">{error_codes[code]:,}</td></tr>'
             )
         out.append("</tbody></table>")
@@ -1178,14 +1162,14 @@ def _refusals_section(audit: Audit) -> str:
     ]
     for kind in kinds:
         out.append(
-            f'<tr data-refusal="{_e(kind)}"><td>{_e(_clip(kind))}</td>'
-            f"<td>{_e(_REFUSAL_HELP.get(kind, ''))}</td>"
+            f'<tr data-refusal="{esc(kind)}"><td>{esc(_clip(kind))}</td>'
+            f"<td>{esc(_REFUSAL_HELP.get(kind, ''))}</td>"
             f'<td class="n">{log.refusals[kind].total:,}</td></tr>'
         )
     out.append("</tbody></table>")
     for n, kind in enumerate(kinds, 1):
         capped = log.refusals[kind]
-        out.append(f"<h3>{_e(_clip(kind))} — {capped.total:,}</h3>")
+        out.append(f"<h3>{esc(_clip(kind))} — {capped.total:,}</h3>")
         out.append(_log_table(f"refused-{n}", capped.items))
         out.append(_more(capped.more, "see crawl.log"))
     return "".join(out)
@@ -1202,7 +1186,7 @@ def _fixity_section(audit: Audit) -> str:
     ]
     for f in audit.fixity:
         out.append(
-            f'<tr data-file="{_e(f.path)}"><td class="u">{_e(f.path)}</td><td>{_e(f.role)}</td>'
+            f'<tr data-file="{esc(f.path)}"><td class="u">{esc(f.path)}</td><td>{esc(f.role)}</td>'
             f'<td class="n">{f.size:,}</td><td class="h">{f.sha256}</td></tr>'
         )
     total = sum(f.size for f in audit.fixity)
@@ -1211,7 +1195,7 @@ def _fixity_section(audit: Audit) -> str:
         f'<th class="n">{total:,}</th><th></th></tr></tfoot></table>'
     )
     sums = "\n".join(f"{f.sha256}  {f.path}" for f in audit.fixity)
-    out.append(f'<pre id="sha256sums">{_e(sums)}</pre>')
+    out.append(f'<pre id="sha256sums">{esc(sums)}</pre>')
     for wacz in audit.waczs:
         if wacz.problem:
             continue
@@ -1221,7 +1205,7 @@ def _fixity_section(audit: Audit) -> str:
             ("WACZ version", wacz.version or None),
             ("resources listed in datapackage.json", wacz.resources),
         ]
-        out.append(f"<h3>{_e(wacz.file)}</h3>" + _kv_table(rows))
+        out.append(f"<h3>{esc(wacz.file)}</h3>" + _kv_table(rows))
     return "".join(out)
 
 
@@ -1231,8 +1215,8 @@ def _replay_section(audit: Audit, replay_base: str) -> str:
     command = f"sunset replay {shlex.quote(str(audit.crawl_dir))} --port {port}"
     out = [
         "<p>The links open each page as captured, through pywb on this machine. Start it "
-        f"first with <code>{_e(command)}</code>; the links assume it serves the crawl at "
-        f"<code>{_e(replay_base)}</code>. Nothing on the live web is linked: the legacy "
+        f"first with <code>{esc(command)}</code>; the links assume it serves the crawl at "
+        f"<code>{esc(replay_base)}</code>. Nothing on the live web is linked: the legacy "
         "URLs are shown as text.</p>"
     ]
     pages = audit.pages
@@ -1246,15 +1230,15 @@ def _replay_section(audit: Audit, replay_base: str) -> str:
     )
     for n, page in enumerate(pages.shown, 1):
         ts14 = timestamp14(page.ts)
-        if ts14 and _is_web_url(page.url):
+        if ts14 and is_web_url(page.url):
             href = replay_url(replay_base, ts14, page.url)
-            link = f'<a href="{_e(href)}" rel="noreferrer noopener" target="_blank">replay</a>'
+            link = f'<a href="{esc(href)}" rel="noreferrer noopener" target="_blank">replay</a>'
         else:
             link = _NONE
-        title = _e(page.title) if page.title else '<span class="muted">(no title)</span>'
+        title = esc(page.title) if page.title else '<span class="muted">(no title)</span>'
         out.append(
             f'<tr><td class="n">{n}</td><td>{title}</td><td>{_url_text(page.url)}</td>'
-            f'<td class="t">{_e(_clip(page.ts, 40))}</td><td class="n">{_fmt(page.status)}</td>'
+            f'<td class="t">{esc(_clip(page.ts, 40))}</td><td class="n">{_fmt(page.status)}</td>'
             f"<td>{link}</td></tr>"
         )
     out.append("</tbody></table>")
@@ -1307,7 +1291,9 @@ def _redirects_section(data: Mapping[str, Any], audit: Audit, report: Path) -> s
     ]
     if audit.has_redirects_report:
         href = _relative_href(audit.crawl_dir / "redirects" / "report.html", report)
-        out.append(f'<p>The reviewers\' report: <a href="{_e(href)}">redirects/report.html</a></p>')
+        out.append(
+            f'<p>The reviewers\' report: <a href="{esc(href)}">redirects/report.html</a></p>'
+        )
     return "".join(out)
 
 
@@ -1340,24 +1326,25 @@ def render(audit: Audit, report: Path, *, replay_base: str | None = None) -> str
             ("redirects", "Redirects", _redirects_section(audit.redirects, audit, report))
         )
     heading = f"Crawl audit report — {_clip(str(audit.crawl.get('name') or audit.crawl_dir.name))}"
-    nav = "".join(f'<a href="#{sid}">{_e(title.split(" —")[0])}</a>' for sid, title, _ in sections)
+    nav = "".join(f'<a href="#{sid}">{esc(title.split(" —")[0])}</a>' for sid, title, _ in sections)
     warnings = ""
     if audit.warnings:
-        items = "".join(f"<li>{_e(_clip(w, 2000))}</li>" for w in audit.warnings)
+        items = "".join(f"<li>{esc(_clip(w, 2000))}</li>" for w in audit.warnings)
         warnings = f'<div class="warn" id="warnings"><strong>Check these first</strong><ul>{items}</ul></div>'
     body = "".join(
-        f'<section id="{sid}"><h2>{_e(title)}</h2>{html}</section>' for sid, title, html in sections
+        f'<section id="{sid}"><h2>{esc(title)}</h2>{html}</section>'
+        for sid, title, html in sections
     )
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{_e(CSP)}">'
+        f'<meta http-equiv="Content-Security-Policy" content="{esc(CSP)}">'
         '<meta name="referrer" content="no-referrer">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<title>{_e(heading)}</title><style>{_STYLE}</style></head><body>"
-        f"<h1>{_e(heading)}</h1>"
-        f'<p class="muted">Written {_e(audit.generated)} by sunset {_e(__version__)} from '
-        f"<code>{_e(audit.crawl_dir)}</code>.</p>"
+        f"<title>{esc(heading)}</title><style>{_STYLE}</style></head><body>"
+        f"<h1>{esc(heading)}</h1>"
+        f'<p class="muted">Written {esc(audit.generated)} by sunset {esc(__version__)} from '
+        f"<code>{esc(audit.crawl_dir)}</code>.</p>"
         f"<nav>{nav}</nav>{warnings}{body}</body></html>\n"
     )
 
