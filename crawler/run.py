@@ -6,6 +6,9 @@ The only entry point other code needs is `run_crawl(options)`; the CLI calls it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
+import hashlib
 import json
 import os
 import platform
@@ -17,10 +20,12 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 from urllib.parse import urlsplit
 
 import scrapy
 import warcio
+from scrapy.core.engine import ExecutionEngine
 from scrapy.crawler import CrawlerProcess
 
 from sunset import __version__
@@ -31,6 +36,7 @@ from sunset.ui import console, summary_table
 from .fetch import Client
 from .resume import read_previous, repair
 from .session import Session, seen_key
+from .shared import Shared
 from .spider import CaptureSpider
 from .urls import Guards, Scope
 from .warc import CONFORMS_TO, WarcFiles
@@ -62,12 +68,16 @@ class CrawlOptions:
     warc_max_size: int | None = None
     ignore_robots: bool = False
     progress: bool = True
+    redis: str | None = None  # share the crawl with other workers through this Redis
+    worker: str | None = None  # this worker's id in a shared crawl (default: allocated)
 
 
-def _check_out(out: Path, resume: bool) -> None:
+def _check_out(out: Path, resume: bool, shared: bool = False) -> None:
     if out.exists() and not out.is_dir():
         raise SunsetError(f"--out {out}: exists and is not a folder")
-    if resume:
+    if shared:
+        pass  # other workers write beside this one, each into its own files
+    elif resume:
         if not (out / "warc").is_dir():
             raise SunsetError(f"--resume: {out} holds no earlier crawl (no warc/ folder)")
     elif (out / "warc").exists() and any((out / "warc").iterdir()):
@@ -87,7 +97,12 @@ def run_crawl(opt: CrawlOptions) -> int:
     p = opt.profile
     c = p.crawl
     out = opt.out
-    _check_out(out, opt.resume)
+    if opt.redis and opt.resume:
+        raise SunsetError(
+            "--resume with --redis: a shared crawl's frontier is in Redis; start workers "
+            "again (without --resume) and they carry on"
+        )
+    _check_out(out, opt.resume, shared=bool(opt.redis))
     seeds = list(p.site.start_urls)
     for seed in seeds:
         parts = urlsplit(seed)
@@ -145,15 +160,28 @@ def run_crawl(opt: CrawlOptions) -> int:
         "sunset-settings": json.dumps(settings_record, sort_keys=True),
         "sunset-exactness": NOT_EXACT,
     }
+    shared = None
+    logs_dir = out
+    prefix = opt.name
+    lock = None
+    if opt.redis:
+        shared = Shared(opt.redis, opt.name, opt.worker)
+        logs_dir = out / "workers" / shared.worker
+        lock = _lock_worker(logs_dir, shared.worker)
+        shared.join(_fingerprint(settings_record))
+        prefix = f"{opt.name}-{shared.worker}"
+        info["sunset-worker"] = shared.worker
+        settings_record["redis"] = _redacted(opt.redis)
+        settings_record["worker"] = shared.worker
     warcs = WarcFiles(
         out / "warc",
-        opt.name,
+        prefix,
         settings_record["warc_max_size"],
         info,
         first_serial=(prev.max_serial + 1) if prev else 0,
     )
     session = Session(
-        folder=out,
+        folder=logs_dir,
         warcs=warcs,
         client=Client(connect_to=connect),
         scope=Scope.build(p.site.allowed_hosts, p.site.include, p.site.exclude),
@@ -172,6 +200,9 @@ def run_crawl(opt: CrawlOptions) -> int:
         max_body_size=settings_record["max_body_size"],
         use_sitemap=c.use_sitemap,
         seeds=seeds,
+        shared=shared,
+        per_host=settings_record["concurrency_per_host"],
+        delay=settings_record["delay"],
     )
     frontier: list[dict[str, str]] = []
     if prev:
@@ -243,6 +274,16 @@ def run_crawl(opt: CrawlOptions) -> int:
         "STATS_DUMP": False,
     }
     settings["LOG_INSTALL_ROOT_HANDLER"] = False
+    if shared is not None:
+        # scrapy-redis's scheduler over the shared queue (crawler/redis_parts.py);
+        # the crawl-wide delay is kept by the download handler, not per process.
+        settings["SCHEDULER"] = "crawler.redis_parts.LeasedScheduler"
+        settings["DOWNLOAD_DELAY"] = 0
+        for key in ("JOBDIR", "SCHEDULER_DISK_QUEUE", "SCHEDULER_MEMORY_QUEUE"):
+            settings.pop(key)
+        # An idle worker looks for work others queued every 0.2 s instead of
+        # Scrapy's 5 s heartbeat: with several workers the queue runs dry often.
+        ExecutionEngine._SLOT_HEARTBEAT_INTERVAL = 0.2
     process = CrawlerProcess(settings)
     crawler = process.create_crawler(CaptureSpider)
     closing: list[asyncio.Future[None]] = []
@@ -257,7 +298,9 @@ def run_crawl(opt: CrawlOptions) -> int:
     started = time.monotonic()
     stop_progress = threading.Event()
     ticker = threading.Thread(
-        target=_progress, args=(session, crawler, stop_progress, started, opt.progress), daemon=True
+        target=_progress,
+        args=(session, crawler, stop_progress, started, opt.progress),
+        daemon=True,
     )
     ticker.start()
     try:
@@ -272,14 +315,19 @@ def run_crawl(opt: CrawlOptions) -> int:
             session.fatal = session.fatal or f"cannot finish the WARC file: {exc.strerror or exc}"
         session.close_logs()
         shutil.rmtree(jobdir, ignore_errors=True)
+        if shared is not None:
+            shared.leave()
+        if lock is not None:
+            lock.close()
     elapsed = time.monotonic() - started
-    index = out / "indexes" / "index.cdxj"
-    files = sorted((out / "warc").glob("*.warc.gz"))
-    try:
-        _index(files, index)
-    except OSError as exc:
-        # The WARCs are complete; the index can be rebuilt from them later.
-        session.fatal = session.fatal or f"cannot write the CDXJ index: {exc.strerror or exc}"
+    files = [Path(w) for w in warcs.files]
+    if shared is None:
+        files = sorted((out / "warc").glob("*.warc.gz"))
+        try:
+            _index(files, out / "indexes" / "index.cdxj")
+        except OSError as exc:
+            # The WARCs are complete; the index can be rebuilt from them later.
+            session.fatal = session.fatal or f"cannot write the CDXJ index: {exc.strerror or exc}"
     st = session.stats
     summary = {
         "name": opt.name,
@@ -294,13 +342,16 @@ def run_crawl(opt: CrawlOptions) -> int:
         "fatal": session.fatal,
         "reason": crawler.stats.get_value("finish_reason") if crawler.stats else None,
     }
+    if shared is not None:
+        summary["worker"] = shared.worker
+        summary["reclaimed_from_lost_workers"] = shared.reclaimed
     try:
-        (out / "crawl.json").write_text(json.dumps(summary, indent=2) + "\n")
+        (logs_dir / "crawl.json").write_text(json.dumps(summary, indent=2) + "\n")
     except OSError as exc:
         session.fatal = session.fatal or f"cannot write crawl.json: {exc.strerror or exc}"
     refused = sum(v for k, v in st.items() if k.startswith("refused:"))
     summary_table(
-        f"crawl {opt.name} — {out}",
+        f"crawl {opt.name} — {out}" + (f" — worker {shared.worker}" if shared else ""),
         [
             ("HTML pages", st["pages"]),
             ("responses archived", st["responses"]),
@@ -315,10 +366,61 @@ def run_crawl(opt: CrawlOptions) -> int:
         ],
     )
     if session.fatal:
-        raise CrawlFailed(f"crawl stopped: {session.fatal}; what was written is kept and valid")
+        again = "; start the workers again once Redis is back" if shared and shared.lost else ""
+        raise CrawlFailed(
+            f"crawl stopped: {session.fatal}; what was written is kept and valid{again}"
+        )
+    if shared is not None:
+        console.print(
+            f"worker {shared.worker} done; when every worker has stopped, run "
+            f"`sunset crawl --finish --out {out}` to index and merge the crawl"
+        )
+        return 0
     if st["responses"] == 0 and not (prev and prev.responses):
         raise CrawlFailed(f"nothing was captured: {_first_error(out)}")
     return 0
+
+
+def _fingerprint(settings: dict[str, object]) -> str:
+    """What every worker of one shared crawl must agree on: what to capture and how to guard."""
+    keys = (
+        "start_urls",
+        "allowed_hosts",
+        "obey_robots",
+        "max_query_variants",
+        "max_calendar_variants",
+        "max_path_depth",
+        "max_repeated_segments",
+        "max_depth",
+    )
+    text = json.dumps({k: settings.get(k) for k in keys}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _redacted(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@", 1)
+    return url
+
+
+def _lock_worker(folder: Path, worker: str) -> IO[str]:
+    """Hold workers/<id>/lock for the worker's lifetime; `--finish` refuses while one is held."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fh = open(folder / "lock", "a+")  # noqa: SIM115
+    except OSError as exc:
+        raise SunsetError(f"cannot write {folder}: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        raise SunsetError(f"worker {worker} is already running in {folder.parent.parent}") from None
+    with contextlib.suppress(OSError):
+        fh.truncate(0)
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+    return fh
 
 
 def warcio_version() -> str:
@@ -372,7 +474,10 @@ def _progress(
         st = session.stats
         stats = getattr(crawler, "stats", None)
         queued = 0
-        if stats is not None:
+        if session.shared is not None:
+            with contextlib.suppress(Exception):
+                queued = session.shared.client.zcard(session.shared.queue_key)
+        elif stats is not None:
             queued = (stats.get_value("scheduler/enqueued") or 0) - (
                 stats.get_value("scheduler/dequeued") or 0
             )

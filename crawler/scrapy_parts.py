@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import time
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,8 @@ from scrapy.http import Headers, Response
 from scrapy.responsetypes import responsetypes
 
 from .fetch import FetchError
+from .shared import RedisLost, backoff
+from .urls import host_of
 from .warc import WarcWriteError, sha1_b32
 
 if TYPE_CHECKING:
@@ -71,6 +74,10 @@ class RawHttpDownloadHandler:
         ]
         timeout = float(request.meta.get("download_timeout") or s.timeout)
         maxsize = int(request.meta.get("download_maxsize") or s.max_body_size)
+        host = slot = None
+        if s.shared is not None:
+            host = host_of(request.url)
+            slot = await self._crawl_wide_slot(host, timeout)
         started = time.monotonic()
         try:
             ex = await s.client.fetch(
@@ -80,6 +87,9 @@ class RawHttpDownloadHandler:
             request.meta["_sunset_error"] = exc.code
             request.meta["_sunset_duration"] = time.monotonic() - started
             raise _ERRORS.get(exc.code, DownloadFailedError)(str(exc)) from None
+        finally:
+            if s.shared is not None and host and slot:
+                s.shared.free_slot(host, slot)
         request.meta[EXCHANGE] = ex
         resp_headers = Headers()
         for k, v in ex.headers:
@@ -100,6 +110,30 @@ class RawHttpDownloadHandler:
             ip_address=ip,
             protocol=ex.version,
         )
+
+    async def _crawl_wide_slot(self, host: str, timeout: float) -> str:
+        """Wait for one of the host's concurrency slots and its delay, across all workers.
+
+        Scrapy's own per-slot limits only see this process; in a shared crawl
+        the limits are for the whole crawl, kept in Redis.
+        """
+        s = self.session
+        assert s.shared is not None
+        attempt = 0
+        while True:
+            try:
+                token, wait_ms = s.shared.try_slot(
+                    host, s.per_host, int(timeout * 1000) + 30000, int(s.delay * 1000)
+                )
+            except RedisLost as exc:
+                s.fail(str(exc))
+                raise IgnoreRequest(str(exc)) from None
+            if token:
+                if wait_ms > 0:
+                    await asyncio.sleep(wait_ms / 1000)
+                return token
+            await asyncio.sleep(backoff(attempt))
+            attempt += 1
 
     async def close(self) -> None:
         await self.session.client.close()

@@ -21,6 +21,7 @@ from typing import IO
 from protego import Protego
 
 from .fetch import Client
+from .shared import RedisLost, Shared
 from .urls import Guards, Scope, canonicalize, host_of
 from .warc import WarcFiles
 
@@ -70,6 +71,11 @@ class Session:
     started: float = field(default_factory=time.monotonic)
     fatal: str | None = None
     stop: Callable[[], None] | None = None  # set by the runner: ends the crawl early
+    # Set when several workers share the crawl through Redis (crawler/shared.py),
+    # with the politeness limits they must keep together.
+    shared: Shared | None = None
+    per_host: int = 8
+    delay: float = 0.0
     _log: IO[str] | None = None
     _pages: IO[str] | None = None
 
@@ -103,6 +109,8 @@ class Session:
     ) -> None:
         """One crawl.log line, in the field order crawler/CONTRACT.md documents."""
         assert self._log is not None
+        if self.shared is not None:
+            notes = [*notes, f"worker:{self.shared.worker}"]
         line = " ".join(
             [
                 now_iso(),
@@ -164,14 +172,31 @@ class Session:
 
     def first_capture(self, digest: str) -> tuple[str, str] | None:
         """(URL, WARC-Date) of the first capture with this payload digest, if any."""
-        hit = self.revisits.get(_digest_key(digest))
+        key = _digest_key(digest)
+        hit = self.revisits.get(key)
+        if hit is None and self.shared is not None:
+            try:
+                hit = self.shared.first_capture(key)
+            except RedisLost as exc:
+                self.fail(str(exc))
+                return None  # a full record is always a safe choice
+            if hit is not None:
+                self.revisits[key] = hit
         if hit is None:
             return None
         date, _, url = hit.partition(" ")
         return url, date
 
     def remember_payload(self, digest: str, url: str, date: str) -> None:
-        self.revisits.setdefault(_digest_key(digest), f"{date} {url}")
+        key = _digest_key(digest)
+        value = self.revisits.setdefault(key, f"{date} {url}")
+        if self.shared is not None:
+            # Only after the record is written: another worker's revisit may
+            # then refer to it, and it must exist.
+            try:
+                self.shared.remember_payload(key, value)
+            except RedisLost as exc:
+                self.fail(str(exc))
 
     def claim(self, canonical: str) -> bool:
         """Mark a canonical URL as taken; False if it already was."""

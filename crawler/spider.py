@@ -6,18 +6,50 @@ to; it never touches the WARC, which the downloader middleware writes.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import scrapy
+from scrapy import signals
+from scrapy.crawler import Crawler
+from scrapy.exceptions import DontCloseSpider
 from scrapy.http import Response, TextResponse
 
 from .links import css_links, html_links, html_title, robots_sitemaps, sitemap_links
+from .queue import encode
+from .redis_parts import LEASE
 from .scrapy_parts import CHECKED, RECORD
-from .session import Session
+from .session import Session, seen_key
+from .shared import (
+    CAP_CALENDAR,
+    CAP_VARIANTS,
+    OVER_MAX,
+    PUSHED,
+    REFUSED,
+    Candidate,
+    RedisLost,
+)
 from .urls import canonicalize, host_of
 from .warc import WarcWriteError
+
+# How long a worker waits for robots.txt fetched by another worker: that
+# worker may be killed, and its lease then expires and is re-done.
+ROBOTS_WAIT_S = 600.0
+
+
+@dataclass
+class Planned:
+    """A URL a shared crawl will claim: queued if `candidate.data`, else a refusal to log."""
+
+    url: str
+    hops: str
+    via: str | None
+    candidate: Candidate
+    refusal: tuple[int, str] | None = None
+
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 
@@ -39,17 +71,31 @@ class CaptureSpider(scrapy.Spider):
         self.frontier = frontier  # requests rebuilt from a previous run's WARCs (resume)
         self.pending_robots = 0
 
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> CaptureSpider:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        if spider.session.shared is not None:
+            crawler.signals.connect(spider.on_idle, signal=signals.spider_idle)
+        return spider
+
+    def on_idle(self) -> None:
+        """A shared crawl is over only when no worker has anything queued or leased."""
+        s = self.session
+        if s.fatal or s.shared is None:
+            return
+        try:
+            if not s.shared.seeded() or s.shared.remaining() > 0:
+                raise DontCloseSpider
+        except RedisLost as exc:
+            s.fail(str(exc))
+
     async def start(self) -> AsyncIterator[Any]:
         s = self.session
-        # One robots.txt per origin: the seeds' own (scheme, host and port), and
-        # each other allowed host on the seeds' scheme.
-        origins = {(urlsplit(u).scheme, urlsplit(u).netloc.lower()) for u in s.seeds}
-        default_scheme = min((o[0] for o in origins), default="http")
-        for host in s.scope.hosts:
-            if not any(host_of(f"{sc}://{nl}/") == host for sc, nl in origins):
-                origins.add((default_scheme, host))
+        if s.shared is not None:
+            await self.start_shared()
+            return
         robots = []
-        for scheme, netloc in sorted(origins):
+        for scheme, netloc in self.robots_origins():
             url = f"{scheme}://{netloc}/robots.txt"
             if host_of(url) in s.robots:  # known from the WARCs of an earlier run
                 continue
@@ -57,53 +103,196 @@ class CaptureSpider(scrapy.Spider):
                 robots.append(url)
         self.pending_robots = len(robots)
         for url in robots:
-            yield scrapy.Request(
-                url,
-                callback=self.on_robots,
-                errback=self.on_robots_failed,
-                priority=100,
-                meta={
-                    "hops": "P",
-                    "via": None,
-                    CHECKED: True,
-                    "robots_txt": True,
-                    "handle_httpstatus_all": True,
-                    "dont_redirect": True,
-                },
-            )
+            yield self.robots_request(url)
         if not robots:
             for req in self.after_robots():
                 yield req
 
-    def after_robots(self) -> Iterator[scrapy.Request]:
-        """Seeds, sitemaps and (on resume) the rebuilt frontier, once robots rules are known."""
+    def robots_origins(self) -> list[tuple[str, str]]:
+        """One robots.txt per origin: the seeds' own (scheme, host and port), and
+        each other allowed host on the seeds' scheme."""
+        s = self.session
+        origins = {(urlsplit(u).scheme, urlsplit(u).netloc.lower()) for u in s.seeds}
+        default_scheme = min((o[0] for o in origins), default="http")
+        for host in s.scope.hosts:
+            if not any(host_of(f"{sc}://{nl}/") == host for sc, nl in origins):
+                origins.add((default_scheme, host))
+        return sorted(origins)
+
+    async def start_shared(self) -> None:
+        """Every worker runs this; the first to claim each URL queues it, the others find it taken."""
+        s = self.session
+        assert s.shared is not None
+        try:
+            urls = [f"{sc}://{nl}/robots.txt" for sc, nl in self.robots_origins()]
+            cands = [
+                Candidate(
+                    key=seen_key(canonicalize(url)),
+                    data=encode(self.robots_request(url), self),
+                    score=-100.0,
+                )
+                for url in urls
+            ]
+            s.shared.push(cands)
+            waiting = {host_of(u) for u in urls}
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + ROBOTS_WAIT_S
+            while waiting and not s.fatal:
+                for host in sorted(waiting):
+                    known, body = s.shared.robots(host)
+                    if known:
+                        s.load_robots(host, body)
+                        waiting.discard(host)
+                if waiting:
+                    if loop.time() > deadline:
+                        s.fail(f"no worker fetched robots.txt for {', '.join(sorted(waiting))}")
+                        return
+                    await asyncio.sleep(0.1)
+            self.push_shared(self.plan_many(self.after_robots_urls()))
+            s.shared.mark_seeded()
+        except RedisLost as exc:
+            s.fail(str(exc))
+
+    def robots_request(self, url: str) -> scrapy.Request:
+        return scrapy.Request(
+            url,
+            callback=self.on_robots,
+            errback=self.on_robots_failed,
+            priority=100,
+            meta={
+                "hops": "P",
+                "via": None,
+                CHECKED: True,
+                "robots_txt": True,
+                "handle_httpstatus_all": True,
+                "dont_redirect": True,
+            },
+        )
+
+    def after_robots_urls(self) -> Iterator[tuple[str, str, str | None, str | None, bool]]:
         s = self.session
         for seed in s.seeds:
-            yield from self.follow(seed, "", None, seed=True)
+            yield seed, "", None, None, True
         for item in self.frontier:
-            yield from self.follow(item["url"], item["hops"], item.get("via"))
+            yield item["url"], item["hops"], item.get("via"), None, False
         self.frontier = []
         if s.use_sitemap:
             origins = sorted({(urlsplit(u).scheme, urlsplit(u).netloc) for u in s.seeds})
             for scheme, netloc in origins:
-                yield from self.follow(
-                    f"{scheme}://{netloc}/sitemap.xml", "P", None, kind="sitemap"
-                )
+                yield f"{scheme}://{netloc}/sitemap.xml", "P", None, "sitemap", False
+
+    def plan_many(
+        self, items: Iterator[tuple[str, str, str | None, str | None, bool]]
+    ) -> list[Planned]:
+        plans = []
+        for url, hops, via, kind, seed in items:
+            plan = self.plan(url, hops, via, kind, seed)
+            if plan is not None:
+                plans.append(plan)
+        return plans
+
+    def plan(
+        self, url: str, hops: str, via: str | None, kind: str | None = None, seed: bool = False
+    ) -> Planned | None:
+        """What follow() decides, for a shared crawl: the claim itself happens in Redis."""
+        s = self.session
+        if not s.scope.host_allowed(url):
+            s.stats["offsite"] += 1
+            return None
+        canonical = canonicalize(url)
+        key = seen_key(canonical)
+        if key in s.seen:  # this worker already offered it; most links end here
+            return None
+        s.seen.add(key)
+        refusal: tuple[int, str] | None = None
+        if s.scope.excluded(url):
+            refusal = (-5001, "excluded")
+        elif s.max_depth and hops.count("L") > s.max_depth:
+            refusal = (-5000, "guard:max-depth")
+        elif not seed and (guard := s.guards.static(canonical)):
+            refusal = (-5000, f"guard:{guard}")
+        elif not s.allowed_by_robots(url, self.user_agent):
+            refusal = (-9998, "robots")
+        if refusal:
+            return Planned(url, hops, via, Candidate(key=key), refusal)
+        request = self.make_request(url, hops, via, kind)
+        cand = Candidate(key=key, data=encode(request, self), score=float(-request.priority))
+        counted = None if seed else s.guards.counted(canonical)
+        if counted:
+            cand.path = counted[0]
+            cand.variant_cap = s.guards.max_query_variants
+            cand.calendar_cap = s.guards.max_calendar_variants if counted[1] else -1
+        return Planned(url, hops, via, cand)
+
+    def push_shared(self, plans: list[Planned], lease: str = "") -> None:
+        """Claim and queue plans and end `lease` in one Redis step, then log what was refused."""
+        s = self.session
+        assert s.shared is not None
+        codes = s.shared.push([p.candidate for p in plans], lease=lease, max_pages=s.max_pages)
+        for plan, code in zip(plans, codes, strict=True):
+            if code == PUSHED:
+                s.stats["queued"] += 1
+            elif code == REFUSED and plan.refusal:
+                s.refuse(plan.url, plan.refusal[0], plan.refusal[1], plan.hops, plan.via)
+            elif code == CAP_CALENDAR:
+                s.refuse(plan.url, -5000, "guard:calendar", plan.hops, plan.via)
+            elif code == CAP_VARIANTS:
+                s.refuse(plan.url, -5000, "guard:query-variants", plan.hops, plan.via)
+            elif code == OVER_MAX:
+                s.stats["over-max-pages"] += 1
+
+    def release(self, request: scrapy.Request, plans: list[Planned] | None = None) -> None:
+        """End a shared crawl's lease on `request`, queueing what it led to in the same step."""
+        s = self.session
+        if s.shared is None:
+            return
+        try:
+            self.push_shared(plans or [], lease=request.meta.get(LEASE, ""))
+        except RedisLost as exc:
+            s.fail(str(exc))
+
+    def after_robots(self) -> Iterator[scrapy.Request]:
+        """Seeds, sitemaps and (on resume) the rebuilt frontier, once robots rules are known."""
+        for url, hops, via, kind, seed in self.after_robots_urls():
+            yield from self.follow(url, hops, via, kind=kind, seed=seed)
 
     def on_robots(self, response: Response) -> Iterator[scrapy.Request]:
         s = self.session
         host = host_of(response.url)
         body = response.body if response.status == 200 else None
         s.load_robots(host, body)
+        sitemaps = []
         if body and s.use_sitemap:
-            for sm in robots_sitemaps(body, response.url):
-                yield from self.follow(sm, "P", response.url, kind="sitemap")
+            sitemaps = [
+                (sm, "P", response.url, "sitemap") for sm in robots_sitemaps(body, response.url)
+            ]
+        if s.shared is not None:
+            self.publish_robots(host, body)
+            self.release(
+                response.request,
+                self.plan_many((u, h, v, k, False) for u, h, v, k in sitemaps),
+            )
+            return
+        for sm, hops, via, kind in sitemaps:
+            yield from self.follow(sm, hops, via, kind=kind)
         yield from self._robots_done()
 
     def on_robots_failed(self, failure: Any) -> Iterator[scrapy.Request]:
         request = failure.request
-        self.session.load_robots(host_of(request.url), None)
+        host = host_of(request.url)
+        self.session.load_robots(host, None)
+        if self.session.shared is not None:
+            self.publish_robots(host, None)
+            self.release(request)
+            return
         yield from self._robots_done()
+
+    def publish_robots(self, host: str, body: bytes | None) -> None:
+        assert self.session.shared is not None
+        try:
+            self.session.shared.publish_robots(host, body)
+        except RedisLost as exc:
+            self.session.fail(str(exc))
 
     def _robots_done(self) -> Iterator[scrapy.Request]:
         self.pending_robots -= 1
@@ -137,13 +326,18 @@ class CaptureSpider(scrapy.Spider):
             s.stats["over-max-pages"] += 1
             return
         s.stats["queued"] += 1
+        yield self.make_request(url, hops, via, kind)
+
+    def make_request(
+        self, url: str, hops: str, via: str | None, kind: str | None = None
+    ) -> scrapy.Request:
         # Breadth-first (fewer hops first), and a page's requisites right after
         # it, so a page and what it needs are captured close in time.
         priority = -2 * len(hops) + (3 if hops[-1:] in ("E", "R") else 0)
-        meta = {"hops": hops, "via": via, CHECKED: True}
+        meta: dict[str, Any] = {"hops": hops, "via": via, CHECKED: True}
         if kind:
             meta["kind"] = kind
-        yield scrapy.Request(
+        return scrapy.Request(
             url, callback=self.parse, errback=self.failed, priority=priority, meta=meta
         )
 
@@ -154,14 +348,13 @@ class CaptureSpider(scrapy.Spider):
         body = response.body
         ctype = (response.headers.get("Content-Type") or b"").decode("latin-1").lower()
         links: list[tuple[str, str, str]] = []
+        nested: list[str] = []
         if (
             response.meta.get("kind") == "sitemap"
             or b"<urlset" in body[:1024]
             or (b"<sitemapindex" in body[:1024])
         ):
             pages, nested = sitemap_links(body, response.url)
-            for url in nested:
-                yield from self.follow(url, hops, response.url, kind="sitemap")
             links = [(u, "S", "sitemap/loc") for u in pages]
         elif "css" in ctype or (not ctype and response.url.lower().endswith(".css")):
             links = list(css_links(body, response.url))
@@ -178,9 +371,6 @@ class CaptureSpider(scrapy.Spider):
             if rec and response.status == 200:
                 s.page(response.url, rec[1], html_title(body, encoding), response.status)
                 s.stats["pages"] += 1
-        for url, hop, _ctx in links:
-            # Sitemap entries start a new discovery chain, as Heritrix counts them.
-            yield from self.follow(url, "S" if hop == "S" else hops + hop, response.url)
         if rec and links:
             fields = [("via", response.meta.get("via") or "-"), ("hopsFromSeed", hops or "-")]
             fields += [("outlink", f"{u} {h} {c}") for u, h, c in links[:10000]]
@@ -188,7 +378,23 @@ class CaptureSpider(scrapy.Spider):
                 s.warcs.write_metadata(response.url, rec[0], fields)
             except WarcWriteError as exc:
                 s.fail(str(exc))
+        # Sitemap entries start a new discovery chain, as Heritrix counts them.
+        targets = [(u, hops, response.url, "sitemap", False) for u in nested]
+        targets += [
+            (u, "S" if hop == "S" else hops + hop, response.url, None, False)
+            for u, hop, _ctx in links
+        ]
+        if s.shared is not None:
+            # The lease ends only now, with every outlink queued in the same
+            # step: a worker killed before this point leaves the page to be re-done.
+            self.release(response.request, self.plan_many(iter(targets)))
+            return
+        for url, thops, via, kind, _seed in targets:
+            yield from self.follow(url, thops, via, kind=kind)
 
     def failed(self, failure: Any) -> None:
-        # Every attempt was already logged by the WARC middleware; nothing to add.
-        return None
+        # Every attempt was already logged by the WARC middleware; a shared
+        # crawl only has to end the request's lease.
+        request = getattr(failure, "request", None)
+        if request is not None:
+            self.release(request)

@@ -142,6 +142,23 @@ class Guards:
 
     def check(self, canonical: str) -> str | None:
         """Return the name of the guard that refuses this new URL, or None (and count it)."""
+        refused = self.static(canonical)
+        if refused:
+            return refused
+        counted = self.counted(canonical)
+        if counted:
+            key, calendar = counted
+            if calendar:
+                if self._calendar[key] >= self.max_calendar_variants:
+                    return "calendar"
+                self._calendar[key] += 1
+            if self._variants[key] >= self.max_query_variants:
+                return "query-variants"
+            self._variants[key] += 1
+        return None
+
+    def static(self, canonical: str) -> str | None:
+        """The guards that need no counting: depth, repeated segments, trap patterns."""
         parts = urlsplit(canonical)
         segments = [s for s in parts.path.split("/") if s]
         if len(segments) > self.max_path_depth:
@@ -153,13 +170,17 @@ class Guards:
                 return "repeated-segments"
         if any(p.search(canonical) for p in self.trap_patterns):
             return "trap-pattern"
-        if parts.query:
-            key = f"{parts.netloc}{parts.path}"
-            if any(p.search(canonical) for p in self.calendar_patterns):
-                if self._calendar[key] >= self.max_calendar_variants:
-                    return "calendar"
-                self._calendar[key] += 1
-            if self._variants[key] >= self.max_query_variants:
-                return "query-variants"
-            self._variants[key] += 1
         return None
+
+    def counted(self, canonical: str) -> tuple[str, bool] | None:
+        """(per-path counter key, is a calendar URL) for a URL with a query, else None.
+
+        A shared crawl keeps these counters in Redis (crawler/shared.py) so the
+        caps hold for all workers together.
+        """
+        parts = urlsplit(canonical)
+        if not parts.query:
+            return None
+        return f"{parts.netloc}{parts.path}", any(
+            p.search(canonical) for p in self.calendar_patterns
+        )

@@ -334,6 +334,21 @@ def _to_toml(data: dict[str, dict[str, Any]]) -> str:
 @click.option(
     "--ignore-robots", is_flag=True, help="Do not apply robots.txt (it is still archived)."
 )
+@click.option(
+    "--redis",
+    "redis_url",
+    metavar="URL",
+    envvar="SUNSET_REDIS",
+    default=None,
+    help="Share this crawl with other workers through Redis, e.g. redis://host:6379/0"
+    " (env SUNSET_REDIS).",
+)
+@click.option("--worker", default=None, help="This worker's id in a shared crawl (default: new).")
+@click.option(
+    "--finish",
+    is_flag=True,
+    help="After a shared crawl: check, index and merge the workers' files into one crawl.",
+)
 def crawl(
     profile_ref: str,
     name: str | None,
@@ -350,6 +365,9 @@ def crawl(
     max_body_size: str | None,
     warc_max_size: str | None,
     ignore_robots: bool,
+    redis_url: str | None,
+    worker: str | None,
+    finish: bool,
 ) -> None:
     """Crawl a site into WARC files, politely and without falling into traps.
 
@@ -364,6 +382,8 @@ def crawl(
       sunset crawl -p wigan --name wigan-2024 --resume
       sunset crawl -p demo --connect-to www.wiganboroughccg.nhs.uk:80:127.0.0.1:8001
       sunset crawl -p wigan --successor
+      sunset crawl -p wigan --redis redis://10.0.0.5:6379/0     (on each machine)
+      sunset crawl -p wigan --redis redis://10.0.0.5:6379/0 --finish
     """
     from crawler.run import CrawlOptions, run_crawl
     from sunset.profile import parse_size
@@ -376,6 +396,17 @@ def crawl(
     run_name = name or (profile.path.stem if profile.path else "crawl")
     if successor and not name:
         run_name += "-successor"
+    if worker is not None and not redis_url:
+        raise SunsetError("--worker names a worker of a shared crawl; give --redis too")
+    if worker is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}", worker):
+        raise SunsetError(
+            f"--worker {worker!r}: use up to 40 letters, digits, '_', '-' and '.' (it goes in file names)"
+        )
+    if finish:
+        from crawler.finish import run_finish
+
+        run_finish(out or default_out(run_name), run_name, redis_url)
+        return
     sizes = {}
     for flag, value in (("--max-body-size", max_body_size), ("--warc-max-size", warc_max_size)):
         try:
@@ -397,6 +428,8 @@ def crawl(
             max_body_size=sizes["--max-body-size"],
             warc_max_size=sizes["--warc-max-size"],
             ignore_robots=ignore_robots,
+            redis=redis_url,
+            worker=worker,
         )
     )
 
