@@ -11,6 +11,12 @@ in-scope URL wget captured must be in sunset's.
     .venv/bin/python bench/crawl.py --quick
     .venv/bin/python bench/crawl.py --pages 1000 --latency 0 20 --repeat 3
     .venv/bin/python bench/crawl.py --tools wget --pages 10000 --latency 20 --timeout 7200
+    .venv/bin/python bench/crawl.py --pages 1000 --latency 20 --workers 1 2 4 --repeat 3
+
+--workers N... adds, beside wget and the single-process sunset, a shared crawl
+of N `sunset crawl --redis` workers (a redis-server on loopback, flushed
+before each run) followed by `sunset crawl --finish`; its wall time covers
+both, and its peak RSS is that of all workers together.
 
 Results: a table on stdout and output/bench/crawl.json. Not part of the test
 suite: the 10,000-page runs at 20 ms take tens of minutes.
@@ -27,11 +33,15 @@ import argparse
 import json
 import os
 import re
+import shlex
 import shutil
+import socket
 import statistics
+import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -276,6 +286,81 @@ def run_sunset(connect_to: list[str], workdir: Path, run: Run, timeout: float) -
     run.ok = run.error is None and not run.timed_out
 
 
+@contextmanager
+def redis_server(folder: Path) -> Iterator[str]:
+    """A throwaway redis-server on loopback for the shared-crawl runs."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise SystemExit("redis-server not found (./dev setup installs the Debian package)")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    folder.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder), "--save", ""],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(200):
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _flush(redis_url: str) -> None:
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()
+
+
+def run_workers(
+    n: int, redis_url: str, connect_to: list[str], workdir: Path, run: Run, timeout: float
+) -> None:
+    """N `sunset crawl --redis` workers at once, then `--finish`, measured as one run."""
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.parent.mkdir(parents=True, exist_ok=True)
+    logs = workdir.parent / f"{workdir.name}.logs"
+    shutil.rmtree(logs, ignore_errors=True)
+    logs.mkdir()
+    _flush(redis_url)
+    base = [sys.executable, "-m", "sunset", "crawl", "--profile", PROFILE, "--out", str(workdir)]
+    base += ["--name", "bench", "--redis", redis_url]
+    for entry in connect_to:
+        base += ["--connect-to", entry]
+    worker = shlex.join(base)
+    # One shell runs the workers side by side, waits for all, then merges;
+    # measure() follows the whole process tree.
+    script = (
+        "rc=0; pids=''; "
+        + " ".join(f'{worker} --worker w{i} & pids="$pids $!"; ' for i in range(1, n + 1))
+        + "for p in $pids; do wait $p || rc=1; done; "
+        + f"[ $rc -eq 0 ] && exec {worker} --finish"
+        + "; exit $rc"
+    )
+    measure(
+        ["sh", "-c", script],
+        run=run,
+        cwd=ROOT,
+        env=dict(os.environ),
+        stdout=logs / "stdout",
+        stderr=logs / "stderr",
+        counter=Counter(workdir / "crawl.log", None, workdir / "warc"),
+        timeout=timeout,
+    )
+    if run.exit_code != 0 and not run.timed_out:
+        first = first_line(logs / "stderr") or f"exit status {run.exit_code}"
+        run.error = f"shared crawl failed: {first}"
+    if (workdir / "warc").exists():
+        warc_stats(workdir / "warc", run)
+    run.ok = run.error is None and not run.timed_out
+
+
 # --------------------------------------------------------------------------
 # Orchestration and report
 
@@ -310,7 +395,11 @@ def bench_config(
     manifest = ensure_replica(site, pages, SEED, THEME)
     cfg = f"{pages}-{latency}ms"
     runs: dict[str, list[Run]] = {t: [] for t in tools}
-    with serve_nginx(site, delay_ms=latency) as srv:
+    shared = any(t.startswith("workers-") for t in tools)
+    with (
+        serve_nginx(site, delay_ms=latency) as srv,
+        redis_server(base / "redis") if shared else _nothing() as redis_url,
+    ):
         err.print(
             f"[bold]{pages:,} pages, {latency} ms[/]: nginx on {srv.proxy}"
             f" serving {srv.routes:,} URLs from {site}"
@@ -322,6 +411,11 @@ def bench_config(
                 run = Run(tool, pages, latency, k + 1)
                 if tool == "wget":
                     run_wget(profile, srv.proxy, base / f"wget-{cfg}", run, timeout)
+                elif tool.startswith("workers-"):
+                    assert redis_url
+                    n = int(tool.removeprefix("workers-"))
+                    work = base / f"{tool}-{cfg}"
+                    run_workers(n, redis_url, srv.connect_to, work, run, timeout)
                 else:
                     run_sunset(srv.connect_to, base / f"sunset-{cfg}", run, timeout)
                 if run.error:
@@ -358,7 +452,22 @@ def bench_config(
     w, s = medians.get("wget"), medians.get("sunset")
     if w and s and w["pages_per_s"]:
         result["speedup"] = round(s["pages_per_s"] / w["pages_per_s"], 2)
+    shared_runs = {t: m for t, m in medians.items() if t.startswith("workers-") and m}
+    if w and w["pages_per_s"]:
+        result["workers_speedup"] = {
+            t: round(m["pages_per_s"] / w["pages_per_s"], 2) for t, m in shared_runs.items()
+        }
+    one = medians.get("workers-1")
+    if one and one["pages_per_s"]:
+        result["workers_scaling"] = {
+            t: round(m["pages_per_s"] / one["pages_per_s"], 2) for t, m in shared_runs.items()
+        }
     return result
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield None
 
 
 def _public(run: Run) -> dict[str, object]:
@@ -427,6 +536,12 @@ def print_report(results: list[dict[str, object]], ratios: dict[str, float]) -> 
             )
         if "speedup" in r:
             out.print(f"{cfg}: sunset pages/s ÷ wget pages/s = {r['speedup']}")
+        for tool, ratio in r.get("workers_speedup", {}).items():  # type: ignore[union-attr]
+            scale = r.get("workers_scaling", {}).get(tool)  # type: ignore[union-attr]
+            out.print(
+                f"{cfg}: {tool} pages/s ÷ wget pages/s = {ratio}"
+                + (f"; ÷ workers-1 = {scale}" if scale else "")
+            )
         for tool, rs in r["runs"].items():  # type: ignore[union-attr]
             if rs[-1]["error"]:
                 out.print(f"{cfg}: {tool}: {rs[-1]['error']}")
@@ -454,6 +569,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--quick", action="store_true", help="only 1,000 pages at 0 ms")
     ap.add_argument("--tools", nargs="+", choices=("wget", "sunset"), default=["wget", "sunset"])
+    ap.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="N",
+        help="also run shared crawls of N `sunset crawl --redis` workers (e.g. 1 2 4)",
+    )
     ap.add_argument("--repeat", type=int, default=1, help="runs per tool; medians are reported")
     ap.add_argument(
         "--timeout",
@@ -474,6 +597,9 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--pages must be at least 50 and --latency at least 0")
     if args.quick:
         args.pages, args.latency = [1000], [0]
+    if any(n < 1 or n > 16 for n in args.workers):
+        ap.error("--workers takes counts from 1 to 16")
+    args.tools += [f"workers-{n}" for n in sorted(set(args.workers))]
     base: Path = args.out.resolve()
     base.mkdir(parents=True, exist_ok=True)
     profile = load_profile(PROFILE)

@@ -330,3 +330,30 @@ def test_unreachable_redis_is_one_line(tmp_path: Path) -> None:
     err = result.stderr.strip().splitlines()
     assert len(err) == 1 and "cannot reach Redis" in err[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_scrapy_redis_and_pywb_each_have_their_redis_client() -> None:
+    """pywb pins redis 2.10.6, scrapy-redis needs redis>=4.2: both resolve, in separate venvs."""
+    from replay.tools import tool_bin
+
+    main = subprocess.run(
+        [sys.executable, "-m", "pip", "check"], capture_output=True, text=True, timeout=120
+    )
+    assert main.returncode == 0, main.stdout
+    import redis
+    import scrapy_redis  # noqa: F401
+
+    assert tuple(int(x) for x in redis.__version__.split(".")[:2]) >= (4, 2)
+    pywb_python = tool_bin("pywb").with_name("python")
+    theirs = subprocess.run(
+        [str(pywb_python), "-c", "import redis, pywb; print(redis.__version__)"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert theirs.returncode == 0, theirs.stderr
+    assert theirs.stdout.strip().startswith("2."), theirs.stdout
+    check = subprocess.run(
+        [str(pywb_python), "-m", "pip", "check"], capture_output=True, text=True, timeout=120
+    )
+    assert check.returncode == 0, check.stdout
