@@ -24,7 +24,7 @@ from lxml import etree
 from lxml.cssselect import CSSSelector, SelectorError
 
 from .dom import drop, norm_space
-from .template import TemplateModel, keyed_elements
+from .template import TemplateModel
 
 BLOCK_TAGS = frozenset(
     [
@@ -67,13 +67,6 @@ _SANITISE_ATTRS = {
     "ol": {"start"},
 }
 TEXT_RULE_MAX_CHARS = 500
-# A table's rows and cells are data: a header row or a date cell that recurs
-# across pages is still content. Only whole tables can be template.
-# The same holds for list items: a stock list item is still content when its
-# list is not template as a whole.
-TABLE_PARTS = frozenset(
-    ("tr", "td", "th", "thead", "tbody", "tfoot", "caption", "colgroup", "li", "dt", "dd")
-)
 
 
 class RulesError(ValueError):
@@ -200,18 +193,10 @@ class Extractor:
         drop(el)
 
     def learned(self, body: etree._Element, out: list[Removed]) -> int:
-        template = self.model.template
-        gone: set[etree._Element] = set()
-        n = 0
-        for k in list(keyed_elements(body)):
-            if k.key not in template or k.el is body or k.el.tag in TABLE_PARTS:
-                continue
-            if any(a in gone for a in k.el.iterancestors()):
-                continue
-            gone.add(k.el)
-            self._remove(k.el, "learned", "recurs across the site", out)
-            n += 1
-        return n
+        found = self.model.matches(body)
+        for el in found:
+            self._remove(el, "learned", "recurs across the site", out)
+        return len(found)
 
     def generic(self, body: etree._Element, out: list[Removed]) -> list[str]:
         crumbs: list[str] = []

@@ -30,7 +30,17 @@ _VOLATILE = re.compile(
 )
 # Above this many characters an element holds more than a module: never template.
 MAX_TEMPLATE_CHARS = 20_000
+# Cached text keys of template modules, per process: a few per template
+# path, so this bounds memory without ever being reached on a sane site.
+INFO_CACHE_SIZE = 4096
 _HAS_WORD = re.compile(r"[^\W\d_]")
+# A table's rows and cells are data: a header row or a date cell that recurs
+# across pages is still content. Only whole tables can be template.
+# The same holds for list items: a stock list item is still content when its
+# list is not template as a whole.
+TABLE_PARTS = frozenset(
+    ("tr", "td", "th", "thead", "tbody", "tfoot", "caption", "colgroup", "li", "dt", "dd")
+)
 
 
 _SIG_CACHE: dict[tuple[str, str | None, str | None], bytes] = {}
@@ -76,17 +86,21 @@ def _piece(text: str | None) -> tuple[bytes, bool]:
     return key.encode("utf-8", "surrogatepass"), bool(_HAS_WORD.search(key))
 
 
-def keyed_elements(root: etree._Element) -> Iterator[Keyed]:
-    """(element, path hash, key hash, text length) for every element with text, in document order.
+TextInfo = tuple[bytes, bool, int]  # text hash (b"" when no text), has a word, text length
+
+
+def _text_info(root: etree._Element, info: dict[etree._Element, TextInfo]) -> None:
+    """Fill `info` for root and every element under it not already there.
 
     An element's text key is built bottom-up from its own text, its
     children's keys and the text between them, so each piece of text is
     normalised once however deep the tree is.
     """
-    order = [el for el in root.iter() if isinstance(el.tag, str)]
-    # element -> (text hash or b"" when no text, has a word, text length)
-    info: dict[etree._Element, tuple[bytes, bool, int]] = {}
-    for el in reversed(order):
+    if root in info:
+        return
+    for el in reversed([el for el in root.iter() if isinstance(el.tag, str)]):
+        if el in info:
+            continue
         own, word = _piece(el.text)
         chunks = [own] if own else []
         n = len(el.text or "")
@@ -111,18 +125,48 @@ def keyed_elements(root: etree._Element) -> Iterator[Keyed]:
             info[el] = (chunks[0], word, n)  # a wrapper around one child: same text, same key
         else:
             info[el] = (_h(*chunks), word, n)
+
+
+def _key(path: bytes, text: TextInfo) -> bytes | None:
+    """The template key of an element, or None when it has none."""
+    digest, word, n = text
+    # A key of nothing but folded numbers and dates says nothing about
+    # the template ("8 September 2019" in a table is content).
+    if not digest or not word or n > MAX_TEMPLATE_CHARS:
+        return None
+    return _h(path, digest)
+
+
+def keyed_elements(
+    root: etree._Element, parents: dict[bytes, tuple[bytes, bytes]] | None = None
+) -> Iterator[Keyed]:
+    """(element, path hash, key hash, text length) for every element with text, in document order.
+
+    `parents`, when given, gets each path's (parent path, signature), so the
+    paths can be rebuilt from their signatures.
+    """
+    info: dict[etree._Element, TextInfo] = {}
+    _text_info(root, info)
     paths: dict[etree._Element, bytes] = {}
-    for el in order:
+    for el in root.iter():
+        if not isinstance(el.tag, str):
+            continue
         parent = el.getparent()
         ppath = paths.get(parent, b"") if parent is not None else b""
-        path = _h(ppath, _sig(el))
+        sig = _sig(el)
+        path = _h(ppath, sig)
         paths[el] = path
-        text, word, n = info[el]
-        # A key of nothing but folded numbers and dates says nothing about
-        # the template ("8 September 2019" in a table is content).
-        if not text or not word or n > MAX_TEMPLATE_CHARS:
-            continue
-        yield Keyed(el, path, _h(path, text), n)
+        if parents is not None:
+            parents.setdefault(path, (ppath, sig))
+        text = info[el]
+        key = _key(path, text)
+        if key is not None:
+            yield Keyed(el, path, key, text[2])
+
+
+# A trie of the element signatures that lead to template paths: signature ->
+# (path hash, is a template path, children).
+_Trie = dict[bytes, tuple[bytes, bool, "_Trie"]]
 
 
 @dataclass
@@ -132,12 +176,20 @@ class TemplateModel:
     key_pages: Counter[bytes] = field(default_factory=Counter)
     path_pages: Counter[bytes] = field(default_factory=Counter)
     key_path: dict[bytes, bytes] = field(default_factory=dict)
+    # path -> (parent path, signature), for every path seen while learning.
+    path_parent: dict[bytes, tuple[bytes, bytes]] = field(default_factory=dict)
     template: frozenset[bytes] = frozenset()
+    # The paths of the template keys, as signatures from the root down: a page
+    # is matched by following it, never looking at the elements (the content,
+    # mostly) that no template path leads to.
+    trie: _Trie = field(default_factory=dict)
+    # Serialised element -> its text info, per process (see _cached_info).
+    _info_cache: dict[bytes, TextInfo] = field(default_factory=dict, repr=False)
 
     def observe(self, root: etree._Element) -> None:
         keys: set[bytes] = set()
         paths: set[bytes] = set()
-        for k in keyed_elements(root):
+        for k in keyed_elements(root, self.path_parent):
             keys.add(k.key)
             paths.add(k.path)
             self.key_path.setdefault(k.key, k.path)
@@ -157,9 +209,68 @@ class TemplateModel:
             for k, n in self.key_pages.items()
             if n >= floor and n >= self.min_share * self.path_pages[self.key_path[k]]
         )
+        self.trie = {}
+        for path in sorted({self.key_path[k] for k in self.template}):
+            chain = []
+            step = path
+            while step:
+                parent, sig = self.path_parent[step]
+                chain.append((sig, step))
+                step = parent
+            node = self.trie
+            for depth, (sig, step) in enumerate(reversed(chain)):
+                last = depth == len(chain) - 1
+                entry = node.get(sig)
+                if entry is None:
+                    entry = node[sig] = (step, last, {})
+                elif last and not entry[1]:
+                    entry = node[sig] = (step, True, entry[2])
+                node = entry[2]
         # Only the decision is needed from here on.
         self.key_pages = Counter()
         self.key_path = {}
+        self.path_parent = {}
+
+    def matches(self, root: etree._Element) -> list[etree._Element]:
+        """The outermost elements under root (root itself aside) whose key is
+        template, in document order; row, cell and list-item parts never are."""
+        found: list[etree._Element] = []
+        info: dict[etree._Element, TextInfo] = {}
+        template = self.template
+
+        def walk(el: etree._Element, node: _Trie) -> None:
+            for child in el:
+                if not isinstance(child.tag, str):
+                    continue
+                entry = node.get(_sig(child))
+                if entry is None:
+                    continue
+                path, is_template_path, below = entry
+                if is_template_path and child.tag not in TABLE_PARTS:
+                    key = _key(path, self._cached_info(child, info))
+                    if key is not None and key in template:
+                        found.append(child)
+                        continue
+                if below:
+                    walk(child, below)
+
+        entry = self.trie.get(_sig(root))
+        if entry is not None:
+            walk(root, entry[2])
+        return found
+
+    def _cached_info(self, el: etree._Element, info: dict[etree._Element, TextInfo]) -> TextInfo:
+        # Template modules are the same markup on page after page: their
+        # serialisation (a C call) finds the text key worked out before.
+        markup = etree.tostring(el, with_tail=False)
+        cached = self._info_cache.get(markup)
+        if cached is None:
+            _text_info(el, info)
+            cached = info[el]
+            if len(self._info_cache) >= INFO_CACHE_SIZE:
+                self._info_cache.clear()
+            self._info_cache[markup] = cached
+        return cached
 
     def stats(self) -> dict[str, int]:
         return {"pages_learned": self.pages, "template_keys": len(self.template)}
