@@ -446,3 +446,47 @@ def test_parallel_extraction_matches_serial(protostar, tmp_path: Path, monkeypat
     assert files == sorted(p.name for p in (parallel / "pages").iterdir())
     for name in files:
         assert (parallel / "pages" / name).read_bytes() == (serial / "pages" / name).read_bytes()
+
+
+def test_pages_with_the_same_text_merge_and_ids_stay_in_order(tmp_path: Path, monkeypatch) -> None:
+    pages = normal_pages()
+    words = " ".join(f"word{i}" for i in range(30))
+    same = f"<h1>Shared</h1><p>{words}</p>"
+    # Different payloads (titles), so only their text makes them one page.
+    pages[f"{HOST}/dup-1"] = ("text/html", page("One", same))
+    pages[f"{HOST}/dup-2"] = ("text/html", page("Two", same))
+    # Same file stem as /dup-2, which is merged away: it takes the plain stem.
+    pages[f"{HOST}/dup_2"] = ("text/html", page("Other", f"<h1>Other</h1><p>{words} more</p>"))
+    crawl = make_crawl(tmp_path / "c", pages)
+    result = sunset("transform", str(crawl))
+    assert result.returncode == 0, result.stderr
+    content = crawl / "content"
+    lines = (content / "pages.jsonl").read_text(encoding="utf-8").splitlines()
+    recs = {json.loads(x)["url"]: json.loads(x) for x in lines}
+    assert f"{HOST}/dup-2" not in recs
+    assert recs[f"{HOST}/dup-1"]["legacy_urls"] == [f"{HOST}/dup-1", f"{HOST}/dup-2"]
+    assert recs[f"{HOST}/dup_2"]["id"] == "dup-2"
+    summary = json.loads((content / "transform.json").read_text())
+    assert summary["merged_urls"] == 1 and summary["pages"] == len(lines) == len(pages) - 1
+    for rec in recs.values():
+        on_disk = (content / rec["files"]["json"]).read_text(encoding="utf-8")
+        assert on_disk == json.dumps(rec, indent=2, ensure_ascii=False) + "\n"
+    names = sorted(p.name for p in (content / "pages").iterdir())
+    assert names == sorted(
+        f"{r['id']}.{ext}" for r in recs.values() for ext in ("html", "md", "json")
+    )
+    # Worker processes give the same files.
+    from sunset.profile import load_profile
+    from transform import run as transform_run
+
+    monkeypatch.setattr(transform_run, "MIN_PARALLEL_GROUPS", 0)
+    out = tmp_path / "w2"
+    opt = transform_run.TransformOptions(
+        crawl_dir=crawl, out=out, profile=load_profile("demo"), progress=False, workers=2
+    )
+    transform_run.run_transform(opt)
+    for name in ("pages.jsonl", "transform.log", "attachments.csv"):
+        assert (out / name).read_bytes() == (content / name).read_bytes(), name
+    assert sorted(p.name for p in (out / "pages").iterdir()) == names
+    for name in names:
+        assert (out / "pages" / name).read_bytes() == (content / "pages" / name).read_bytes()
