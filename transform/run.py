@@ -23,12 +23,12 @@ import os
 import re
 import shutil
 import signal
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring as _json_str
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -350,18 +350,18 @@ def run_transform(opt: TransformOptions, ui: Any = None) -> tuple[int, Summary]:
 
     extractor = Extractor(model, rules, hosts, use_learned=opt.use_learned, rewrite=rewrite)
 
-    # 3. extract, into a temporary file so memory stays flat
-    tmp = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below
-        "w+", encoding="utf-8", dir=out, prefix=".records-", suffix=".jsonl", delete=False
-    )
+    # 3. extract, and 4. write each page as it comes: pages only ever merge
+    # into an earlier page, whose record is patched once every page is in.
     first_by_print: dict[str, int] = {}
-    merged_into: dict[int, int] = {}
     extra_urls: dict[int, list[str]] = {}
-    n_records = 0
+    written: list[str] = []  # page ids, in pages.jsonl order
+    taken: set[str] = set()
+    doc_pages: dict[str, list[str]] = {}
     ctx = _ExtractContext(opt.crawl_dir, extractor, keys)
     workers = opt.workers if len(groups) >= MIN_PARALLEL_GROUPS else 1
     try:
         with (
+            open(out / "pages.jsonl", "w", encoding="utf-8") as index,
             _extracted(ctx, groups, workers) as results,
             progress("extracting pages", len(groups), unit="pages", live=live) as tick,
         ):
@@ -372,38 +372,21 @@ def run_transform(opt: TransformOptions, ui: Any = None) -> tuple[int, Summary]:
                     summary.skipped += len(group)
                     continue
                 fp = rec.pop("_fingerprint")
-                idx = n_records
                 earlier = first_by_print.get(fp) if fp else None
                 if earlier is not None and rec["kind"] == "content":
-                    merged_into[idx] = earlier
                     extra_urls.setdefault(earlier, []).extend(rec["legacy_urls"])
                     summary.merged_urls += len(rec["legacy_urls"])
-                elif fp:
-                    first_by_print[fp] = idx
-                tmp.write(json.dumps(rec, ensure_ascii=False) + "\n")
-                n_records += 1
-
-        # 4. write
-        tmp.seek(0)
-        taken: set[str] = set()
-        doc_pages: dict[str, list[str]] = {}
-        with open(out / "pages.jsonl", "w", encoding="utf-8") as index:
-            for idx, line in enumerate(tmp):
-                if idx in merged_into:
                     continue
-                rec = json.loads(line)
-                if idx in extra_urls:
-                    rec["legacy_urls"] = sorted(set(rec["legacy_urls"]) | set(extra_urls[idx]))
+                if fp:
+                    first_by_print[fp] = len(written)
                 page_id = _page_id(rec["url"], taken)
+                written.append(page_id)
                 rec = _finish_record(rec, page_id, inv, size_of)
-                html_doc = rec.pop("_html")
-                md = rec.pop("_markdown")
-                (pages_dir / f"{page_id}.html").write_text(html_doc, encoding="utf-8")
-                (pages_dir / f"{page_id}.md").write_text(md, encoding="utf-8")
-                (pages_dir / f"{page_id}.json").write_text(
-                    json.dumps(rec, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-                )
-                index.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                _write_file(pages_dir / f"{page_id}.html", rec.pop("_html"))
+                _write_file(pages_dir / f"{page_id}.md", rec.pop("_markdown"))
+                line, pretty = _dumps(rec)
+                _write_file(pages_dir / f"{page_id}.json", pretty + "\n")
+                index.write(line + "\n")
                 summary.pages += 1
                 if rec["kind"] == "listing":
                     summary.listings += 1
@@ -413,12 +396,12 @@ def run_transform(opt: TransformOptions, ui: Any = None) -> tuple[int, Summary]:
                     summary.multipart += 1
                 for att in rec["attachments"]:
                     doc_pages.setdefault(att["url"], []).append(rec["url"])
+        if extra_urls:
+            _add_merged_urls(out / "pages.jsonl", pages_dir, written, extra_urls)
         summary.attachments = _write_attachments(out / "attachments.csv", inv, doc_pages, size_of)
     except OSError as exc:
         raise TransformError(f"{out}: cannot write: {exc.strerror or exc}") from None
     finally:
-        tmp.close()
-        os.unlink(tmp.name)
         log.close()
     summary.reasons = dict(sorted(log.reasons.items()))
     summary.seconds = round(time.monotonic() - started, 2)
@@ -670,6 +653,65 @@ def _finish_record(
 
 def _esc(s: str) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _write_file(path: Path, text: str) -> None:
+    # Bytes straight to the file: a text-mode wrapper per small file costs
+    # more than the write.
+    with open(path, "wb") as fh:
+        fh.write(text.encode("utf-8"))
+
+
+def _add_merged_urls(
+    index: Path, pages_dir: Path, written: list[str], extra_urls: dict[int, list[str]]
+) -> None:
+    """Give the pages that others merged into all their legacy URLs, in pages.jsonl
+    and in their JSON files, once every page is written."""
+    tmp = index.with_name(f".{index.name}.tmp")
+    with open(index, encoding="utf-8") as src, open(tmp, "w", encoding="utf-8") as dst:
+        for n, line in enumerate(src):
+            if n in extra_urls:
+                rec = json.loads(line)
+                rec["legacy_urls"] = sorted(set(rec["legacy_urls"]) | set(extra_urls[n]))
+                line, pretty = _dumps(rec)
+                line += "\n"
+                _write_file(pages_dir / f"{written[n]}.json", pretty + "\n")
+            dst.write(line)
+    os.replace(tmp, index)
+
+
+def _dumps(rec: dict[str, Any]) -> tuple[str, str]:
+    """json.dumps(rec, ensure_ascii=False), and the same with indent=2, in one pass
+    that escapes each string once (json's indenting encoder is pure Python)."""
+
+    def both(o: Any, ind: str) -> tuple[str, str]:
+        if type(o) is str:
+            s = _json_str(o)
+            return s, s
+        if type(o) is dict:
+            if not o:
+                return "{}", "{}"
+            inner = ind + "  "
+            flat, pretty = [], []
+            for k, v in o.items():
+                key = _json_str(k)
+                f, p = both(v, inner)
+                flat.append(f"{key}: {f}")
+                pretty.append(f"{inner}{key}: {p}")
+            return "{" + ", ".join(flat) + "}", "{\n" + ",\n".join(pretty) + "\n" + ind + "}"
+        if type(o) is list:
+            if not o:
+                return "[]", "[]"
+            inner = ind + "  "
+            pairs = [both(v, inner) for v in o]
+            return (
+                "[" + ", ".join(f for f, _ in pairs) + "]",
+                "[\n" + ",\n".join(inner + p for _, p in pairs) + "\n" + ind + "]",
+            )
+        s = json.dumps(o)
+        return s, s
+
+    return both(rec, "")
 
 
 def _write_attachments(
