@@ -490,3 +490,47 @@ def test_pages_with_the_same_text_merge_and_ids_stay_in_order(tmp_path: Path, mo
     assert sorted(p.name for p in (out / "pages").iterdir()) == names
     for name in names:
         assert (out / "pages" / name).read_bytes() == (content / "pages" / name).read_bytes()
+
+
+def test_selector_prefilter_never_holds_back_a_match() -> None:
+    from lxml import etree
+
+    from transform.extract import Rules
+
+    selectors = (
+        ".modal",
+        "#sbox-window",
+        '[id*="popup"]',
+        "form#login-form",
+        ".moduletable:has(form#login-form)",
+        'form:has(input[type="file"])',
+        "div:not(.x) > p + a ~ b:nth-child(2)",
+        "a, b.c",
+        "p.c, div.c#d",
+        "[data-x]",
+        '[lang|="en" i]',
+        ":is(.q, .r) .s",
+        "ul > li:first-child",
+        "*",
+    )
+    docs = (
+        "<div class='modal x'><p>a</p></div><div id='sbox-window'></div>",
+        "<section id='my-popup-1'><form id='login-form'><input type='file'></form></section>",
+        "<div class='moduletable'><form id='login-form'></form></div>",
+        "<div><p>x</p><a href='#'>y</a><i></i><b>z</b></div>",
+        "<b class='c'>q</b><p class='c'>r</p><div class='c' id='d'></div>",
+        "<span data-x=''>v</span><p lang='EN-gb'>w</p><em class='r'><i class='s'>t</i></em>",
+        "<ul><li>one</li><li>two</li></ul>",
+    )
+    rules = Rules.build(selectors, ())
+    assert rules.needs[".modal"] == {"modal"}
+    assert rules.needs["a, b.c"] == frozenset()
+    matched = 0
+    for doc in docs:
+        body = etree.HTML(doc).find("body")
+        markup = etree.tostring(body, encoding=str)
+        for source, sel in rules.selectors:
+            if any(el is not body for el in sel(body)):
+                matched += 1
+                assert all(n in markup for n in rules.needs[source]), (source, doc)
+    assert matched >= len(selectors)

@@ -14,12 +14,13 @@ Layers, in order, each recording what it removed:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import nh3
+from cssselect import parse as parse_css
 from lxml import etree
 from lxml.cssselect import CSSSelector, SelectorError
 
@@ -51,6 +52,12 @@ BLOCK_TAGS = frozenset(
 HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
 _BREADCRUMB = re.compile(r"breadcrumb|pathway", re.I)
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
+# The only elements the generic layer can take: any other has no id, class,
+# label, role, style or landmark tag to go by.
+_GENERIC_CANDIDATES = etree.XPath(
+    "descendant::*[@id or @class or @aria-label or @itemtype or @role or @aria-hidden"
+    " or @style or self::nav or self::aside or self::form]"
+)
 _CRUMB_SEPARATORS = " \t\n»>›/|:-"
 _SANITISE_TAGS = {
     "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "dl", "dt", "em",
@@ -77,20 +84,82 @@ class RulesError(ValueError):
 class Rules:
     selectors: list[tuple[str, CSSSelector]]
     patterns: list[re.Pattern[str]]
+    # Per selector: strings its matches' markup must hold (see _needs).
+    needs: dict[str, frozenset[str]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, selectors: tuple[str, ...], patterns: tuple[str, ...]) -> Rules:
         compiled = []
+        needs = {}
         for sel in selectors:
             try:
                 compiled.append((sel, CSSSelector(sel)))
+                # A group ("a, b") matches where any of its selectors does.
+                needs[sel] = frozenset.intersection(*(_needs(t) for t in parse_css(sel)))
             except SelectorError as exc:
                 raise RulesError(f"boilerplate selector {sel!r}: {exc}") from None
-        return cls(compiled, [re.compile(p) for p in patterns])
+        return cls(compiled, [re.compile(p) for p in patterns], needs)
 
     @classmethod
     def none(cls) -> Rules:
         return cls([], [])
+
+
+_PLAIN_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _needs(tree: Any) -> frozenset[str]:
+    """Strings that the markup of any element a selector matches must contain.
+
+    From the parsed selector: tag names, classes, ids, attribute names and
+    values, each of which lxml writes out as it is when it is plain ASCII.
+    What only narrows a match (a negation, :is(), a position) adds nothing,
+    and a node this does not know adds nothing either: the strings are a
+    filter that may let a page through for nothing, never one that holds a
+    match back. A page whose content has none of a selector's strings is not
+    searched with it at all.
+    """
+    out: set[str] = set()
+
+    def plain(token: str | None, prefix: str = "") -> None:
+        if token and _PLAIN_TOKEN.fullmatch(token):
+            out.add(prefix + token)
+
+    def walk(node: Any) -> None:
+        name = type(node).__name__
+        if name == "Selector":
+            walk(node.parsed_tree)
+        elif name == "Element":
+            if node.element and node.element != "*" and not node.namespace:
+                plain(node.element, "<")
+        elif name == "Class":
+            plain(node.class_name)
+            walk(node.selector)
+        elif name == "Hash":
+            plain(node.id)
+            walk(node.selector)
+        elif name == "Attrib":
+            if not node.namespace and getattr(node, "flag", None) in (None, "s"):
+                plain(node.attrib)
+                value = getattr(node.value, "value", None)
+                if node.operator != "exists" and isinstance(value, str):
+                    plain(value)
+            walk(node.selector)
+        elif name == "CombinedSelector":
+            walk(node.selector)
+            walk(node.subselector)
+        elif name == "Relation":
+            # :has(): what it relates to is inside the page body whenever the
+            # element matched is not the body itself (never removed anyway).
+            walk(node.selector)
+            args = node.arguments
+            if len(args) == 1 and isinstance(args[0], tuple) and len(args[0]) == 2:
+                walk(args[0][1])
+        elif name in ("Negation", "Function", "Pseudo", "Matching", "SpecificityAdjustment"):
+            walk(node.selector)
+
+    walk(tree)
+    return frozenset(out)
 
 
 @dataclass
@@ -200,10 +269,8 @@ class Extractor:
 
     def generic(self, body: etree._Element, out: list[Removed]) -> list[str]:
         crumbs: list[str] = []
-        for el in list(body.iter()):
-            if not isinstance(el.tag, str) or el.getparent() is None:
-                continue
-            if not _attached(el, body):
+        for el in _GENERIC_CANDIDATES(body):
+            if el.getparent() is None or not _attached(el, body):
                 continue
             ident = f"{el.get('id') or ''} {el.get('class') or ''} {el.get('aria-label') or ''} {el.get('itemtype') or ''}"
             if (_BREADCRUMB.search(ident) and el.tag not in ("a", "span", "li")) or (
@@ -231,35 +298,65 @@ class Extractor:
         return crumbs
 
     def by_rules(self, body: etree._Element, out: list[Removed]) -> None:
+        # Removing only ever takes markup away, so what the page does not hold
+        # now no selector can match later.
+        markup = etree.tostring(body, encoding=str) if self.rules.needs else ""
         for source, sel in self.rules.selectors:
+            needs = self.rules.needs.get(source)
+            if needs and not all(n in markup for n in needs):
+                continue
             for el in sel(body):
                 if el is not body and el.getparent() is not None:
                     self._remove(el, "rules", f"selector {source}", out)
         if not self.rules.patterns:
             return
-        for el in list(body.iter()):
-            if not isinstance(el.tag, str) or el is body or not _attached(el, body):
+        # Document order, by hand: a removed module's elements are never
+        # visited, where walking a snapshot would ask each one whether it is
+        # still in the page.
+        stack: list[tuple[etree._Element, Iterator[etree._Element]]] = [(body, iter(list(body)))]
+        # Texts already found to match no pattern: a wrapper has its child's text.
+        plain: set[str] = set()
+        while stack:
+            el = next(stack[-1][1], None)
+            if el is None:
+                stack.pop()
+                continue
+            if not isinstance(el.tag, str):
                 continue
             text = _text(el)
-            if len(text) > TEXT_RULE_MAX_CHARS:
-                continue
-            flat = norm_space(text)
-            for pat in self.rules.patterns:
-                if pat.search(flat):
-                    # Take the module the text belongs to: climb while the
-                    # parent is still small enough to be one module.
-                    target = el
-                    size = len(flat)
-                    parent = target.getparent()
-                    while parent is not None and parent is not body:
-                        # Grow only while the parent is little more than the
-                        # module itself, never into neighbouring content.
-                        psize = len(norm_space(_text(parent)))
-                        if psize > TEXT_RULE_MAX_CHARS or psize > 2.5 * size + 150:
-                            break
-                        target, parent, size = parent, parent.getparent(), psize
-                    self._remove(target, "rules", f"text {pat.pattern}", out)
-                    break
+            if len(text) <= TEXT_RULE_MAX_CHARS:
+                flat = norm_space(text)
+                target = None if flat in plain else self._text_rule(body, el, flat, out)
+                if target is not None:
+                    if target is not el:
+                        while stack[-1][0] is not target:
+                            stack.pop()
+                        stack.pop()
+                    continue
+                plain.add(flat)
+            stack.append((el, iter(list(el))))
+
+    def _text_rule(
+        self, body: etree._Element, el: etree._Element, flat: str, out: list[Removed]
+    ) -> etree._Element | None:
+        """Remove the module whose text a pattern matches; return it, or None."""
+        for pat in self.rules.patterns:
+            if pat.search(flat):
+                # Take the module the text belongs to: climb while the
+                # parent is still small enough to be one module.
+                target = el
+                size = len(flat)
+                parent = target.getparent()
+                while parent is not None and parent is not body:
+                    # Grow only while the parent is little more than the
+                    # module itself, never into neighbouring content.
+                    psize = len(norm_space(_text(parent)))
+                    if psize > TEXT_RULE_MAX_CHARS or psize > 2.5 * size + 150:
+                        break
+                    target, parent, size = parent, parent.getparent(), psize
+                self._remove(target, "rules", f"text {pat.pattern}", out)
+                return target
+        return None
 
     def group(
         self,
