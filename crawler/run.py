@@ -86,7 +86,8 @@ def _check_out(out: Path, resume: bool, shared: bool = False) -> None:
         )
     try:
         (out / "warc").mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
+        # Per process: workers of a shared crawl check the same folder at once.
+        probe = out / f".write-test-{os.getpid()}"
         probe.write_bytes(b"ok")
         probe.unlink()
     except OSError as exc:

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import time
 from typing import TYPE_CHECKING, Any
@@ -29,7 +28,7 @@ from scrapy.http import Headers, Response
 from scrapy.responsetypes import responsetypes
 
 from .fetch import FetchError
-from .shared import RedisLost, backoff
+from .shared import RedisLost
 from .urls import host_of
 from .warc import WarcWriteError, sha1_b32
 
@@ -77,7 +76,7 @@ class RawHttpDownloadHandler:
         host = slot = None
         if s.shared is not None:
             host = host_of(request.url)
-            slot = await self._crawl_wide_slot(host, timeout)
+            slot = await self._crawl_wide_slot(host)
         started = time.monotonic()
         try:
             ex = await s.client.fetch(
@@ -111,32 +110,24 @@ class RawHttpDownloadHandler:
             protocol=ex.version,
         )
 
-    async def _crawl_wide_slot(self, host: str, timeout: float) -> str:
-        """Wait for one of the host's concurrency slots and its delay, across all workers.
+    async def _crawl_wide_slot(self, host: str) -> str:
+        """Wait for one of the host's slots and its delay, across all workers.
 
         Scrapy's own per-slot limits only see this process; in a shared crawl
         the limits are for the whole crawl, kept in Redis.
         """
         s = self.session
         assert s.shared is not None
-        attempt = 0
-        while True:
-            try:
-                token, wait_ms = s.shared.try_slot(
-                    host, s.per_host, int(timeout * 1000) + 30000, int(s.delay * 1000)
-                )
-            except RedisLost as exc:
-                s.fail(str(exc))
-                raise IgnoreRequest(str(exc)) from None
-            if token:
-                if wait_ms > 0:
-                    await asyncio.sleep(wait_ms / 1000)
-                return token
-            await asyncio.sleep(backoff(attempt))
-            attempt += 1
+        try:
+            return await s.shared.take_slot(host, s.per_host, int(s.delay * 1000))
+        except RedisLost as exc:
+            s.fail(str(exc))
+            raise IgnoreRequest(str(exc)) from None
 
     async def close(self) -> None:
         await self.session.client.close()
+        if self.session.shared is not None:
+            await self.session.shared.close()
 
 
 class WarcMiddleware:

@@ -14,24 +14,25 @@ Claiming a URL (the seen-set), counting it against the trap guards' caps and
 queueing it happen in one Lua script, so the caps hold for the whole crawl
 and a URL can never be marked seen without being queued.
 
-Politeness is crawl-wide: a host's concurrency limit is a sorted set of
-leased slots, and its delay a "next allowed start" timestamp, both on Redis's
-own clock so workers on different machines agree.
+Politeness is crawl-wide: a host's concurrency limit is a list of slot
+tokens that workers take (blocking until one is free) and give back, and its
+delay a "next allowed start" timestamp on Redis's own clock, so workers on
+different machines agree.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
-import random
 import socket
 import threading
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import redis
+import redis.asyncio
 from redis.exceptions import RedisError
 
 from sunset.errors import SunsetError
@@ -113,19 +114,39 @@ redis.call('SREM', KEYS[3], ARGV[1])
 return #all / 2
 """
 
-_SLOT = """
+# A host's concurrency slots are tokens in a list, made once by whichever
+# worker first needs them. A worker takes one with BLMOVE into its own held
+# list (so a dead worker's tokens can be found and given back) and gives it
+# back here; waiting on BLMOVE wakes the moment a token is returned.
+_SLOTS_INIT = """
+if redis.call('SET', KEYS[2], ARGV[1], 'NX') then
+  for i = 1, tonumber(ARGV[1]) do redis.call('RPUSH', KEYS[1], tostring(i)) end
+end
+return redis.call('GET', KEYS[2])
+"""
+
+_SLOT_RETURN = """
+if redis.call('LREM', KEYS[2], 1, ARGV[1]) > 0 then redis.call('RPUSH', KEYS[1], ARGV[1]) end
+return 1
+"""
+
+_SLOTS_RECLAIM = """
+local n = 0
+while redis.call('LMOVE', KEYS[2], KEYS[1], 'LEFT', 'RIGHT') do n = n + 1 end
+return n
+"""
+
+# The crawl-wide delay: a host's turn is granted (0) only once the delay has
+# passed since the last grant, on Redis's clock; otherwise the ms to wait.
+# Granting at send time rather than booking a start in advance means a worker
+# whose event loop is late cannot end up sending right beside the next one.
+_TURN = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return -1 end
-local delay = tonumber(ARGV[4])
-local start = now
-if delay > 0 then
-  start = math.max(now, tonumber(redis.call('GET', KEYS[2]) or '0'))
-  redis.call('SET', KEYS[2], start + delay, 'PX', delay + 60000)
-end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
-return start - now
+local nxt = tonumber(redis.call('GET', KEYS[1]) or '0')
+if now < nxt then return nxt - now end
+redis.call('SET', KEYS[1], now + tonumber(ARGV[1]), 'PX', tonumber(ARGV[1]) + 60000)
+return 0
 """
 
 
@@ -177,7 +198,12 @@ class Shared:
         self._requeue = self.client.register_script(_REQUEUE)
         self._take = self.client.register_script(_TAKE)
         self._reclaim = self.client.register_script(_RECLAIM)
-        self._slot = self.client.register_script(_SLOT)
+        self._slots_init = self.client.register_script(_SLOTS_INIT)
+        self._slot_return = self.client.register_script(_SLOT_RETURN)
+        self._slots_reclaim = self.client.register_script(_SLOTS_RECLAIM)
+        self._turn = self.client.register_script(_TURN)
+        self._aio: redis.asyncio.Redis | None = None
+        self._slot_hosts: set[str] = set()
         self.worker = worker or self._new_worker_id()
         self.taken_key = self._taken(self.worker)
         self._stop = threading.Event()
@@ -197,8 +223,11 @@ class Shared:
         try:
             return fn(*args, **kwargs)
         except RedisError as exc:
-            self.lost = self.lost or f"lost Redis at {self.url} while {what} ({_reason(exc)})"
-            raise RedisLost(self.lost) from None
+            raise self._lost(what, exc) from None
+
+    def _lost(self, what: str, exc: BaseException) -> RedisLost:
+        self.lost = self.lost or f"lost Redis at {self.url} while {what} ({_reason(exc)})"
+        return RedisLost(self.lost)
 
     # -- workers
 
@@ -255,15 +284,19 @@ class Shared:
                     keys=[self._taken(other), self.queue_key, self.workers_key], args=[other]
                 )
             )
-            for key in self.client.scan_iter(match=self.ns + "slots:*"):
-                for member in self.client.zrange(key, 0, -1):
-                    if member.startswith(other.encode() + b"|"):
-                        self.client.zrem(key, member)
+            self._return_slots(other)
         self.reclaimed += moved
         return moved
 
+    def _return_slots(self, worker: str) -> None:
+        suffix = f":{worker}"
+        for key in self.client.scan_iter(match=f"{self.ns}held:*{suffix}"):
+            name = key.decode()
+            host = name[len(self.ns) + len("held:") : -len(suffix)]
+            self._slots_reclaim(keys=[self.ns + f"slots:{host}", name])
+
     def leave(self) -> None:
-        """Stop the heartbeat; hand back any lease still held (a stop mid-crawl)."""
+        """Stop the heartbeat; hand back any lease and slot still held (a stop mid-crawl)."""
         self._stop.set()
         if self._beat is not None:
             self._beat.join(timeout=5)
@@ -271,6 +304,7 @@ class Shared:
             self._reclaim(
                 keys=[self.taken_key, self.queue_key, self.workers_key], args=[self.worker]
             )
+            self._return_slots(self.worker)
             self.client.delete(self._alive(self.worker))
 
     # -- frontier
@@ -368,20 +402,58 @@ class Shared:
 
     # -- politeness
 
-    def try_slot(self, host: str, limit: int, lease_ms: int, delay_ms: int) -> tuple[str, int]:
-        """A concurrency slot on host: (token, ms to wait before sending), or ("", -1) if full."""
-        token = f"{self.worker}|{random.getrandbits(64):016x}"
-        wait = self.call(
-            "waiting for a politeness slot",
-            self._slot,
-            keys=[self.ns + f"slots:{host}", self.ns + f"next:{host}"],
-            args=[limit, lease_ms, token, delay_ms],
-        )
-        return (token, int(wait)) if int(wait) >= 0 else ("", -1)
+    async def take_slot(self, host: str, limit: int, delay_ms: int) -> str:
+        """One of the host's crawl-wide concurrency slots, after the crawl-wide delay."""
+        free, held = self.ns + f"slots:{host}", self.ns + f"held:{host}:{self.worker}"
+        if host not in self._slot_hosts:
+            self.call(
+                "making politeness slots",
+                self._slots_init,
+                keys=[free, free + ":size"],
+                args=[limit],
+            )
+            self._slot_hosts.add(host)
+        if self._aio is None:
+            # Blocking waits need the asyncio client: the event loop must go on.
+            self._aio = redis.asyncio.Redis.from_url(self.url, socket_connect_timeout=5)
+        while True:
+            try:
+                token = await self._aio.blmove(free, held, 1, "LEFT", "RIGHT")
+            except RedisError as exc:
+                raise self._lost("waiting for a politeness slot", exc) from None
+            if token is not None:
+                break
+            if self.lost:
+                raise RedisLost(self.lost)
+        while delay_ms > 0:
+            try:
+                wait = int(
+                    self.call(
+                        "keeping the delay",
+                        self._turn,
+                        keys=[self.ns + f"next:{host}"],
+                        args=[delay_ms],
+                    )
+                )
+            except RedisLost:
+                self.free_slot(host, token.decode())
+                raise
+            if wait <= 0:
+                break
+            await asyncio.sleep(wait / 1000)
+        return token.decode()
 
     def free_slot(self, host: str, token: str) -> None:
         with contextlib.suppress(RedisError):
-            self.client.zrem(self.ns + f"slots:{host}", token)
+            self._slot_return(
+                keys=[self.ns + f"slots:{host}", self.ns + f"held:{host}:{self.worker}"],
+                args=[token],
+            )
+
+    async def close(self) -> None:
+        if self._aio is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await self._aio.aclose()
 
     # -- after the crawl
 
@@ -393,12 +465,3 @@ class Shared:
         for key in list(self.keys()):
             n += int(self.client.delete(key))
         return n
-
-
-def backoff(attempt: int) -> float:
-    """Seconds to wait before polling a full slot set again: 5 ms growing to 50 ms, jittered."""
-    return min(0.05, 0.005 * (1.5**attempt)) * (0.5 + random.random())
-
-
-def now_s() -> float:
-    return time.monotonic()

@@ -182,17 +182,23 @@ class CaptureSpider(scrapy.Spider):
                 yield f"{scheme}://{netloc}/sitemap.xml", "P", None, "sitemap", False
 
     def plan_many(
-        self, items: Iterator[tuple[str, str, str | None, str | None, bool]]
+        self, items: Iterator[tuple[str, str, str | None, str | None, bool]], cal_parent: int = 0
     ) -> list[Planned]:
         plans = []
         for url, hops, via, kind, seed in items:
-            plan = self.plan(url, hops, via, kind, seed)
+            plan = self.plan(url, hops, via, kind, seed, cal_parent)
             if plan is not None:
                 plans.append(plan)
         return plans
 
     def plan(
-        self, url: str, hops: str, via: str | None, kind: str | None = None, seed: bool = False
+        self,
+        url: str,
+        hops: str,
+        via: str | None,
+        kind: str | None = None,
+        seed: bool = False,
+        cal_parent: int = 0,
     ) -> Planned | None:
         """What follow() decides, for a shared crawl: the claim itself happens in Redis."""
         s = self.session
@@ -205,17 +211,20 @@ class CaptureSpider(scrapy.Spider):
             return None
         s.seen.add(key)
         refusal: tuple[int, str] | None = None
+        cal = self.calendar_depth(canonical, cal_parent)
         if s.scope.excluded(url):
             refusal = (-5001, "excluded")
         elif s.max_depth and hops.count("L") > s.max_depth:
             refusal = (-5000, "guard:max-depth")
+        elif cal > self.calendar_chain_cap() and not seed:
+            refusal = (-5000, "guard:calendar")
         elif not seed and (guard := s.guards.static(canonical)):
             refusal = (-5000, f"guard:{guard}")
         elif not s.allowed_by_robots(url, self.user_agent):
             refusal = (-9998, "robots")
         if refusal:
             return Planned(url, hops, via, Candidate(key=key), refusal)
-        request = self.make_request(url, hops, via, kind)
+        request = self.make_request(url, hops, via, kind, cal)
         cand = Candidate(key=key, data=encode(request, self), score=float(-request.priority))
         counted = None if seed else s.guards.counted(canonical)
         if counted:
@@ -299,8 +308,31 @@ class CaptureSpider(scrapy.Spider):
         if self.pending_robots == 0:
             yield from self.after_robots()
 
+    def calendar_depth(self, canonical: str, parent: int) -> int:
+        """Steps along a chain of calendar links (0: not a calendar URL).
+
+        The calendar cap counts per path and so depends on the order pages are
+        fetched: a walk one way (the endless future) can use it all while the
+        other way (the real past months) waits, as it does when a shared
+        crawl's worker dies holding that page. Capping each chain at half the
+        cap (less one for the page the walk started from) keeps both ways.
+        """
+        g = self.session.guards
+        if not any(p.search(canonical) for p in g.calendar_patterns):
+            return 0
+        return parent + 1
+
+    def calendar_chain_cap(self) -> int:
+        return max(1, (self.session.guards.max_calendar_variants - 1) // 2)
+
     def follow(
-        self, url: str, hops: str, via: str | None, kind: str | None = None, seed: bool = False
+        self,
+        url: str,
+        hops: str,
+        via: str | None,
+        kind: str | None = None,
+        seed: bool = False,
+        cal_parent: int = 0,
     ) -> Iterator[scrapy.Request]:
         s = self.session
         if not s.scope.host_allowed(url):
@@ -315,6 +347,10 @@ class CaptureSpider(scrapy.Spider):
         if s.max_depth and hops.count("L") > s.max_depth:
             s.refuse(url, -5000, "guard:max-depth", hops, via)
             return
+        cal = self.calendar_depth(canonical, cal_parent)
+        if cal > self.calendar_chain_cap() and not seed:
+            s.refuse(url, -5000, "guard:calendar", hops, via)
+            return
         guard = s.guards.check(canonical)
         if guard and not seed:
             s.refuse(url, -5000, f"guard:{guard}", hops, via)
@@ -326,10 +362,10 @@ class CaptureSpider(scrapy.Spider):
             s.stats["over-max-pages"] += 1
             return
         s.stats["queued"] += 1
-        yield self.make_request(url, hops, via, kind)
+        yield self.make_request(url, hops, via, kind, cal)
 
     def make_request(
-        self, url: str, hops: str, via: str | None, kind: str | None = None
+        self, url: str, hops: str, via: str | None, kind: str | None = None, cal: int = 0
     ) -> scrapy.Request:
         # Breadth-first (fewer hops first), and a page's requisites right after
         # it, so a page and what it needs are captured close in time.
@@ -337,6 +373,8 @@ class CaptureSpider(scrapy.Spider):
         meta: dict[str, Any] = {"hops": hops, "via": via, CHECKED: True}
         if kind:
             meta["kind"] = kind
+        if cal:
+            meta["cal"] = cal
         return scrapy.Request(
             url, callback=self.parse, errback=self.failed, priority=priority, meta=meta
         )
@@ -344,6 +382,7 @@ class CaptureSpider(scrapy.Spider):
     def parse(self, response: Response) -> Iterator[scrapy.Request]:
         s = self.session
         hops = response.meta.get("hops", "")
+        cal = int(response.meta.get("cal", 0))
         rec = response.meta.get(RECORD)
         body = response.body
         ctype = (response.headers.get("Content-Type") or b"").decode("latin-1").lower()
@@ -387,10 +426,10 @@ class CaptureSpider(scrapy.Spider):
         if s.shared is not None:
             # The lease ends only now, with every outlink queued in the same
             # step: a worker killed before this point leaves the page to be re-done.
-            self.release(response.request, self.plan_many(iter(targets)))
+            self.release(response.request, self.plan_many(iter(targets), cal))
             return
         for url, thops, via, kind, _seed in targets:
-            yield from self.follow(url, thops, via, kind=kind)
+            yield from self.follow(url, thops, via, kind=kind, cal_parent=cal)
 
     def failed(self, failure: Any) -> None:
         # Every attempt was already logged by the WARC middleware; a shared
