@@ -101,9 +101,13 @@ def read_overrides(path: Path) -> list[tuple[str, str]]:
     ``old`` is an absolute http(s) URL or a path starting with ``/``; ``new``
     is checked later, by the writers, like every other target.
     """
+    return list(iter_overrides(path))
+
+
+def iter_overrides(path: Path) -> Iterator[tuple[str, str]]:
+    """:func:`read_overrides`, a pair at a time: a reviewed file can list every URL."""
     header, rows = _open_rows(Path(path))
     at = _columns(Path(path), header, ("old", "new"))
-    pairs: list[tuple[str, str]] = []
     for line, cells in rows:
         if not any(cell.strip() for cell in cells):
             continue
@@ -120,8 +124,7 @@ def read_overrides(path: Path) -> list[tuple[str, str]]:
                 f"{path}: line {line}: old {old[:80]!r} is not an absolute http(s) URL"
                 " or a path starting with /"
             )
-        pairs.append((old, new))
-    return pairs
+        yield old, new
 
 
 def read_csv(path: Path) -> Iterator[Row]:

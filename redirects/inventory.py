@@ -12,9 +12,12 @@ import csv
 import io
 import json
 import re
+import sqlite3
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 from sys import intern
 from typing import Any
@@ -27,7 +30,8 @@ from warcio.exceptions import ArchiveLoadFailed
 
 from sunset.errors import SunsetError
 
-from .urls import absolute, canonical, request_target
+from .store import BATCH, create, present, scan, storable
+from .urls import AFFIX_SHARE, absolute, affix_floor, canonical, request_target, title_pieces
 
 HTML_MIMES = frozenset({"text/html", "application/xhtml+xml"})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -87,19 +91,28 @@ def valid_url(url: object) -> bool:
     """
     if not isinstance(url, str) or not _HTTP.match(url):
         return False
+    if not url.isascii():
+        try:
+            # A lone surrogate (JSON can spell one) is no character a client
+            # can send, and the scratch tables only hold UTF-8.
+            url.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
     try:
         return bool(urlsplit(url).hostname)
     except ValueError:
         return False
 
 
-def read_cdxj(crawl_dir: Path) -> dict[str, Capture]:
-    """The latest capture of every URL in a crawl's CDXJ index."""
+def _index_path(crawl_dir: Path) -> Path:
     index = crawl_dir / "indexes" / "index.cdxj"
     if not index.is_file():
         raise SunsetError(f"{crawl_dir}: no crawl index at {index} (run 'sunset crawl' first)")
-    latest: dict[str, Capture] = {}
-    mime_of_digest: dict[str, str] = {}
+    return index
+
+
+def _cdxj_lines(index: Path) -> Iterator[Capture]:
+    """Every usable capture line of a CDXJ index, in file order."""
     with open(index, encoding="utf-8", errors="replace") as fh:
         for line in fh:
             head, sep, rest = line.partition(" {")
@@ -123,20 +136,159 @@ def read_cdxj(crawl_dir: Path) -> dict[str, Capture]:
                 continue
             if not valid_url(cap.url):
                 continue
-            if cap.mime != "warc/revisit" and cap.digest:
-                mime_of_digest.setdefault(cap.digest, cap.mime)
-            old = latest.get(cap.url)
-            if old is None or (cap.timestamp, cap.status == 200) >= (
-                old.timestamp,
-                old.status == 200,
-            ):
-                latest[cap.url] = cap
+            if not (cap.mime + cap.digest + cap.filename).isascii():
+                try:
+                    (cap.mime + cap.digest + cap.filename).encode("utf-8")
+                except UnicodeEncodeError:
+                    continue
+            yield cap
+
+
+def read_cdxj(crawl_dir: Path) -> dict[str, Capture]:
+    """The latest capture of every URL in a crawl's CDXJ index (the new site's: it is small)."""
+    latest: dict[str, Capture] = {}
+    mime_of_digest: dict[str, str] = {}
+    for cap in _cdxj_lines(_index_path(crawl_dir)):
+        if cap.mime != "warc/revisit" and cap.digest:
+            mime_of_digest.setdefault(cap.digest, cap.mime)
+        old = latest.get(cap.url)
+        if old is None or (cap.timestamp, cap.status == 200) >= (
+            old.timestamp,
+            old.status == 200,
+        ):
+            latest[cap.url] = cap
     for cap in latest.values():
         if cap.mime == "warc/revisit":
             # A revisit repeats a payload captured earlier, maybe under another
             # URL: its type is that capture's.
             cap.mime = mime_of_digest.get(cap.digest, "")
     return latest
+
+
+_LEGACY_SCHEMA = """
+CREATE TABLE cap(
+    id INTEGER PRIMARY KEY, url TEXT UNIQUE NOT NULL, ts TEXT, status INTEGER,
+    mime TEXT, digest TEXT, filename TEXT, offset INTEGER);
+CREATE TABLE digest_mime(digest TEXT PRIMARY KEY, mime TEXT) WITHOUT ROWID;
+CREATE TABLE crawl_title(url TEXT PRIMARY KEY, title TEXT) WITHOUT ROWID;
+CREATE TABLE title_piece(piece TEXT);
+CREATE TABLE covered(url TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE group_id(gid TEXT PRIMARY KEY) WITHOUT ROWID;
+"""
+_CAP_COLUMNS = "url, ts, status, mime, digest, filename, offset"
+# The same rule as read_cdxj: the latest capture wins, a 200 on a tie.
+_UPSERT_CAP = f"""
+INSERT INTO cap({_CAP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT(url) DO UPDATE SET ts = excluded.ts, status = excluded.status,
+    mime = excluded.mime, digest = excluded.digest, filename = excluded.filename,
+    offset = excluded.offset
+WHERE (excluded.ts, excluded.status = 200) >= (cap.ts, cap.status = 200)
+"""
+_REDIRECT_LIST = ", ".join(str(s) for s in sorted(REDIRECT_STATUSES))
+
+
+def _capture(row: tuple[Any, ...]) -> Capture:
+    return Capture(*row)
+
+
+class LegacyIndex:
+    """The legacy crawl's latest capture of every URL, in scratch tables on disk.
+
+    The old site is the large side: a dict of its captures grew by a few
+    hundred bytes a URL. Rows keep the index's order (a URL's first line),
+    which is the order its redirects are written in.
+    """
+
+    def __init__(
+        self, db: sqlite3.Connection, crawl_dir: Path, significant: tuple[str, ...]
+    ) -> None:
+        self.db = db
+        self.crawl_dir = crawl_dir
+        create(db, _LEGACY_SCHEMA)
+        # The page a URL shows, for SQL on this connection (grouping, lookups).
+        db.create_function(
+            "canonical_key", 1, lambda url: canonical(url, significant), deterministic=True
+        )
+        self._titles_loaded = False
+        self.count = self._load(_index_path(crawl_dir))
+
+    def _load(self, index: Path) -> int:
+        caps: list[tuple[Any, ...]] = []
+        digests: list[tuple[str, str]] = []
+
+        def flush() -> None:
+            self.db.executemany(_UPSERT_CAP, caps)
+            self.db.executemany("INSERT OR IGNORE INTO digest_mime VALUES (?, ?)", digests)
+            caps.clear()
+            digests.clear()
+
+        for cap in _cdxj_lines(index):
+            if cap.mime != "warc/revisit" and cap.digest:
+                digests.append((cap.digest, cap.mime))
+            caps.append(
+                (cap.url, cap.timestamp, cap.status, cap.mime, cap.digest, cap.filename, cap.offset)
+            )
+            if len(caps) >= BATCH:
+                flush()
+        flush()
+        # A revisit repeats a payload captured earlier, maybe under another
+        # URL: its type is that capture's.
+        self.db.execute(
+            "UPDATE cap SET mime = coalesce("
+            "(SELECT mime FROM digest_mime WHERE digest_mime.digest = cap.digest), '')"
+            " WHERE mime = 'warc/revisit'"
+        )
+        return int(self.db.execute("SELECT count(*) FROM cap").fetchone()[0])
+
+    def get(self, url: str) -> Capture | None:
+        row = self.db.execute(f"SELECT {_CAP_COLUMNS} FROM cap WHERE url = ?", (url,)).fetchone()
+        return _capture(row) if row else None
+
+    def latest_timestamp(self) -> str:
+        return str(self.db.execute("SELECT max(ts) FROM cap").fetchone()[0] or "")
+
+    def redirects(self) -> Iterator[Capture]:
+        """Captured 3xx responses, in index order."""
+        for row in scan(self.db, "cap", _CAP_COLUMNS, f"status IN ({_REDIRECT_LIST})"):
+            yield _capture(row[1:])
+
+    def is_redirect(self, url: str) -> bool:
+        found = self.db.execute(
+            f"SELECT 1 FROM cap WHERE url = ? AND status IN ({_REDIRECT_LIST})", (url,)
+        ).fetchone()
+        return found is not None
+
+    def _load_titles(self) -> None:
+        """The crawl's own page titles (for a crawl that transform has not read)."""
+        if self._titles_loaded:
+            return
+        self._titles_loaded = True
+        pieces: list[tuple[str]] = []
+        for url, title in iter_crawl_titles(self.crawl_dir):
+            self.db.execute("INSERT OR REPLACE INTO crawl_title VALUES (?, ?)", (url, title))
+        # A title counts once however many lines repeat its URL, as in a dict.
+        for (title,) in self.db.execute("SELECT title FROM crawl_title"):
+            pieces.extend((piece,) for piece in title_pieces(title))
+            if len(pieces) >= BATCH:
+                self.db.executemany("INSERT INTO title_piece VALUES (?)", pieces)
+                pieces.clear()
+        self.db.executemany("INSERT INTO title_piece VALUES (?)", pieces)
+
+    def titles_of(self, urls: Iterable[str]) -> dict[str, str]:
+        """The crawl's titles of ``urls`` (those it has)."""
+        self._load_titles()
+        sql = "SELECT url, title FROM crawl_title WHERE url IN ({})"
+        return {str(url): str(title) for url, title in present(self.db, sql, set(urls))}
+
+    def title_affixes(self, share: float = AFFIX_SHARE) -> frozenset[str]:
+        """:func:`site_affixes` of the crawl's titles, counted on disk."""
+        self._load_titles()
+        titles = int(self.db.execute("SELECT count(*) FROM crawl_title").fetchone()[0])
+        rows = self.db.execute(
+            "SELECT piece FROM title_piece GROUP BY piece HAVING count(*) >= ?",
+            (affix_floor(titles, share),),
+        )
+        return frozenset(str(piece) for (piece,) in rows)
 
 
 def _open_record(crawl_dir: Path, cap: Capture) -> Iterator[object]:
@@ -197,39 +349,121 @@ def content_pages(crawl_dir: Path) -> Path | None:
     return path if path.is_file() else None
 
 
-def iter_legacy(
-    crawl_dir: Path, captures: dict[str, Capture], significant: tuple[str, ...]
-) -> Iterator[LegacyPage]:
+def iter_legacy(crawl_dir: Path, captures: LegacyIndex) -> Iterator[LegacyPage]:
     """Every legacy page: transform's pages first, then other captured URLs.
 
     URLs that transform did not put in a page (documents, images, HTML it
     skipped) are grouped by their canonical key, so ``a.pdf`` and ``A.PDF``
-    are one document.
+    are one document. Which URLs and group ids are taken is kept on disk
+    (tables ``covered`` and ``group_id``), not in sets, and asked a chunk of
+    pages at a time.
     """
-    covered: set[str] = set()
-    groups_seen: set[str] = set()
+    db = captures.db
     pages = content_pages(crawl_dir)
     if pages is not None:
-        for rec in transform_records(pages):
-            url = rec["url"]
-            listed = rec.get("legacy_urls")
-            variants = [u for u in listed if valid_url(u)] if isinstance(listed, list) else []
-            urls = sorted({url, *variants} - covered)
-            if not urls:
-                continue
-            covered.update(urls)
-            group = str(rec.get("id") or url)
-            if group in groups_seen:
-                # Two records claiming one id would otherwise lose the first's URLs.
-                group = f"{group}~{url}"
-            groups_seen.add(group)
-            links = rec.get("links") if isinstance(rec.get("links"), list) else []
-            cap = captures.get(url)
-            yield LegacyPage(
-                group=group,
+        for chunk in _chunks(transform_records(pages)):
+            yield from _transform_pages(db, chunk)
+    # The uncovered 200s, sorted by canonical key and then by URL length and
+    # URL, which a dict of lists sorted in Python gave before: SQLite sorts
+    # them on disk. Its byte order of UTF-8 text is Python's order of strings.
+    rows = db.execute(
+        "SELECT canonical_key(url) AS key, url, ts, mime, digest FROM cap"
+        " WHERE status = 200 AND url NOT IN (SELECT url FROM covered)"
+        " ORDER BY key, length(url), url"
+    )
+    grouped = ((key, list(members)) for key, members in groupby(rows, key=itemgetter(0)))
+    for chunk in _chunks(grouped):
+        taken = _taken(db, "group_id", "gid", (key for key, _ in chunk))
+        titles: dict[str, str] = {}
+        if pages is None:
+            titles = captures.titles_of(members[0][1] for _, members in chunk)
+        found: list[LegacyPage] = []
+        for key, members in chunk:
+            _, url, timestamp, mime, digest = members[0]
+            if mime in HTML_MIMES:
+                kind = "content"
+            elif _NOT_CONTENT.match(mime) or mime.startswith("image/"):
+                kind = "asset"
+            else:
+                kind = "document"
+            found.append(
+                LegacyPage(
+                    group=_claim_id(taken, key, url),
+                    url=url,
+                    urls=[member[1] for member in members],
+                    title=titles.get(url, ""),
+                    kind=kind,
+                    timestamp=timestamp,
+                    digest=digest,
+                    mime=mime,
+                )
+            )
+        db.executemany("INSERT OR IGNORE INTO group_id VALUES (?)", ((p.group,) for p in found))
+        yield from found
+
+
+_CHUNK = 256
+
+
+def _chunks(items: Iterable[Any]) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= _CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _taken(db: sqlite3.Connection, table: str, column: str, values: Iterable[str]) -> set[str]:
+    """Which of ``values`` ``table`` already holds."""
+    sql = f"SELECT {column} FROM {table} WHERE {column} IN ({{}})"
+    return {str(value) for (value,) in present(db, sql, set(values))}
+
+
+def _claim_id(taken: set[str], group: str, url: str) -> str:
+    """``group``, or ``group~url`` if another page took that id first; recorded in ``taken``."""
+    # Two pages claiming one id would otherwise lose the first's URLs.
+    if group in taken:
+        group = f"{group}~{url}"
+    taken.add(group)
+    return group
+
+
+def _transform_pages(db: sqlite3.Connection, records: list[dict[str, Any]]) -> list[LegacyPage]:
+    """The pages of a chunk of transform's records; a URL belongs to the first page listing it."""
+    wanted: list[list[str]] = []
+    for rec in records:
+        listed = rec.get("legacy_urls")
+        variants = [u for u in listed if valid_url(u)] if isinstance(listed, list) else []
+        wanted.append(sorted({rec["url"], *variants}))
+    covered = _taken(db, "covered", "url", (u for urls in wanted for u in urls))
+    ids = [storable(str(rec.get("id") or rec["url"])) for rec in records]
+    taken = _taken(db, "group_id", "gid", ids)
+    caps = {
+        url: (timestamp, digest)
+        for url, timestamp, digest in present(
+            db, "SELECT url, ts, digest FROM cap WHERE url IN ({})", {r["url"] for r in records}
+        )
+    }
+    found: list[LegacyPage] = []
+    new_urls: list[str] = []
+    for rec, candidates, group in zip(records, wanted, ids, strict=True):
+        urls = [u for u in candidates if u not in covered]
+        if not urls:
+            continue
+        covered.update(urls)
+        new_urls += urls
+        url = rec["url"]
+        links = rec.get("links") if isinstance(rec.get("links"), list) else []
+        timestamp, digest = caps.get(url, ("", ""))
+        found.append(
+            LegacyPage(
+                group=_claim_id(taken, group, url),
                 url=url,
                 urls=urls,
-                title=_text(rec.get("title")),
+                title=_label(rec.get("title")),
                 text=_text(rec.get("text")),
                 kind="listing" if rec.get("kind") == "listing" else "content",
                 links=[
@@ -237,55 +471,39 @@ def iter_legacy(
                     for link in links
                     if isinstance(link, dict) and valid_url(link.get("url"))
                 ],
-                timestamp=cap.timestamp if cap else "",
-                digest=cap.digest if cap else "",
+                timestamp=timestamp,
+                digest=digest,
                 mime="text/html",
                 from_transform=True,
             )
-    titles = crawl_titles(crawl_dir) if pages is None else {}
-    groups: dict[str, list[Capture]] = {}
-    for cap in captures.values():
-        if cap.status == 200 and cap.url not in covered:
-            groups.setdefault(canonical(cap.url, significant), []).append(cap)
-    for key in sorted(groups):
-        caps = sorted(groups[key], key=lambda c: (len(c.url), c.url))
-        first = caps[0]
-        if first.mime in HTML_MIMES:
-            kind = "content"
-        elif _NOT_CONTENT.match(first.mime) or first.mime.startswith("image/"):
-            kind = "asset"
-        else:
-            kind = "document"
-        yield LegacyPage(
-            group=key,
-            url=first.url,
-            urls=[c.url for c in caps],
-            title=titles.get(first.url, ""),
-            kind=kind,
-            timestamp=first.timestamp,
-            digest=first.digest,
-            mime=first.mime,
         )
+    db.executemany("INSERT OR IGNORE INTO covered VALUES (?)", ((u,) for u in new_urls))
+    db.executemany("INSERT OR IGNORE INTO group_id VALUES (?)", ((p.group,) for p in found))
+    return found
 
 
 def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
-def crawl_titles(crawl_dir: Path) -> dict[str, str]:
-    """Titles from the crawl's own pages.jsonl, when transform has not run."""
-    out: dict[str, str] = {}
+def _label(value: object) -> str:
+    """A string field that is kept on disk (a title): storable, or empty."""
+    return storable(value) if isinstance(value, str) else ""
+
+
+def iter_crawl_titles(crawl_dir: Path) -> Iterator[tuple[str, str]]:
+    """(url, title) from the crawl's own pages.jsonl, for when transform has not run."""
     path = crawl_dir / "pages.jsonl"
-    if path.is_file():
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(rec, dict) and isinstance(rec.get("url"), str):
-                    out[rec["url"]] = _text(rec.get("title"))
-    return out
+    if not path.is_file():
+        return
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and isinstance(rec.get("url"), str):
+                yield storable(rec["url"]), _label(rec.get("title"))
 
 
 # ---------------------------------------------------------------------------
@@ -493,6 +711,7 @@ def read_csv_inventory(path: Path) -> list[NewPage]:
 
 __all__ = [
     "Capture",
+    "LegacyIndex",
     "LegacyPage",
     "NewPage",
     "iter_legacy",

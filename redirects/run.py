@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from itertools import starmap
 from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from sunset.errors import SunsetError
@@ -27,12 +31,10 @@ from sunset.ui import progress
 from . import model
 from .inventory import (
     REDIRECT_STATUSES,
-    Capture,
+    LegacyIndex,
     NewPage,
     content_pages,
-    crawl_titles,
     iter_legacy,
-    read_cdxj,
     read_csv_inventory,
     read_new_crawl,
     read_sitemap,
@@ -40,6 +42,7 @@ from .inventory import (
 )
 from .match import Decision, NewIndex, follow_listing, match_page
 from .model import Refused, Row
+from .store import Buffer, create, open_scratch, scan
 from .urls import (
     absolute,
     canonical,
@@ -47,13 +50,13 @@ from .urls import (
     parent_paths,
     path_key,
     request_target,
-    site_affixes,
 )
 
 MAX_HOPS = 10
 # What --install-dir may hold: it is written into nginx include directives.
 _PLAIN_DIR = re.compile(r"/[A-Za-z0-9._/+-]*")
 CLAIM_SHARE = 0.3
+_REDIRECT_LIST = ", ".join(str(s) for s in sorted(REDIRECT_STATUSES))
 
 
 @dataclass
@@ -137,11 +140,58 @@ def _archive_url(template: str | None, url: str, timestamp: str, frozen: str) ->
     return template.replace("{timestamp}", timestamp or frozen).replace("{url}", url)
 
 
+# Every table here has a row per legacy URL or page: they are what used to
+# grow in dicts. ``grp`` is one row per legacy page, with its decision.
+_SCHEMA = """
+CREATE TABLE grp(
+    id INTEGER PRIMARY KEY, gid TEXT NOT NULL, url TEXT NOT NULL, title TEXT NOT NULL,
+    kind TEXT NOT NULL, ts TEXT NOT NULL, pkey TEXT NOT NULL, depth INTEGER NOT NULL,
+    target TEXT, method TEXT, confidence REAL, note TEXT, share REAL, sampled INTEGER,
+    aside TEXT);
+CREATE TABLE url_group(url TEXT PRIMARY KEY, grp INTEGER NOT NULL, seq INTEGER NOT NULL)
+    WITHOUT ROWID;
+CREATE TABLE canon_group(key TEXT PRIMARY KEY, grp INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE listing_link(grp INTEGER NOT NULL, url TEXT NOT NULL, item INTEGER);
+CREATE TABLE listing_order(id INTEGER PRIMARY KEY, grp INTEGER NOT NULL);
+CREATE TABLE mapped_path(path TEXT PRIMARY KEY, target TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE legacy_move(url TEXT PRIMARY KEY, location TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE override_url(url TEXT PRIMARY KEY, target TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE override_path(
+    path TEXT PRIMARY KEY, target TEXT NOT NULL, seq INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE extra_override(url TEXT PRIMARY KEY, target TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE redirect_row(
+    id INTEGER PRIMARY KEY, old TEXT NOT NULL, new TEXT NOT NULL, method TEXT NOT NULL,
+    confidence REAL NOT NULL, status INTEGER NOT NULL, title TEXT NOT NULL,
+    grp TEXT NOT NULL, note TEXT NOT NULL);
+CREATE TABLE left_out(old TEXT PRIMARY KEY) WITHOUT ROWID
+"""
+_DECISION = "target, method, confidence, note, share, sampled"
+_SET_DECISION = (
+    "UPDATE grp SET target = ?, method = ?, confidence = ?, note = ?, share = ?, sampled = ?"
+    " WHERE id = ?"
+)
+
+
+def _decision(row: tuple[Any, ...]) -> Decision | None:
+    """A Decision from the six ``_DECISION`` columns (None while undecided)."""
+    target, method, confidence, note, share, sampled = row
+    if target is None:
+        return None
+    return Decision(target, method, confidence, note, share, sampled)
+
+
+def _decision_values(d: Decision | None) -> tuple[Any, ...]:
+    if d is None:
+        return (None,) * 6
+    return (d.target, d.method, d.confidence, d.note, d.share, d.sampled)
+
+
 @dataclass
 class Plan:
-    """Every decision, before anything is written."""
+    """Every decision, before anything is written: the rows wait on disk, in ``db``."""
 
-    rows: list[Row]
+    db: sqlite3.Connection
+    rows: int
     refused: list[Refused]
     site: model.Site
     sources: list[str]
@@ -149,9 +199,49 @@ class Plan:
     new_pages: int
     out: Path
 
+    def iter_rows(self, served_only: bool = False) -> Iterator[Row]:
+        """The rows in the order they were decided; ``served_only`` drops those left out."""
+        where = " WHERE old NOT IN (SELECT old FROM left_out)" if served_only else ""
+        # The columns are Row's first eight fields, in order.
+        yield from starmap(
+            Row,
+            self.db.execute(
+                "SELECT old, new, method, confidence, status, title, grp, note FROM redirect_row"
+                f"{where} ORDER BY id"
+            ),
+        )
+
+    def leave_out(self, olds: Iterable[str]) -> int:
+        """Mark rows as left out of the served files; how many rows are still served."""
+        self.db.executemany("INSERT OR IGNORE INTO left_out VALUES (?)", ((o,) for o in olds))
+        (served,) = self.db.execute(
+            "SELECT count(*) FROM redirect_row WHERE old NOT IN (SELECT old FROM left_out)"
+        ).fetchone()
+        return int(served)
+
+    def methods(self) -> dict[str, int]:
+        """Served rows per method, in the order each method first appears."""
+        return {
+            str(method): int(count)
+            for method, count, _ in self.db.execute(
+                "SELECT method, count(*), min(id) AS first FROM redirect_row"
+                " WHERE old NOT IN (SELECT old FROM left_out) GROUP BY method ORDER BY first"
+            )
+        }
+
 
 def plan_redirects(opts: RedirectOptions) -> Plan:
-    from .csvio import read_overrides
+    """Decide every row; the caller closes ``Plan.db``."""
+    db = open_scratch()
+    try:
+        return _plan(opts, db)
+    except BaseException:
+        db.close()
+        raise
+
+
+def _plan(opts: RedirectOptions, db: sqlite3.Connection) -> Plan:
+    from .csvio import iter_overrides
 
     profile = opts.profile
     crawl_dir = opts.crawl_dir
@@ -187,6 +277,7 @@ def plan_redirects(opts: RedirectOptions) -> Plan:
     allowed |= archive_hosts
     allowed.discard("")
 
+    create(db, _SCHEMA)
     refused: list[Refused] = []
 
     pages, moved, sources = _new_inventory(opts)
@@ -201,111 +292,171 @@ def plan_redirects(opts: RedirectOptions) -> Plan:
             refused_seen.add(key)
             refused.append(Refused(old, target, why))
 
-    overrides: dict[str, str] = {}
-    override_paths: dict[str, str] = {}
+    # A reviewed redirects.csv can hold a row for every legacy URL: on disk too.
+    has_overrides = False
     overrides_path = opts.overrides or rp.overrides
     if overrides_path:
-        for old, target in read_overrides(Path(overrides_path)):
+        for n, (old, target) in enumerate(iter_overrides(Path(overrides_path))):
             try:
                 target = urljoin(home, target)
                 old = old if old.startswith("/") else absolute(legacy_base, old)
             except ValueError:
                 refuse(old, target, "the override is not a valid URL")
                 continue
+            has_overrides = True
             if old.startswith("/"):
-                override_paths[old] = target
+                # The first line naming a path keeps its place, the last its target.
+                db.execute(
+                    "INSERT INTO override_path VALUES (?, ?, ?)"
+                    " ON CONFLICT(path) DO UPDATE SET target = excluded.target",
+                    (old, target, n),
+                )
             else:
-                overrides[old] = target
+                db.execute("INSERT OR REPLACE INTO override_url VALUES (?, ?)", (old, target))
 
-    captures = read_cdxj(crawl_dir)
-    if not captures:
+    captures = LegacyIndex(db, crawl_dir, significant)
+    if not captures.count:
         raise SunsetError(f"{crawl_dir}: the crawl index lists no usable captures")
     if not frozen:
         # No freeze date in the profile: the archive lookups ask for the crawl's time.
-        frozen = max(c.timestamp for c in captures.values())
-
-    moved_caps: list[Capture] = [c for c in captures.values() if c.status in REDIRECT_STATUSES]
+        frozen = captures.latest_timestamp()
 
     # Page titles straight from the crawl carry the old site's name; transform's do not.
-    legacy_affixes = frozenset()
+    legacy_affixes: frozenset[str] = frozenset()
     if content_pages(crawl_dir) is None:
-        legacy_affixes = site_affixes(list(crawl_titles(crawl_dir).values()))
+        legacy_affixes = captures.title_affixes()
+
+    def group_of_url(url: str) -> int | None:
+        found = db.execute("SELECT grp FROM url_group WHERE url = ?", (url,)).fetchone()
+        return None if found is None else int(found[0])
+
+    def group_of(url: str) -> int | None:
+        gno = group_of_url(url)
+        if gno is None:
+            key = canonical(url, significant)
+            found = db.execute("SELECT grp FROM canon_group WHERE key = ?", (key,)).fetchone()
+            gno = None if found is None else int(found[0])
+        return gno
+
+    def decision_of(gno: int) -> Decision | None:
+        return _decision(db.execute(f"SELECT {_DECISION} FROM grp WHERE id = ?", (gno,)).fetchone())
 
     # ---- pass 1: every page through the matching steps; text is dropped after.
-    groups: dict[str, _Group] = {}
-    url_group: dict[str, str] = {}
-    canon_group: dict[str, str] = {}
     variant_params = {p.lower() for p in profile.pages.variant_params}
+    group_rows = Buffer(
+        db,
+        f"INSERT INTO grp(id, gid, url, title, kind, ts, pkey, depth, {_DECISION})"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    url_rows = Buffer(db, "INSERT OR REPLACE INTO url_group VALUES (?, ?, ?)")
+    canon_rows = Buffer(db, "INSERT OR IGNORE INTO canon_group VALUES (?, ?)")
+    link_rows = Buffer(db, "INSERT INTO listing_link(grp, url) VALUES (?, ?)")
+    seq = 0
+    groups = 0
+
+    def add_urls(gno: int, urls: list[str]) -> None:
+        nonlocal seq
+        for url in urls:
+            url_rows.add((url, gno, seq))
+            seq += 1
+
     with progress("matching legacy pages", unit="pages") as bar:
-        for page in iter_legacy(crawl_dir, captures, significant):
+        for page in iter_legacy(crawl_dir, captures):
             bar.advance()
             if not page.from_transform and variant_params:
                 # A feed or print view that transform did not fold into its page
                 # (it is not HTML) still goes where the page goes.
                 base = drop_params(page.url, variant_params)
-                gid = url_group.get(base) if base != page.url else None
-                if gid is not None:
-                    groups[gid].urls.extend(page.urls)
-                    for url in page.urls:
-                        url_group[url] = gid
-                    continue
-            group = _Group(page.url, page.urls, page.title, page.kind, page.timestamp)
+                if base != page.url:
+                    url_rows.flush()
+                    gno = group_of_url(base)
+                    if gno is not None:
+                        add_urls(gno, page.urls)
+                        continue
+            decision = match_page(page, new, legacy_affixes)
+            pkey = path_key(urlsplit(page.url).path or "/")
+            groups += 1
+            gno = groups
+            group_rows.add(
+                (
+                    gno,
+                    page.group,
+                    page.url,
+                    page.title,
+                    page.kind,
+                    page.timestamp,
+                    pkey,
+                    pkey.count("/"),
+                    *_decision_values(decision),
+                )
+            )
             if page.kind == "listing":
-                group.links = page.links
-            group.decision = match_page(page, new, legacy_affixes)
-            groups[page.group] = group
+                for link in page.links:
+                    link_rows.add((gno, link))
+            add_urls(gno, page.urls)
             for url in page.urls:
-                url_group[url] = page.group
-                canon_group.setdefault(canonical(url, significant), page.group)
-    # Every capture is now in a group (or is a redirect, kept above): the index
-    # of the whole crawl need not stay in memory while the files are written.
-    del captures
+                canon_rows.add((canonical(url, significant), gno))
+    for buffer in (group_rows, url_rows, canon_rows, link_rows):
+        buffer.flush()
 
     # A slug or title match whose page holds none of the old text, while another
     # old page's text is plainly there, is a namesake: two sections each had a
-    # "Flu clinics" page and only one of them moved.
-    claims: dict[str, tuple[float, str]] = {}
-    for gid, g in groups.items():
-        d = g.decision
-        if d is not None and d.share >= CLAIM_SHARE and d.share > claims.get(d.target, (0, ""))[0]:
-            claims[d.target] = (d.share, gid)
-    set_aside: dict[str, str] = {}
-    for gid, g in groups.items():
-        d = g.decision
-        if d is None or d.method not in ("slug", "title"):
-            continue
-        claim = claims.get(d.target)
-        if d.sampled >= 10 and d.share < 0.1 and claim and claim[1] != gid:
-            set_aside[gid] = (
-                f"{d.method} match {d.target} set aside: it holds {groups[claim[1]].url}'s text"
-            )
-            g.decision = None
-
-    def group_of(url: str) -> str | None:
-        return url_group.get(url) or canon_group.get(canonical(url, significant))
+    # "Flu clinics" page and only one of them moved. Claims are per new page.
+    claims: dict[str, tuple[float, int]] = {}
+    for gno, target, share in scan(db, "grp", "target, share", "target IS NOT NULL"):
+        if share >= CLAIM_SHARE and share > claims.get(target, (0.0, 0))[0]:
+            claims[target] = (share, gno)
+    aside = Buffer(
+        db,
+        "UPDATE grp SET aside = ?, target = NULL, method = NULL, confidence = NULL,"
+        " note = NULL, share = NULL, sampled = NULL WHERE id = ?",
+    )
+    for gno, method, target, share, sampled in scan(
+        db, "grp", "method, target, share, sampled", "method IN ('slug', 'title')"
+    ):
+        claim = claims.get(target)
+        if sampled >= 10 and share < 0.1 and claim and claim[1] != gno:
+            (holder,) = db.execute("SELECT url FROM grp WHERE id = ?", (claim[1],)).fetchone()
+            aside.add((f"{method} match {target} set aside: it holds {holder}'s text", gno))
+    aside.flush()
+    del claims
 
     # ---- pass 2: listings follow their items, deepest first so a section
-    # sees where its categories went.
-    listings = [g for g in groups.values() if g.kind == "listing" and g.decision is None]
-    listings.sort(key=lambda g: -path_key(urlsplit(g.url).path).count("/"))
-    for g in listings:
+    # sees where its categories went. Which page each link shows does not
+    # change here, only decisions do: the links are resolved once, in SQLite.
+    db.execute("CREATE INDEX listing_link_grp ON listing_link(grp)")
+    db.execute(
+        "UPDATE listing_link SET item = coalesce("
+        "(SELECT grp FROM url_group WHERE url = listing_link.url),"
+        " (SELECT grp FROM canon_group WHERE key = canonical_key(listing_link.url)))"
+    )
+    db.execute(
+        "INSERT INTO listing_order(grp) SELECT id FROM grp"
+        " WHERE kind = 'listing' AND target IS NULL ORDER BY depth DESC, id"
+    )
+    for _, gno in scan(db, "listing_order", "grp"):
         items: list[Decision | None] = []
-        seen: set[str] = set()
-        for link in g.links:
-            gid = group_of(link)
-            if gid is None or gid in seen or groups[gid] is g or groups[gid].kind == "asset":
+        seen: set[int] = set()
+        links = db.execute(
+            f"SELECT l.item, g.kind, {', '.join('g.' + c for c in _DECISION.split(', '))}"
+            " FROM listing_link AS l LEFT JOIN grp AS g ON g.id = l.item"
+            " WHERE l.grp = ? ORDER BY l.rowid",
+            (gno,),
+        ).fetchall()
+        for other, kind, *decided in links:
+            if other is None or other in seen or other == gno or kind == "asset":
                 continue
-            seen.add(gid)
-            items.append(groups[gid].decision)
-        g.decision = follow_listing(items, new)
+            seen.add(other)
+            items.append(_decision(tuple(decided)))
+        db.execute(_SET_DECISION, (*_decision_values(follow_listing(items, new)), gno))
 
     # ---- pass 3: the rest fall back: section rule, archive, parent, home.
     rules = sorted(((path_key(k), v) for k, v in rp.section_rules), key=lambda kv: -len(kv[0]))
-    mapped_paths: dict[str, Decision] = {}
-    for g in groups.values():
-        d = g.decision
-        if d is not None:
-            mapped_paths.setdefault(path_key(urlsplit(g.url).path or "/"), d)
+    # The first page decided for a path speaks for it, as dict.setdefault did.
+    db.execute(
+        "INSERT OR IGNORE INTO mapped_path"
+        " SELECT pkey, target FROM grp WHERE target IS NOT NULL ORDER BY id"
+    )
 
     def fallback(url: str, captured_ts: str | None) -> Decision:
         key = path_key(urlsplit(url).path or "/")
@@ -317,31 +468,39 @@ def plan_redirects(opts: RedirectOptions) -> Plan:
             if archived:
                 return Decision(archived, "archive", 0.5, "no successor found; archived copy")
         for parent in parent_paths(url_path(url)):
-            d = mapped_paths.get(parent)
-            if d is not None and parent != "/":
-                return Decision(d.target, "parent", 0.3, f"nearest mapped parent {parent}")
+            if parent == "/":
+                continue
+            found = db.execute(
+                "SELECT target FROM mapped_path WHERE path = ?", (parent,)
+            ).fetchone()
+            if found is not None:
+                return Decision(found[0], "parent", 0.3, f"nearest mapped parent {parent}")
         return Decision(home, "home", 0.1, "nothing better: the new home page")
 
-    for gid, g in groups.items():
-        if g.decision is None:
-            d = fallback(g.url, g.timestamp)
-            if gid in set_aside:
-                d = Decision(d.target, d.method, d.confidence, f"{d.note}; {set_aside[gid]}")
-            g.decision = d
+    fell_back = Buffer(db, _SET_DECISION)
+    for gno, url, timestamp, set_aside in scan(db, "grp", "url, ts, aside", "target IS NULL"):
+        d = fallback(url, timestamp)
+        if set_aside is not None:
+            d = Decision(d.target, d.method, d.confidence, f"{d.note}; {set_aside}")
+        fell_back.add((*_decision_values(d), gno))
+    fell_back.flush()
 
     # ---- the old site's own redirects take their final target's answer.
-    legacy_moves: dict[str, str] = {}
-    for cap in moved_caps:
+    for cap in captures.redirects():
         location = redirect_location(crawl_dir, cap)
         if location:
-            legacy_moves[cap.url] = location
+            db.execute("INSERT OR REPLACE INTO legacy_move VALUES (?, ?)", (cap.url, location))
+
+    def legacy_move(url: str) -> str | None:
+        found = db.execute("SELECT location FROM legacy_move WHERE url = ?", (url,)).fetchone()
+        return None if found is None else str(found[0])
 
     def resolve_legacy(url: str) -> tuple[Decision | None, str]:
         seen = {url}
         hops = [url]
         hop = url
         for _ in range(MAX_HOPS):
-            nxt = legacy_moves.get(hop)
+            nxt = legacy_move(hop)
             if nxt is None:
                 break
             if nxt in seen:
@@ -353,31 +512,35 @@ def plan_redirects(opts: RedirectOptions) -> Plan:
             return Decision(hop, "redirect", 0.9, "the old site already redirected here"), ""
         if host_of(hop) not in legacy_hosts:
             return None, f"the old site redirected off-site, to {host_of(hop)}"
-        gid = group_of(hop)
-        if gid is not None and groups[gid].decision is not None:
-            d = groups[gid].decision
-            assert d is not None
+        gno = group_of(hop)
+        d = decision_of(gno) if gno is not None else None
+        if d is not None:
             return Decision(d.target, "redirect", d.confidence, f"old redirect to {hop}"), ""
         return fallback(hop, None), ""
 
     # ---- rows, with overrides applied and chains collapsed.
     def override_for(url: str) -> str | None:
-        return overrides.get(url) or override_paths.get(request_target(url))
-
-    rows: list[Row] = []
+        if not has_overrides:
+            return None
+        found = db.execute("SELECT target FROM override_url WHERE url = ?", (url,)).fetchone()
+        if found is None:
+            found = db.execute(
+                "SELECT target FROM override_path WHERE path = ?", (request_target(url),)
+            ).fetchone()
+        return None if found is None else str(found[0])
 
     def final_target(target: str, depth: int = 0) -> tuple[str | None, str]:
         """A target on the new site or archive, after collapsing chains."""
         known_new = target in new.position or target in new.moved
         if host_of(target) in legacy_hosts and not known_new and depth < MAX_HOPS:
             # An override may name another legacy URL: take that URL's answer.
-            gid = group_of(target)
-            if target in legacy_moves or gid is None:
+            gno = group_of(target)
+            if gno is None or legacy_move(target) is not None:
                 d, why = resolve_legacy(target)
                 if d is None:
                     return None, why
                 return final_target(d.target, depth + 1)
-            d = groups[gid].decision
+            d = decision_of(gno)
             assert d is not None
             o = override_for(target)
             return final_target(o or d.target, depth + 1)
@@ -390,10 +553,18 @@ def plan_redirects(opts: RedirectOptions) -> Plan:
             return None, f"target host {host_of(end) or '(none)'} is not allowed"
         return end, ""
 
-    def emit(url: str, g: _Group | None, d: Decision, gid: str) -> None:
+    rows = 0
+    row_buffer = Buffer(
+        db,
+        "INSERT INTO redirect_row(old, new, method, confidence, status, title, grp, note)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+
+    def emit(url: str, page_url: str | None, title: str, d: Decision, gid: str) -> None:
+        nonlocal rows
         o = override_for(url)
-        if o is None and g is not None and url != g.url:
-            o = override_for(g.url)
+        if o is None and page_url is not None and url != page_url:
+            o = override_for(page_url)
         if o is not None:
             d = Decision(o, "override", 1.0, "from the overrides file")
         target, why = final_target(d.target)
@@ -402,50 +573,53 @@ def plan_redirects(opts: RedirectOptions) -> Plan:
             return
         gone = rp.archive_mode == "gone" and host_of(target) in archive_hosts
         status = model.GONE if gone else model.MOVED
-        rows.append(
-            Row(
-                old=url,
-                new=target,
-                method=d.method,
-                confidence=d.confidence,
-                status=status,
-                title=g.title if g else "",
-                group=gid,
-                note=d.note,
-                captured=True,
-            )
-        )
+        row_buffer.add((url, target, d.method, d.confidence, status, title, gid, d.note))
+        rows += 1
 
-    emitted: set[str] = set()
-    for gid, g in groups.items():
-        assert g.decision is not None
-        for url in g.urls:
-            emit(url, g, g.decision, gid)
-            emitted.add(url)
-    for cap in moved_caps:
+    db.execute("CREATE INDEX url_group_order ON url_group(grp, seq)")
+    for url, gid, page_url, title, target, method, confidence, note in db.execute(
+        "SELECT u.url, g.gid, g.url, g.title, g.target, g.method, g.confidence, g.note"
+        " FROM url_group AS u JOIN grp AS g ON g.id = u.grp ORDER BY u.grp, u.seq"
+    ):
+        emit(url, page_url, title, Decision(target, method, confidence, note), gid)
+    for cap in captures.redirects():
         url = cap.url
-        if url in url_group:
+        if group_of_url(url) is not None:
             continue
-        emitted.add(url)
-        if url not in legacy_moves:
+        location = legacy_move(url)
+        if location is None:
             # The Location could not be read back from the WARC: the archived
             # copy still shows what the old site answered.
             d = fallback(url, cap.timestamp)
-            emit(url, None, Decision(d.target, d.method, d.confidence, "Location unreadable"), url)
+            d = Decision(d.target, d.method, d.confidence, "Location unreadable")
+            emit(url, None, "", d, url)
             continue
         d, why = resolve_legacy(url)
         if d is None:
-            refuse(url, legacy_moves[url], why)
+            refuse(url, location, why)
             continue
-        emit(url, None, d, "redirect:" + canonical(url, significant))
+        emit(url, None, "", d, "redirect:" + canonical(url, significant))
     # Overrides for URLs the crawl never saw still win: reviewers add them for
-    # links printed on leaflets that nothing on the site pointed to.
-    extra = {**overrides, **{absolute(legacy_base, p): t for p, t in override_paths.items()}}
-    for url in sorted(set(extra) - emitted):
+    # links printed on leaflets that nothing on the site pointed to. A path
+    # override outranks a URL override of the same URL.
+    db.execute("INSERT INTO extra_override SELECT url, target FROM override_url")
+    for path, target in db.execute("SELECT path, target FROM override_path ORDER BY seq"):
+        db.execute(
+            "INSERT OR REPLACE INTO extra_override VALUES (?, ?)",
+            (absolute(legacy_base, path), target),
+        )
+    unseen = db.execute(
+        "SELECT url, target FROM extra_override"
+        " WHERE url NOT IN (SELECT url FROM url_group)"
+        f" AND url NOT IN (SELECT url FROM cap WHERE status IN ({_REDIRECT_LIST}))"
+        " ORDER BY url"
+    )
+    for url, target in unseen:
         if host_of(url) not in legacy_hosts:
-            refuse(url, extra[url], f"the override's old URL is not on {', '.join(legacy_hosts)}")
+            refuse(url, target, f"the override's old URL is not on {', '.join(legacy_hosts)}")
             continue
-        emit(url, None, Decision(extra[url], "override", 1.0, "from the overrides file"), url)
+        emit(url, None, "", Decision(target, "override", 1.0, "from the overrides file"), url)
+    row_buffer.flush()
     if not rows:
         raise SunsetError(
             f"{crawl_dir}: no legacy URL could be mapped (the crawl holds no page that answered"
@@ -464,21 +638,28 @@ def plan_redirects(opts: RedirectOptions) -> Plan:
         fallback_prefix=fallback_prefix,
         gone_mode=rp.archive_mode == "gone",
     )
-    return Plan(rows, refused, site, sources, len(groups), len(new), out)
+    return Plan(db, rows, refused, site, sources, groups, len(new), out)
 
 
 def run_redirects(opts: RedirectOptions) -> RedirectSummary:
     """Plan every redirect, then write the nginx, Apache, CSV and report files."""
+    started = time.monotonic()
+    plan = plan_redirects(opts)
+    try:
+        return _write(opts, plan, started)
+    finally:
+        plan.db.close()
+
+
+def _write(opts: RedirectOptions, plan: Plan, started: float) -> RedirectSummary:
     from .apache import write_apache
     from .csvio import write_csv
     from .nginx import write_nginx
     from .report import write_report
 
-    started = time.monotonic()
-    plan = plan_redirects(opts)
-    rows, refused, site, out, sources = plan.rows, plan.refused, plan.site, plan.out, plan.sources
+    refused, site, out, sources = plan.refused, plan.site, plan.out, plan.sources
     profile = opts.profile
-    summary = RedirectSummary(out=out, rows=len(rows), groups=plan.groups, new_pages=plan.new_pages)
+    summary = RedirectSummary(out=out, rows=plan.rows, groups=plan.groups, new_pages=plan.new_pages)
     summary.notes.extend(sources)
     if content_pages(opts.crawl_dir) is None:
         summary.warnings.append(
@@ -486,19 +667,16 @@ def run_redirects(opts: RedirectOptions) -> RedirectSummary:
             " title only; run 'sunset transform' first for content matching"
         )
     fallback_prefix, home, legacy_base = site.fallback_prefix, site.new_home, site.legacy_base
-    nginx = write_nginx(rows, site, out, include_dir=opts.install_dir)
+    nginx = write_nginx(plan.iter_rows(), site, out, include_dir=opts.install_dir)
     refused.extend(nginx.refused)
-    apache = write_apache(rows, site, out)
+    apache = write_apache(plan.iter_rows(), site, out)
     seen = {(r.old, r.new, r.reason) for r in refused}
     refused.extend(r for r in apache.refused if (r.old, r.new, r.reason) not in seen)
     # Reviewers should see only what is served; what was left out is in the report.
-    left_out = {r.old for r in nginx.refused}
-    if left_out:
-        rows = [r for r in rows if r.old not in left_out]
-        summary.rows = len(rows)
-    for row in rows:
-        summary.methods[row.method] = summary.methods.get(row.method, 0) + 1
-    write_csv(rows, out / "redirects.csv")
+    if nginx.refused:
+        summary.rows = plan.leave_out(r.old for r in nginx.refused)
+    summary.methods = plan.methods()
+    write_csv(plan.iter_rows(served_only=True), out / "redirects.csv")
     summary.refused = len(refused)
     summary.collisions = len(nginx.collisions)
     summary.seconds = round(time.monotonic() - started, 2)
@@ -518,7 +696,13 @@ def run_redirects(opts: RedirectOptions) -> RedirectSummary:
     }
     for n, warning in enumerate(summary.warnings, 1):
         report_summary[f"warning {n}"] = warning
-    write_report(out / "report.html", rows, refused, nginx.collisions, report_summary)
+    write_report(
+        out / "report.html",
+        plan.iter_rows(served_only=True),
+        refused,
+        nginx.collisions,
+        report_summary,
+    )
     summary.files = {
         "nginx map": str(out / "redirects.map"),
         "nginx snippet": str(out / "redirects.conf"),

@@ -20,6 +20,8 @@ _FRONT_CONTROLLER = re.compile(r"^/index\.php(?=/|$)", re.IGNORECASE)
 _DASHES = re.compile(r"[\s_+\-]+")
 _WORDS = re.compile(r"\w+", re.UNICODE)
 _TITLE_SEPARATORS = re.compile(r"\s+[|\-–—:»·]\s+")
+# A title piece on this share of the pages is the site's name, not the page's.
+AFFIX_SHARE = 0.3
 
 
 def request_target(url: str) -> str:
@@ -111,7 +113,20 @@ def title_key(title: str, affixes: frozenset[str] = frozenset()) -> str:
     return " ".join(words(" ".join(kept)))
 
 
-def site_affixes(titles: list[str], share: float = 0.3) -> frozenset[str]:
+def title_pieces(title: str) -> set[str]:
+    """The pieces of a title split at its separators, folded; none for a one-piece title."""
+    pieces = _TITLE_SEPARATORS.split(title.strip())
+    if len(pieces) < 2:
+        return set()
+    return {joined for p in pieces if (joined := " ".join(words(p)))}
+
+
+def affix_floor(titles: int, share: float = AFFIX_SHARE) -> int:
+    """How many of ``titles`` titles must carry a piece for it to be the site's name."""
+    return max(3, int(titles * share))
+
+
+def site_affixes(titles: list[str], share: float = AFFIX_SHARE) -> frozenset[str]:
     """Title pieces that repeat on many pages: the site name, not the page's.
 
     ``Flu clinics - Wigan Borough CCG`` and ``News - Wigan Borough CCG`` share
@@ -120,11 +135,7 @@ def site_affixes(titles: list[str], share: float = 0.3) -> frozenset[str]:
     """
     counts: dict[str, int] = {}
     for title in titles:
-        pieces = _TITLE_SEPARATORS.split(title.strip())
-        if len(pieces) < 2:
-            continue
-        for piece in {" ".join(words(p)) for p in pieces}:
-            if piece:
-                counts[piece] = counts.get(piece, 0) + 1
-    floor = max(3, int(len(titles) * share))
+        for piece in title_pieces(title):
+            counts[piece] = counts.get(piece, 0) + 1
+    floor = affix_floor(len(titles), share)
     return frozenset(piece for piece, n in counts.items() if n >= floor)
