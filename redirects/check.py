@@ -146,43 +146,45 @@ def _probes(out_dir: Path, result: CheckResult, variants: bool) -> tuple[list[_P
             raise SunsetError(f"{out_dir}: no {path.name} (run 'sunset redirects' first)")
     site, _, _, _ = read_settings(conf)
     default_host = site.legacy_hosts[0] if site.legacy_hosts else ""
-    plan = RedirectPlan(site)
-    own: list[tuple[str, str, Answer | None]] = []
-    for row in read_csv(out_dir / "redirects.csv"):
-        result.rows += 1
-        prepared = plan.add(row)
-        try:
-            host, target = split_legacy(row.old)
-        except TargetError:
-            result.unsendable += 1
-            continue
-        if not host_matches(host, site.legacy_hosts) or not _sendable(target):
-            result.unsendable += 1
-            continue
-        answer = None if isinstance(prepared, Refused) else (prepared.status, prepared.target)
-        own.append((target, host, answer))
-    plan.finish()
+    with RedirectPlan(site) as plan:
+        own: list[tuple[str, str, Answer | None]] = []
+        for row in read_csv(out_dir / "redirects.csv"):
+            result.rows += 1
+            prepared = plan.add(row)
+            try:
+                host, target = split_legacy(row.old)
+            except TargetError:
+                result.unsendable += 1
+                continue
+            if not host_matches(host, site.legacy_hosts) or not _sendable(target):
+                result.unsendable += 1
+                continue
+            answer = None if isinstance(prepared, Refused) else (prepared.status, prepared.target)
+            own.append((target, host, answer))
+        plan.finish()
 
-    probes: list[_Probe] = []
-    seen: set[str] = set()
-    paths: dict[str, tuple[str, str]] = {}
-    for target, host, answer in own:
-        expected = plan.resolve(target)
-        if expected != answer:
-            result.not_as_listed += 1
-        if target in seen:
-            continue  # the same request twice (the http and https URL, say)
-        seen.add(target)
-        probes.append(_Probe(target, host, expected, False))
-        path = target.split("?", 1)[0]
-        paths.setdefault(path.lower(), (path, host))
-    if variants:
-        for path, host in paths.values():
-            for variant in (f"{path}?{VARIANT_QUERY}", path.upper(), _toggle_slash(path)):
-                if not variant or variant in seen or not _sendable(variant):
-                    continue
-                seen.add(variant)
-                probes.append(_Probe(variant, host or default_host, plan.resolve(variant), True))
+        probes: list[_Probe] = []
+        seen: set[str] = set()
+        paths: dict[str, tuple[str, str]] = {}
+        for target, host, answer in own:
+            expected = plan.resolve(target)
+            if expected != answer:
+                result.not_as_listed += 1
+            if target in seen:
+                continue  # the same request twice (the http and https URL, say)
+            seen.add(target)
+            probes.append(_Probe(target, host, expected, False))
+            path = target.split("?", 1)[0]
+            paths.setdefault(path.lower(), (path, host))
+        if variants:
+            for path, host in paths.values():
+                for variant in (f"{path}?{VARIANT_QUERY}", path.upper(), _toggle_slash(path)):
+                    if not variant or variant in seen or not _sendable(variant):
+                        continue
+                    seen.add(variant)
+                    probes.append(
+                        _Probe(variant, host or default_host, plan.resolve(variant), True)
+                    )
     return probes, conf
 
 

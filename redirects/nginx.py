@@ -43,13 +43,14 @@ out. Each is returned as a :class:`Refused` with a one-line reason.
 from __future__ import annotations
 
 import functools
-import gc
 import html
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 from typing import NamedTuple
 
@@ -57,6 +58,7 @@ from sunset.errors import SunsetError
 from sunset.nginx import MAX_TOKEN, map_key_bytes, quote
 
 from .model import GONE, MOVED, Collision, Refused, Row, Site
+from .store import BATCH, create, open_scratch
 
 EXACT_MAP = "redirects.map"
 CANONICAL_MAP = "redirects-canonical.map"
@@ -168,9 +170,10 @@ def normalise_target(url: str, allowed_hosts: Iterable[str], *, prefix: bool = F
     return result
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=4096)
 def _normalised(url: str, allowed_hosts: tuple[str, ...]) -> str:
-    # Thousands of legacy URLs share a target (the home page, the archive...).
+    # Thousands of legacy URLs share a target (the home page, a section...).
+    # Archive targets are one per URL: a bounded cache, or it grows with them.
     return normalise_target(url, allowed_hosts)
 
 
@@ -392,14 +395,14 @@ class _Slot:
 
     __slots__ = ("answer", "confidence", "key", "members", "old", "seq")
 
-    def __init__(self, key: bytes, answer: Answer, confidence: float, seq: int, old: str) -> None:
+    def __init__(self, key: bytes, answer: Answer, confidence: float, seq: int, old: int) -> None:
         self.key = key
         self.answer = answer
         self.confidence = confidence
         self.seq = seq
-        self.old = old
+        self.old = old  # the number of the row whose URL this is (see RedirectPlan._old)
         # Only keys that fold together with another get a list of who was behind them.
-        self.members: list[tuple[str, Answer]] | None = None
+        self.members: list[tuple[int, Answer]] | None = None
 
     def rank(self) -> tuple[float, bool, int]:
         return (-self.confidence, self.key != self.key.lower(), self.seq)
@@ -418,14 +421,14 @@ class _Group:
 
     __slots__ = ("answer", "confidence", "old", "seq", "tier")
 
-    def __init__(self, tier: int, answer: Answer, confidence: float, seq: int, old: str) -> None:
+    def __init__(self, tier: int, answer: Answer, confidence: float, seq: int, old: int) -> None:
         self.tier = tier
         self.answer: Answer | None = answer  # None: the deciding URLs disagree
         self.confidence = confidence
         self.seq = seq
         self.old = old
 
-    def add(self, tier: int, answer: Answer, confidence: float, old: str) -> None:
+    def add(self, tier: int, answer: Answer, confidence: float, old: int) -> None:
         if tier < self.tier:
             self.tier, self.answer, self.confidence, self.old = tier, answer, confidence, old
         elif tier == self.tier:
@@ -444,12 +447,64 @@ def _label(answer: Answer) -> str:
     return f"410 {target}" if status == GONE else target
 
 
+# The maps in lookup order; ``entry.map`` holds the index.
+MAPS = ("request_uri", "canonical", "path")
+_EXACT, _CANONICAL, _PATH = range(3)
+# One row per legacy URL in ``candidate`` and one per written key in
+# ``entry``: what the dicts of _Slot and _Group used to hold. Folded keys are
+# not stored: SQLite's lower() folds ASCII letters only, byte by byte, as nginx.
+_PLAN_SCHEMA = """
+CREATE TABLE candidate(
+    seq INTEGER PRIMARY KEY, old TEXT, status INTEGER, target TEXT, confidence REAL,
+    exact BLOB, canonical BLOB, canonical_tier INTEGER, path BLOB, path_tier INTEGER);
+CREATE TABLE entry(map INTEGER, pos INTEGER, key BLOB, status INTEGER, target TEXT)
+"""
+_FOLDED_KEY = "CAST(lower(key) AS BLOB)"
+# Each exact key's candidates, a folded key's together, in the order they came.
+_EXACT_SORTED = (
+    "SELECT CAST(lower(exact) AS BLOB) AS folded, exact, seq, status, target, confidence"
+    " FROM candidate ORDER BY folded, seq"
+)
+
+
+def _groups_sql(key: str, tier: str, order: str, base: str = "") -> str:
+    """One row per canonical or path key, what :class:`_Group` makes of its URLs.
+
+    (``base``, folded, key, first seq, agreed, status, target, confidence,
+    old): the key's lowest tier decides; ``agreed`` is whether its URLs all
+    give that tier's answer; the confidence is the tier's highest, ``old`` its
+    first URL. Sorted by ``order``, so the keys sharing a folded key come
+    together, in the order they were first seen.
+    """
+    return (
+        f"SELECT {base}CAST(lower(key) AS BLOB) AS folded, key, min(first) AS first,"
+        " count(DISTINCT status) = 1 AND count(DISTINCT target) = 1,"
+        " min(status), min(target), max(confidence), min(seq)"
+        f" FROM (SELECT {key} AS key, {tier} AS tier, seq, status, target, confidence,"
+        f" min({tier}) OVER by_key AS low, min(seq) OVER by_key AS first"
+        f" FROM candidate WINDOW by_key AS (PARTITION BY {key}))"
+        f" WHERE tier = low GROUP BY key ORDER BY {order}"
+    )
+
+
+_CANONICAL_GROUPS = _groups_sql("canonical", "canonical_tier", "folded, first")
+# A path's two forms (with and without the trailing slash) share a base, so
+# one run of the sort holds both, and whether the toggled form is a path of
+# its own is known there.
+_PATH_GROUPS = _groups_sql(
+    "path", "path_tier", "base, folded, first", "CAST(rtrim(lower(key), '/') AS BLOB) AS base, "
+)
+_KeyGroup = tuple[bytes, bytes, int, int, int, str, float, int]
+
+
 class RedirectPlan:
     """What the three maps hold for a stream of rows, decided the way nginx will read them.
 
-    Feed rows with :meth:`add`, then call :meth:`finish`. Only what the
-    decisions need is kept per key (an answer, a confidence, the first URL),
-    never the rows themselves.
+    Feed rows with :meth:`add`, then call :meth:`finish`. The candidates for
+    each map key go to a scratch database on disk (:mod:`redirects.store`);
+    :meth:`finish` reads them back sorted by key, so only one key's
+    candidates are in memory at a time, and stores the entries decided. Close
+    the plan when done (it is a context manager): lookups read from disk.
 
     Canonical and path keys: the legacy URLs sharing a key are ranked in tiers
     and the lowest non-empty tier decides; the key gets an entry only if all
@@ -460,7 +515,9 @@ class RedirectPlan:
 
     Keys that fold to the same bytes (nginx ignores ASCII case) get one entry:
     if their answers differ, the highest confidence wins, then a key already in
-    lower case, then the first seen; a :class:`Collision` records it.
+    lower case, then the first seen; a :class:`Collision` records it. A map
+    lists its keys in the order each folded key was first seen (path keys
+    first, then their toggled forms in the same order).
     """
 
     def __init__(self, site: Site) -> None:
@@ -472,13 +529,21 @@ class RedirectPlan:
         self.collisions: list[Collision] = []
         self.skipped = 0  # canonical or path keys too long to write
         self.rows = 0
-        self.exact: dict[bytes, _Slot] = {}
-        self.canonical: dict[bytes, _Slot] = {}
-        self.paths: dict[bytes, _Slot] = {}
-        self._canonical_groups: dict[bytes, _Group] = {}
-        self._path_groups: dict[bytes, _Group] = {}
-        self._answers: dict[Answer, Answer] = {}  # one object per distinct answer
+        self._db = open_scratch()
+        create(self._db, _PLAN_SCHEMA)
+        self._pending: dict[str, list[tuple[object, ...]]] = {"candidate": [], "entry": []}
         self._finished = False
+        self._indexed = False
+
+    def __enter__(self) -> RedirectPlan:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Drop the scratch database."""
+        self._db.close()
 
     def add(self, row: Row) -> Prepared | Refused:
         seq = self.rows
@@ -487,17 +552,30 @@ class RedirectPlan:
         if isinstance(prepared, Refused):
             self.refused.append(prepared)
             return prepared
-        answer = self._answers.setdefault(
-            (prepared.status, prepared.target), (prepared.status, prepared.target)
+        confidence = row.confidence
+        if confidence != confidence:
+            # NaN (a hand-edited CSV) would be stored as NULL and rank nowhere.
+            confidence = 0.0
+        canon, canon_tier, path_tier = self._keys(prepared)
+        self._queue(
+            "candidate",
+            (
+                seq,
+                row.old,
+                prepared.status,
+                prepared.target,
+                confidence,
+                prepared.key.encode("ascii"),
+                canon,
+                canon_tier,
+                prepared.uri,
+                path_tier,
+            ),
         )
-        key = prepared.key.encode("ascii")
-        slot = _Slot(key, answer, row.confidence, seq, row.old)
-        folded = _fold(key)
-        if (held := self.exact.get(folded)) is None:
-            self.exact[folded] = slot
-        else:
-            held.offer(slot)
+        return prepared
 
+    def _keys(self, prepared: Prepared) -> tuple[bytes, int, int]:
+        """(canonical key, its tier, the path key's tier) of a row; the path key is ``uri``."""
         uri, args = prepared.uri, prepared.args
         # One pass over the arguments gives what nginx_arg would for each
         # significant name, and whether the URL is already in canonical form.
@@ -516,45 +594,101 @@ class RedirectPlan:
             else:
                 values[name] = value
         canon = uri + b"?" + b"&".join(p + b"=" + values.get(low, b"") for p, low in self._names)
-        self._group(self._canonical_groups, canon, 0 if in_form else 1, answer, row, seq)
         if not args:
-            tier = 0
+            path_tier = 0
         elif not any(values.get(low) for _, low in self._names):
-            tier = 1
+            path_tier = 1
         else:
-            tier = 2
-        self._group(self._path_groups, uri, tier, answer, row, seq)
-        return prepared
+            path_tier = 2
+        return canon, 0 if in_form else 1, path_tier
 
-    @staticmethod
-    def _group(
-        groups: dict[bytes, _Group], key: bytes, tier: int, answer: Answer, row: Row, seq: int
-    ) -> None:
-        group = groups.get(key)
-        if group is None:
-            groups[key] = _Group(tier, answer, row.confidence, seq, row.old)
-        else:
-            group.add(tier, answer, row.confidence, row.old)
+    def _queue(self, table: str, values: tuple[object, ...]) -> None:
+        pending = self._pending[table]
+        pending.append(values)
+        if len(pending) >= BATCH:
+            self._flush(table)
+
+    def _flush(self, table: str) -> None:
+        pending = self._pending[table]
+        if pending:
+            marks = ", ".join("?" * len(pending[0]))
+            self._db.executemany(f"INSERT INTO {table} VALUES ({marks})", pending)
+            pending.clear()
 
     def finish(self) -> None:
         """Settle agreements and case collisions; call once, after the last row."""
         if self._finished:
             return
         self._finished = True
-        for folded, slot in self.exact.items():
-            self._collision("request_uri", folded, slot)
-        self.canonical = self._settle("canonical", self._canonical_groups)
-        self.paths = self._settle("path", self._path_groups)
-        # Both forms of each path, unless the other form is a path of its own.
-        real = {_fold(key) for key in self._path_groups}
-        for slot in list(self.paths.values()):
-            key = slot.key
-            toggled = key[:-1] if key.endswith(b"/") else key + b"/"
-            if not toggled or _fold(toggled) in real or not self._fits(toggled):
+        for table in self._pending:
+            self._flush(table)
+        db = self._db
+        found: list[tuple[int, Collision]] = []
+        entry = self._pending["entry"]
+        for _, run in groupby(db.execute(_EXACT_SORTED), key=itemgetter(0)):
+            members = list(run)
+            if len(members) == 1:
+                # Nearly every key: one URL, nothing to decide.
+                _, key, seq, status, target, _ = members[0]
+                entry.append((_EXACT, seq, key, status, target))
+                if len(entry) >= BATCH:
+                    self._flush("entry")
                 continue
-            self.paths[_fold(toggled)] = _Slot(toggled, slot.answer, slot.confidence, 0, slot.old)
-        self._canonical_groups = {}
-        self._path_groups = {}
+            slots = [
+                _Slot(key, (status, target), confidence, seq, seq)
+                for _, key, seq, status, target, confidence in members
+            ]
+            self._settle(_EXACT, slots, found)
+        self._collided(_EXACT, found)
+        for _, run in groupby(db.execute(_CANONICAL_GROUPS), key=itemgetter(0)):
+            self._settle(_CANONICAL, self._agreed(run), found)
+        self._collided(_CANONICAL, found)
+        after = self.rows  # toggled entries follow every other path entry
+        for _, base_run in groupby(db.execute(_PATH_GROUPS), key=itemgetter(0)):
+            real: list[bytes] = []
+            kept: list[tuple[int, _Slot]] = []
+            for folded, run in groupby((r[1:] for r in base_run), key=itemgetter(0)):
+                real.append(folded)
+                settled = self._settle(_PATH, self._agreed(run), found)
+                if settled is not None:
+                    kept.append(settled)
+            # Both forms of each path, unless the other form is a path of its own.
+            for first, slot in kept:
+                key = slot.key
+                flipped = key[:-1] if key.endswith(b"/") else key + b"/"
+                if not flipped or _fold(flipped) in real or not self._fits(flipped):
+                    continue
+                self._queue("entry", (_PATH, after + first, flipped, *slot.answer))
+        self._collided(_PATH, found)
+        self._flush("entry")
+
+    def _agreed(self, groups: Iterable[_KeyGroup]) -> list[_Slot]:
+        """A slot for each key of one folded key whose deciding URLs agree, first seen first."""
+        return [
+            _Slot(key, (status, target), confidence, first, old)
+            for _, key, first, agreed, status, target, confidence, old in groups
+            if agreed and self._fits(key)
+        ]
+
+    def _settle(
+        self, which: int, slots: list[_Slot], found: list[tuple[int, Collision]]
+    ) -> tuple[int, _Slot] | None:
+        """One entry for a folded key, placed where its first slot was seen."""
+        if not slots:
+            return None
+        slot, first = slots[0], slots[0].seq
+        for other in slots[1:]:
+            slot.offer(other)
+        if slot.members is not None:
+            collision = self._collision(MAPS[which], slot)
+            if collision is not None:
+                found.append((first, collision))
+        self._queue("entry", (which, first, slot.key, *slot.answer))
+        return first, slot
+
+    def _collided(self, which: int, found: list[tuple[int, Collision]]) -> None:
+        self.collisions.extend(c for _, c in sorted(found, key=itemgetter(0)))
+        found.clear()
 
     def _fits(self, key: bytes) -> bool:
         if not _key_fits(key):
@@ -562,38 +696,43 @@ class RedirectPlan:
             return False
         return True
 
-    def _settle(self, name: str, groups: dict[bytes, _Group]) -> dict[bytes, _Slot]:
-        out: dict[bytes, _Slot] = {}
-        for key, group in groups.items():
-            if group.answer is None or not self._fits(key):
-                continue
-            slot = _Slot(key, group.answer, group.confidence, group.seq, group.old)
-            folded = _fold(key)
-            if (held := out.get(folded)) is None:
-                out[folded] = slot
-            else:
-                held.offer(slot)
-        for folded, slot in out.items():
-            self._collision(name, folded, slot)
-        return out
-
-    def _collision(self, name: str, folded: bytes, slot: _Slot) -> None:
+    def _collision(self, name: str, slot: _Slot) -> Collision | None:
         members = slot.members
-        if members is None:
-            return
-        if any(answer != slot.answer for _, answer in members):
-            self.collisions.append(
-                Collision(
-                    map=name,
-                    key=slot.key.decode("utf-8", "backslashreplace"),
-                    olds=[old for old, _ in members],
-                    targets=[_label(answer) for _, answer in members],
-                    kept=_label(slot.answer),
-                )
-            )
-        slot.members = None
+        if members is None or all(answer == slot.answer for _, answer in members):
+            return None
+        return Collision(
+            map=name,
+            key=slot.key.decode("utf-8", "backslashreplace"),
+            olds=[self._old(seq) for seq, _ in members],
+            targets=[_label(answer) for _, answer in members],
+            kept=_label(slot.answer),
+        )
+
+    def _old(self, seq: int) -> str:
+        # Slots carry a row's number, not its URL: the URLs wait on disk
+        # until a collision names them.
+        return str(
+            self._db.execute("SELECT old FROM candidate WHERE seq = ?", (seq,)).fetchone()[0]
+        )
+
+    def entries(self, name: str) -> Iterator[tuple[bytes, Answer]]:
+        """(key, answer) of one map, in the order the map file lists them."""
+        for key, status, target in self._db.execute(
+            "SELECT key, status, target FROM entry WHERE map = ? ORDER BY pos", (MAPS.index(name),)
+        ):
+            yield key, (status, target)
 
     # -- answering like nginx ---------------------------------------------
+
+    def _find(self, which: int, key: bytes) -> Answer | None:
+        if not self._indexed:
+            self._db.execute(f"CREATE UNIQUE INDEX entry_folded ON entry(map, {_FOLDED_KEY})")
+            self._indexed = True
+        found = self._db.execute(
+            f"SELECT status, target FROM entry WHERE map = ? AND {_FOLDED_KEY} = ?",
+            (which, _fold(key)),
+        ).fetchone()
+        return None if found is None else (int(found[0]), str(found[1]))
 
     def lookup(self, target: str) -> tuple[str, Answer] | None:
         """(map, answer) nginx finds for a request target, or None for the fallback.
@@ -601,16 +740,16 @@ class RedirectPlan:
         Raises BadRequest where nginx answers 400.
         """
         raw = target.encode("utf-8")
-        slot = self.exact.get(_fold(raw))
-        if slot is not None:
-            return "request_uri", slot.answer
+        answer = self._find(_EXACT, raw)
+        if answer is not None:
+            return "request_uri", answer
         uri, args = parse_target(raw)
-        slot = self.canonical.get(_fold(canonical_key(uri, args, self.params)))
-        if slot is not None:
-            return "canonical", slot.answer
-        slot = self.paths.get(_fold(uri))
-        if slot is not None:
-            return "path", slot.answer
+        answer = self._find(_CANONICAL, canonical_key(uri, args, self.params))
+        if answer is not None:
+            return "canonical", answer
+        answer = self._find(_PATH, uri)
+        if answer is not None:
+            return "path", answer
         return None
 
     def resolve(self, target: str) -> Answer:
@@ -659,19 +798,15 @@ def fallbacks(site: Site) -> tuple[str, str]:
 
 
 def plan(rows: Iterable[Row], site: Site) -> RedirectPlan:
-    """A finished :class:`RedirectPlan` for ``rows``."""
+    """A finished :class:`RedirectPlan` for ``rows``; close it when done."""
     result = RedirectPlan(site)
-    # Hundreds of thousands of small objects and no cycles among them: the
-    # cyclic collector would rescan them all again and again for nothing.
-    collecting = gc.isenabled()
-    gc.disable()
     try:
         for row in rows:
             result.add(row)
         result.finish()
-    finally:
-        if collecting:
-            gc.enable()
+    except BaseException:
+        result.close()
+        raise
     return result
 
 
@@ -746,7 +881,14 @@ def _write_atomic(path: Path, chunks: Iterable[bytes]) -> None:
     os.replace(tmp, path)
 
 
-def _map_lines(name: str, slots: dict[bytes, _Slot], stats: list[int]) -> Iterable[bytes]:
+@functools.lru_cache(maxsize=4096)
+def _map_value(answer: Answer) -> bytes:
+    # Thousands of keys share a value (the home page, a section page...);
+    # archive values are one per URL, so the cache is bounded, not a dict.
+    return quote(map_value_for(*answer)).encode("ascii")
+
+
+def _map_lines(name: str, decided: RedirectPlan, stats: list[int]) -> Iterable[bytes]:
     what = {
         "request_uri": "$request_uri (the request target as sent)",
         "canonical": "the canonical key (see redirects.conf)",
@@ -757,15 +899,11 @@ def _map_lines(name: str, slots: dict[bytes, _Slot], stats: list[int]) -> Iterab
         "# Value: the target URL, or '410 ' and the target HTML-escaped for a page that is gone.\n"
     ).encode()
     count = longest = total = 0
-    values: dict[Answer, bytes] = {}
-    for slot in slots.values():
+    for key, answer in decided.entries(name):
         count += 1
-        longest = max(longest, len(slot.key))
-        total += len(slot.key)
-        value = values.get(slot.answer)
-        if value is None:
-            value = values[slot.answer] = quote(map_value_for(*slot.answer)).encode("ascii")
-        yield map_key_bytes(slot.key) + b" " + value + b";\n"
+        longest = max(longest, len(key))
+        total += len(key)
+        yield map_key_bytes(key) + b" " + _map_value(answer) + b";\n"
     stats[:] = [count, longest, total]
 
 
@@ -788,18 +926,14 @@ def write_nginx(
         raise SunsetError(f"include folder {include} must be an absolute path")
     fallbacks(site)  # a bad home page or prefix fails before any work
     out_dir.mkdir(parents=True, exist_ok=True)
-    result = plan(rows, site)
     files: dict[str, Path] = {}
     stats: dict[str, list[int]] = {}
-    for name, slots in (
-        ("request_uri", result.exact),
-        ("canonical", result.canonical),
-        ("path", result.paths),
-    ):
-        path = out_dir / MAP_FILES[name]
-        stats[name] = [0, 0, 0]
-        _write_atomic(path, _map_lines(name, slots, stats[name]))
-        files[name] = path
+    with plan(rows, site) as result:
+        for name in MAPS:
+            path = out_dir / MAP_FILES[name]
+            stats[name] = [0, 0, 0]
+            _write_atomic(path, _map_lines(name, result, stats[name]))
+            files[name] = path
     sizes = HashSizes.for_maps(tuple(s) for s in stats.values())
     conf = out_dir / CONF
     text = render_conf(site, sizes, listen=listen, maps_dir=include)
