@@ -16,13 +16,17 @@ of it. The example in the header follows the mod_rewrite documentation.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from collections.abc import Iterable
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
 from .model import GONE, Refused, Row, Site
 from .nginx import Prepared, fallbacks, prepare
+from .store import BATCH, open_scratch
 
 APACHE_MAP = "redirects.apache.txt"
 # A value starting with this marks a page that is gone (410); the rest is the
@@ -30,6 +34,8 @@ APACHE_MAP = "redirects.apache.txt"
 GONE_MARK = "gone:"
 # mod_rewrite reads txt maps line by line into an 8 KiB buffer.
 MAX_LINE = 8000
+# What str.isspace() calls whitespace; mod_rewrite splits a line at any of it.
+_SPACE = re.compile(r"\s")
 
 
 @dataclass
@@ -79,6 +85,20 @@ def _header(site: Site, path: Path) -> str:
 """
 
 
+# One row per legacy URL; the sort that picks each key's line runs on disk.
+_SCHEMA = "CREATE TABLE line(seq INTEGER PRIMARY KEY, key TEXT, confidence REAL, line TEXT)"
+# Per key: the line of its most confident row (the first on a tie), placed
+# where the key was first seen.
+_KEPT = """
+SELECT line FROM (
+    SELECT line,
+        row_number() OVER (PARTITION BY key ORDER BY confidence DESC, seq) AS rank,
+        min(seq) OVER (PARTITION BY key) AS first
+    FROM line)
+WHERE rank = 1 ORDER BY first
+"""
+
+
 def write_apache(
     rows: Iterable[Row], site: Site, out_dir: Path, *, include_dir: Path | None = None
 ) -> ApacheResult:
@@ -92,28 +112,36 @@ def write_apache(
     installed = (Path(include_dir) if include_dir else out_dir.resolve()) / APACHE_MAP
     header = _header(site, installed)  # a bad home page or prefix fails first
     refused: list[Refused] = []
-    kept: dict[str, tuple[float, str]] = {}
-    for row in rows:
-        prepared = prepare(row, site)
-        if isinstance(prepared, Refused):
-            refused.append(prepared)
-            continue
-        line = _line(prepared)
-        if line is None:
-            refused.append(
-                Refused(row.old, row.new, "cannot be written to an Apache RewriteMap txt file")
-            )
-            continue
-        held = kept.get(prepared.key)
-        if held is None or row.confidence > held[0]:
-            kept[prepared.key] = (row.confidence, line)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="ascii", newline="\n") as fh:
-        fh.write(header)
-        for _, line in kept.values():
-            fh.write(line)
+    written = 0
+    with closing(open_scratch()) as db:
+        db.execute(_SCHEMA)
+        pending: list[tuple[int, str, float, str]] = []
+        for seq, row in enumerate(rows):
+            prepared = prepare(row, site)
+            if isinstance(prepared, Refused):
+                refused.append(prepared)
+                continue
+            line = _line(prepared)
+            if line is None:
+                refused.append(
+                    Refused(row.old, row.new, "cannot be written to an Apache RewriteMap txt file")
+                )
+                continue
+            # NaN (a hand-edited CSV) would be stored as NULL: it ranks below any number.
+            confidence = row.confidence if row.confidence == row.confidence else -math.inf
+            pending.append((seq, prepared.key, confidence, line))
+            if len(pending) >= BATCH:
+                db.executemany("INSERT INTO line VALUES (?, ?, ?, ?)", pending)
+                pending.clear()
+        db.executemany("INSERT INTO line VALUES (?, ?, ?, ?)", pending)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "w", encoding="ascii", newline="\n") as fh:
+            fh.write(header)
+            for (line,) in db.execute(_KEPT):
+                fh.write(line)
+                written += 1
     os.replace(tmp, path)
-    return ApacheResult(path=path, written=len(kept), refused=refused)
+    return ApacheResult(path=path, written=written, refused=refused)
 
 
 def _line(prepared: Prepared) -> str | None:
@@ -121,7 +149,7 @@ def _line(prepared: Prepared) -> str | None:
     value = GONE_MARK + prepared.target if prepared.status == GONE else prepared.target
     # prepare() already keeps whitespace out of keys and targets; this is the
     # format's own rule, checked here so a change there cannot break the file.
-    if key.startswith("#") or any(c.isspace() for c in key + value):
+    if key.startswith("#") or _SPACE.search(key) or _SPACE.search(value):
         return None
     line = f"{key} {value}\n"
     return line if len(line) <= MAX_LINE else None
