@@ -12,12 +12,17 @@ from __future__ import annotations
 import heapq
 import math
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 from redirects.model import GONE, METHODS, Collision, Refused, Row
+from redirects.store import BATCH, create, open_scratch, storable
 from sunset.htmlpage import clip, csp_hash, esc, is_web_url
 
 UNMATCHED = ("archive", "parent", "home")
@@ -133,50 +138,141 @@ def _better_representative(a: Row, b: Row) -> bool:
     return (not a.captured, len(a.old), a.old) < (not b.captured, len(b.old), b.old)
 
 
-def _add_to_groups(groups: dict[str, _Entry], key: str, row: Row, conf: float) -> None:
-    entry = groups.get(key)
-    if entry is None:
-        groups[key] = _Entry(row=row, title=_clip(row.title), min_conf=conf)
-    else:
-        entry.add(row, conf)
+@dataclass
+class _Review:
+    """A review list: how many pages and URLs it has, and the entries it shows."""
+
+    pages: int = 0
+    urls: int = 0
+    shown: list[_Entry] = field(default_factory=list)
 
 
 @dataclass
 class _Stats:
     urls: dict[str, int] = field(default_factory=dict)
-    groups: dict[str, set[str]] = field(default_factory=dict)
+    groups: dict[str, int] = field(default_factory=dict)  # distinct groups per method
     conf_sum: dict[str, float] = field(default_factory=dict)
-    all_groups: set[str] = field(default_factory=set)
+    all_groups: int = 0
     bins: list[list[int]] = field(
         default_factory=lambda: [[0] * (len(FAMILIES) + 1) for _ in range(BINS)]
     )
-    unmatched: dict[str, _Entry] = field(default_factory=dict)
-    low: dict[str, _Entry] = field(default_factory=dict)
+    unmatched: _Review = field(default_factory=_Review)
+    low: _Review = field(default_factory=_Review)
     total: int = 0
 
 
-def _aggregate(rows: Iterable[Row], low_confidence: float) -> _Stats:
+_UNMATCHED_LIST, _LOW_LIST = 0, 1
+# Groups and review rows are one per legacy page or URL: they wait on disk
+# (redirects.store), so a report of any size takes the same memory.
+_SCHEMA = """
+CREATE TABLE method_group(method INTEGER, grp TEXT);
+CREATE TABLE review(
+    seq INTEGER PRIMARY KEY, list INTEGER, grp TEXT, old TEXT, new TEXT, method TEXT,
+    confidence REAL, status INTEGER, title TEXT, note TEXT, captured INTEGER)
+"""
+
+
+def _aggregate(rows: Iterable[Row], low_confidence: float, list_limit: int) -> _Stats:
     stats = _Stats()
     other = len(FAMILIES)
-    for row in rows:
-        method = row.method
-        conf = _confidence(row.confidence)
-        group = row.group or row.old
-        stats.total += 1
-        stats.urls[method] = stats.urls.get(method, 0) + 1
-        stats.conf_sum[method] = stats.conf_sum.get(method, 0.0) + conf
-        method_groups = stats.groups.get(method)
-        if method_groups is None:
-            method_groups = stats.groups[method] = set()
-        method_groups.add(group)
-        stats.all_groups.add(group)
-        bin_ = int(conf * BINS)
-        stats.bins[bin_ if bin_ < BINS else BINS - 1][_FAMILY_OF.get(method, other)] += 1
-        if method in UNMATCHED:
-            _add_to_groups(stats.unmatched, group, row, conf)
-        elif conf < low_confidence:
-            _add_to_groups(stats.low, group, row, conf)
+    with closing(open_scratch()) as db:
+        create(db, _SCHEMA)
+        method_ids: dict[str, int] = {}
+        groups: list[tuple[int, str]] = []
+        review: list[tuple[object, ...]] = []
+        for row in rows:
+            method = row.method
+            conf = _confidence(row.confidence)
+            group = row.group or row.old
+            stats.total += 1
+            stats.urls[method] = stats.urls.get(method, 0) + 1
+            stats.conf_sum[method] = stats.conf_sum.get(method, 0.0) + conf
+            # Methods are few: a number each keeps the per-row table narrow.
+            groups.append((method_ids.setdefault(method, len(method_ids)), storable(group)))
+            bin_ = int(conf * BINS)
+            stats.bins[bin_ if bin_ < BINS else BINS - 1][_FAMILY_OF.get(method, other)] += 1
+            if method in UNMATCHED:
+                which: int | None = _UNMATCHED_LIST
+            elif conf < low_confidence:
+                which = _LOW_LIST
+            else:
+                which = None
+            if which is not None:
+                review.append(
+                    (
+                        stats.total,
+                        which,
+                        storable(group),
+                        storable(row.old),
+                        storable(row.new),
+                        storable(method),
+                        conf,
+                        row.status,
+                        storable(row.title),
+                        storable(row.note),
+                        row.captured,
+                    )
+                )
+            if len(groups) >= BATCH:
+                _flush(db, groups, review)
+        _flush(db, groups, review)
+        counts = dict(
+            db.execute("SELECT method, count(DISTINCT grp) FROM method_group GROUP BY method")
+        )
+        stats.groups = {method: counts[n] for method, n in method_ids.items()}
+        stats.all_groups = db.execute("SELECT count(DISTINCT grp) FROM method_group").fetchone()[0]
+        stats.unmatched = _review(db, _UNMATCHED_LIST, list_limit, _unmatched_key)
+        stats.low = _review(db, _LOW_LIST, list_limit, _low_key)
     return stats
+
+
+def _flush(
+    db: sqlite3.Connection, groups: list[tuple[int, str]], review: list[tuple[object, ...]]
+) -> None:
+    db.executemany("INSERT INTO method_group VALUES (?, ?)", groups)
+    db.executemany("INSERT INTO review VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", review)
+    groups.clear()
+    review.clear()
+
+
+def _unmatched_key(e: _Entry) -> tuple[int, str]:
+    return (-e.count, e.row.old)
+
+
+def _low_key(e: _Entry) -> tuple[float, int, str]:
+    return (e.min_conf, -e.count, e.row.old)
+
+
+def _review(
+    db: sqlite3.Connection, which: int, list_limit: int, key: Callable[[_Entry], Any]
+) -> _Review:
+    """One review list: every page's entry is built in turn, only the shown ones are kept."""
+    review = _Review()
+    rows = db.execute(
+        "SELECT seq, grp, old, new, method, confidence, status, title, note, captured"
+        " FROM review WHERE list = ? ORDER BY grp, seq",
+        (which,),
+    )
+
+    def entries() -> Iterator[tuple[Any, int, _Entry]]:
+        for _, members in groupby(rows, key=itemgetter(1)):
+            entry: _Entry | None = None
+            first = 0
+            for seq, group, old, new, method, conf, status, title, note, captured in members:
+                row = Row(old, new, method, conf, status, title, group, note, bool(captured))
+                if entry is None:
+                    entry, first = _Entry(row=row, title=_clip(row.title), min_conf=conf), seq
+                else:
+                    entry.add(row, conf)
+            assert entry is not None
+            review.pages += 1
+            review.urls += entry.count
+            # Pages compare as the rows first listed them, as a dict kept them.
+            yield key(entry), first, entry
+
+    shown = heapq.nsmallest(max(list_limit, 0), entries(), key=itemgetter(0, 1))
+    review.shown = [entry for _, _, entry in shown]
+    return review
 
 
 def _fmt(value: object) -> str:
@@ -218,7 +314,7 @@ def _methods_html(stats: _Stats) -> str:
         family = FAMILIES[_FAMILY_OF[method]][0] if method in _FAMILY_OF else OTHER_FAMILY[0]
         out.append(
             f'<tr data-method="{esc(method)}"><td>{esc(method)}</td><td>{esc(family)}</td>'
-            f'<td class="n">{urls:,}</td><td class="n">{len(stats.groups[method]):,}</td>'
+            f'<td class="n">{urls:,}</td><td class="n">{stats.groups[method]:,}</td>'
             f'<td class="n">{100 * urls / stats.total:.1f}%</td>'
             f'<td class="n">{stats.conf_sum[method] / urls:.2f}</td></tr>'
         )
@@ -227,7 +323,7 @@ def _methods_html(stats: _Stats) -> str:
     mean = sum(stats.conf_sum.values()) / stats.total if stats.total else 0.0
     out.append(
         f'</tbody><tfoot><tr><th colspan="2">total</th><th class="n">{stats.total:,}</th>'
-        f'<th class="n">{len(stats.all_groups):,}</th><th class="n">'
+        f'<th class="n">{stats.all_groups:,}</th><th class="n">'
         f'{"100.0%" if stats.total else "–"}</th><th class="n">'
         f"{f'{mean:.2f}' if stats.total else '–'}</th></tr></tfoot></table>"
     )
@@ -363,16 +459,10 @@ def _more(count: int, what: str, where: str = "in redirects.csv") -> str:
     return f'<p class="more">{count:,} more {what} {where}</p>' if count > 0 else ""
 
 
-def _entries_html(
-    entries: dict[str, _Entry],
-    key: Callable[[_Entry], Any],
-    list_limit: int,
-    css_id: str,
-    low_confidence: float,
-) -> str:
-    if not entries:
+def _entries_html(review: _Review, list_limit: int, css_id: str, low_confidence: float) -> str:
+    if not review.pages:
         return '<p class="muted">None.</p>'
-    shown = heapq.nsmallest(max(list_limit, 0), entries.values(), key=key)
+    shown = review.shown
     out = [
         f'<table class="list" id="{css_id}-list"><thead><tr><th>#</th><th>old page title</th>'
         "<th>old URL</th><th>proposed target</th><th>method</th><th>confidence</th>"
@@ -389,9 +479,9 @@ def _entries_html(
             f'<td class="{conf_class}">{conf:.2f}</td><td>{esc(_clip(row.note))}</td></tr>'
         )
     out.append("</tbody></table>")
-    if len(shown) < len(entries):
-        urls = sum(e.count for e in entries.values()) - sum(e.count for e in shown)
-        out.append(_more(len(entries) - len(shown), f"pages ({urls:,} URLs)"))
+    if len(shown) < review.pages:
+        urls = review.urls - sum(e.count for e in shown)
+        out.append(_more(review.pages - len(shown), f"pages ({urls:,} URLs)"))
     return "".join(out)
 
 
@@ -468,14 +558,7 @@ def _document(
     site = summary.get("site") or summary.get("site name") or summary.get("legacy host") or ""
     heading = f"Redirect report{f' — {_clip(str(site))}' if site else ''}"
 
-    def unmatched_key(e: _Entry) -> tuple[int, str]:
-        return (-e.count, e.row.old)
-
-    def low_key(e: _Entry) -> tuple[float, int, str]:
-        return (e.min_conf, -e.count, e.row.old)
-
-    low_urls = sum(e.count for e in stats.low.values())
-    unmatched_urls = sum(e.count for e in stats.unmatched.values())
+    unmatched, low = stats.unmatched, stats.low
     sections = [
         ("summary", "Summary", _summary_html(summary)),
         ("methods", "Counts by method", _methods_html(stats)),
@@ -486,19 +569,17 @@ def _document(
         ),
         (
             "unmatched",
-            f"Needs review: unmatched — {len(stats.unmatched):,} pages, {unmatched_urls:,} URLs",
+            f"Needs review: unmatched — {unmatched.pages:,} pages, {unmatched.urls:,} URLs",
             "<p>No successor page was found; these go to the archive, a parent page or the "
             "home page. Most variants first.</p>"
-            + _entries_html(
-                stats.unmatched, unmatched_key, list_limit, "unmatched", low_confidence
-            ),
+            + _entries_html(unmatched, list_limit, "unmatched", low_confidence),
         ),
         (
             "low",
             f"Needs review: confidence below {low_confidence:g} — "
-            f"{len(stats.low):,} pages, {low_urls:,} URLs",
+            f"{low.pages:,} pages, {low.urls:,} URLs",
             "<p>A successor was proposed but the evidence is weak. Least confident first.</p>"
-            + _entries_html(stats.low, low_key, list_limit, "low", low_confidence),
+            + _entries_html(low, list_limit, "low", low_confidence),
         ),
         (
             "refused",
@@ -546,7 +627,7 @@ def write_report(
 
     ``rows`` is consumed once and may be a generator of any length.
     """
-    stats = _aggregate(rows, low_confidence)
+    stats = _aggregate(rows, low_confidence, list_limit)
     text = _document(stats, refused, collisions, summary, low_confidence, list_limit)
     path = Path(path)
     # Replace atomically so a reviewer never opens a half-written report.
