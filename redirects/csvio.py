@@ -8,7 +8,6 @@ and ``new`` columns and ignores the rest.
 from __future__ import annotations
 
 import csv
-import io
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -55,33 +54,49 @@ def write_csv(rows: Iterable[Row], path: Path) -> int:
 
 
 def _open_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
-    """Header and (line number, cells) of a UTF-8 CSV; SunsetError on a bad file."""
+    """Header and (line number, cells) of a UTF-8 CSV; SunsetError on a bad file.
+
+    Read a row at a time: a reviewed redirects.csv can list every legacy URL.
+    """
+    lines = _lines(path)
+    _, first = next(lines, (0, []))
+    return [cell.strip().lower() for cell in first], lines
+
+
+def _lines(path: Path) -> Iterator[tuple[int, list[str]]]:
     try:
         # utf-8-sig: spreadsheets save "CSV UTF-8" with a byte-order mark.
-        text = Path(path).read_text(encoding="utf-8-sig")
+        fh = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed below
     except FileNotFoundError:
         raise SunsetError(f"{path}: no such file") from None
-    except UnicodeDecodeError as exc:
-        line = Path(path).read_bytes()[: exc.start].count(b"\n") + 1
-        raise SunsetError(f"{path}: not UTF-8 text (line {line}); save it as CSV UTF-8") from None
     except OSError as exc:
         raise SunsetError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    # Not str.splitlines: it also breaks at U+2028, \x85 and \x0c, which a
-    # crawled title may hold inside a quoted cell.
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = [cell.strip().lower() for cell in next(reader, [])]
-    except csv.Error as exc:
-        raise SunsetError(f"{path}: not a CSV file ({exc})") from None
-
-    def rows() -> Iterator[tuple[int, list[str]]]:
+    # newline="": csv finds the line ends itself. Not str.splitlines: it also
+    # breaks at U+2028, \x85 and \x0c, which a crawled title may hold inside a
+    # quoted cell.
+    with fh:
+        reader = csv.reader(fh)
         try:
             for cells in reader:
                 yield reader.line_num, cells
+        except UnicodeDecodeError:
+            raise SunsetError(
+                f"{path}: not UTF-8 text (line {_first_bad_line(path)}); save it as CSV UTF-8"
+            ) from None
         except csv.Error as exc:
+            if reader.line_num <= 1:
+                raise SunsetError(f"{path}: not a CSV file ({exc})") from None
             raise SunsetError(f"{path}: line {reader.line_num}: {exc}") from None
 
-    return header, rows()
+
+def _first_bad_line(path: Path) -> int:
+    # Only for the message of a file that is already known to be broken.
+    data = Path(path).read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return data[: exc.start].count(b"\n") + 1
+    return 1
 
 
 def _columns(path: Path, header: list[str], needed: tuple[str, ...]) -> dict[str, int]:

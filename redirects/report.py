@@ -179,6 +179,7 @@ def _aggregate(rows: Iterable[Row], low_confidence: float, list_limit: int) -> _
         create(db, _SCHEMA)
         method_ids: dict[str, int] = {}
         groups: list[tuple[int, str]] = []
+        last: tuple[int, str] | None = None
         review: list[tuple[object, ...]] = []
         for row in rows:
             method = row.method
@@ -187,8 +188,12 @@ def _aggregate(rows: Iterable[Row], low_confidence: float, list_limit: int) -> _
             stats.total += 1
             stats.urls[method] = stats.urls.get(method, 0) + 1
             stats.conf_sum[method] = stats.conf_sum.get(method, 0.0) + conf
-            # Methods are few: a number each keeps the per-row table narrow.
-            groups.append((method_ids.setdefault(method, len(method_ids)), storable(group)))
+            # Methods are few: a number each keeps the per-row table narrow. A
+            # page's variants come together, so most repeats never reach SQLite.
+            pair = (method_ids.setdefault(method, len(method_ids)), group)
+            if pair != last:
+                groups.append((pair[0], storable(group)))
+                last = pair
             bin_ = int(conf * BINS)
             stats.bins[bin_ if bin_ < BINS else BINS - 1][_FAMILY_OF.get(method, other)] += 1
             if method in UNMATCHED:
@@ -213,7 +218,7 @@ def _aggregate(rows: Iterable[Row], low_confidence: float, list_limit: int) -> _
                         row.captured,
                     )
                 )
-            if len(groups) >= BATCH:
+            if len(groups) >= BATCH or len(review) >= BATCH:
                 _flush(db, groups, review)
         _flush(db, groups, review)
         counts = dict(

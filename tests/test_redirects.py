@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -339,3 +340,60 @@ def test_sitemap_index_cannot_make_it_read_local_files(tmp_path: Path) -> None:
         "</sitemapindex>"
     )
     assert read_sitemap(str(index)) == []
+
+
+def _comparable(path: Path, out: Path) -> str:
+    text = path.read_text(encoding="utf-8").replace(str(out.resolve()), "OUT")
+    if path.name == "report.html":
+        text = re.sub(r"<tr><th>generated</th><td>[^<]*</td></tr>", "", text)
+    if path.name == "redirects.json":
+        text = re.sub(r'"seconds": [0-9.]+', "", text)
+    return text
+
+
+def test_same_input_gives_byte_identical_files(demo: dict[str, Path], tmp_path: Path) -> None:
+    # Each run is a new process (new string hashes, new scratch files): the
+    # files must not depend on either, only on the input.
+    out = tmp_path / "r"
+    runs: list[dict[str, str]] = []
+    for _ in range(2):
+        shutil.rmtree(out, ignore_errors=True)
+        result = sunset(
+            "redirects", str(demo["crawl"]), "--new-crawl", str(demo["new"]), "--out", str(out)
+        )
+        assert result.returncode == 0, result.stderr
+        runs.append({p.name: _comparable(p, out) for p in sorted(out.iterdir())})
+    assert runs[0] == runs[1]
+    fixture = {p.name: _comparable(p, demo["out"]) for p in sorted(demo["out"].iterdir())}
+    assert set(fixture) >= set(runs[0])
+    for name, text in runs[0].items():
+        assert text == fixture[name], name
+
+
+def test_clashing_ids_and_lone_surrogates_are_not_fatal(
+    demo: dict[str, Path], tmp_path: Path
+) -> None:
+    crawl = tmp_path / "crawl"
+    shutil.copytree(demo["crawl"], crawl, ignore=shutil.ignore_patterns("redirects"))
+    host = "http://www.wiganboroughccg.nhs.uk"
+    with open(crawl / "indexes" / "index.cdxj", "a", encoding="utf-8") as fh:
+        # A document nobody transformed: its page id is its canonical key.
+        fh.write(
+            f'x 20191104000000 {{"url": "{host}/clash.pdf", "status": "200",'
+            ' "mime": "application/pdf", "filename": "missing.warc.gz", "offset": "0"}\n'
+        )
+    with open(crawl / "content" / "pages.jsonl", "a", encoding="utf-8") as fh:
+        record = {
+            "id": "/clash.pdf",  # the same id as that document's group
+            "url": f"{host}/clashing-page",
+            "legacy_urls": [f"{host}/clashing-page", f"{host}/bad-\udc80-url"],
+            "title": "Half a character \udc80 here",
+        }
+        fh.write(json.dumps(record) + "\n")
+    result = sunset("redirects", str(crawl), "--new-crawl", str(demo["new"]))
+    assert result.returncode == 0, result.stderr
+    rows = {r["old"]: r for r in rows_of(crawl / "redirects")}
+    page, document = rows[f"{host}/clashing-page"], rows[f"{host}/clash.pdf"]
+    assert page["group"] != document["group"]
+    assert page["title"] == "Half a character \ufffd here"
+    assert not any("bad-" in old for old in rows)
