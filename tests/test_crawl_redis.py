@@ -7,6 +7,7 @@ a lost worker, `warcio check` on every file.
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import signal
@@ -213,9 +214,10 @@ def test_three_workers_one_killed_midway(site: Path, tmp_path: Path) -> None:
     assert set(workers) == {"w1", "w2", "w3"}
     assert "killed" in workers["w2"].get("stopped", "")
     # The survivors took back what w2 had leased when it died.
-    assert workers["w1"]["reclaimed_from_lost_workers"] + workers["w3"][
-        "reclaimed_from_lost_workers"
-    ] >= 1
+    assert (
+        workers["w1"]["reclaimed_from_lost_workers"] + workers["w3"]["reclaimed_from_lost_workers"]
+        >= 1
+    )
     assert {f.split("-")[1] for f in summary["warc_files"]} == {"w1", "w2", "w3"}
     notes = Counter(
         line.split()[9].rsplit("worker:", 1)[-1]
@@ -253,7 +255,7 @@ def test_delay_holds_across_workers(tmp_path: Path) -> None:
     )
     assert len(per_worker) == 3 and min(per_worker.values()) >= 5, per_worker
     times = sorted(h["t"] for h in hits if h.get("host", LEGACY).split(":")[0] == LEGACY)
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert len(gaps) > 40
     # Three workers each keeping the delay on their own would hit the host
     # about every delay/3; one crawl-wide delay keeps the gaps near `delay`.
