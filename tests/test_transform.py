@@ -534,3 +534,35 @@ def test_selector_prefilter_never_holds_back_a_match() -> None:
                 matched += 1
                 assert all(n in markup for n in rules.needs[source]), (source, doc)
     assert matched >= len(selectors)
+
+
+def test_text_pattern_shortcut_never_holds_back_a_match() -> None:
+    from transform.extract import _literal
+
+    patterns = (
+        r"(?i)this website is no longer (being )?updated",
+        r"(?i)^\s*login form\s*$",
+        r"(?i)\b1000 characters left\b",
+        r"(?x) add \s+ files",
+        r"(?i)ab(?-i:cd)ef",
+        r"\d+ items?",
+        r"a|b",
+    )
+    texts = (
+        "THIS WEBSITE IS NO LONGER UPDATED",
+        "Login Form",
+        "Only 1000 Characters left",
+        "add files",
+        "ABcdEF",
+        "12 item",
+        "b",
+        "This webſite is no longer updated",  # re's case folding: ſ is s
+    )
+    assert _literal(patterns[0]) is not None and _literal("a|b") is None
+    for pattern in patterns:
+        rx, lit = re.compile(pattern), _literal(pattern)
+        for text in texts:
+            page = f"before {text} after"
+            if rx.search(text) and lit is not None:
+                lower = page.lower() if page.isascii() else None
+                assert lit.found_in(page, lower), (pattern, text)

@@ -86,6 +86,8 @@ class Rules:
     patterns: list[re.Pattern[str]]
     # Per selector: strings its matches' markup must hold (see _needs).
     needs: dict[str, frozenset[str]] = field(default_factory=dict)
+    # Per pattern: the literal text any match of it holds, or None (see _literal).
+    literals: list[Literal | None] = field(default_factory=list)
 
     @classmethod
     def build(cls, selectors: tuple[str, ...], patterns: tuple[str, ...]) -> Rules:
@@ -98,11 +100,62 @@ class Rules:
                 needs[sel] = frozenset.intersection(*(_needs(t) for t in parse_css(sel)))
             except SelectorError as exc:
                 raise RulesError(f"boilerplate selector {sel!r}: {exc}") from None
-        return cls(compiled, [re.compile(p) for p in patterns], needs)
+        return cls(
+            compiled, [re.compile(p) for p in patterns], needs, [_literal(p) for p in patterns]
+        )
 
     @classmethod
     def none(cls) -> Rules:
         return cls([], [])
+
+
+@dataclass(frozen=True)
+class Literal:
+    """Plain text that every match of a text pattern holds (see _literal)."""
+
+    text: str
+    ignore_case: bool
+    regex: re.Pattern[str]  # the text alone, with the pattern's flags
+
+    def found_in(self, page: str, page_lower: str | None) -> bool:
+        """Whether page holds it; page_lower is page.lower() when page is ASCII."""
+        if not self.ignore_case:
+            return self.text in page
+        if page_lower is not None and self.text.isascii():
+            # Between ASCII characters the regex module's case folding is
+            # plain ASCII lower-casing, and a substring test is far quicker.
+            return self.text.lower() in page_lower
+        return self.regex.search(page) is not None
+
+
+def _literal(pattern: str) -> Literal | None:
+    """The longest run of plain characters in a text pattern's top level, or None.
+
+    Every match of the pattern holds it, so a page whose text does not is
+    searched without that pattern: an element's text is part of its page's
+    text. Read with the regex module's own parser, so a pattern it cannot
+    read simply gets no shortcut.
+    """
+    try:
+        from re import _constants, _parser  # type: ignore[attr-defined]
+
+        parsed = _parser.parse(pattern)
+        best: list[int] = []
+        run: list[int] = []
+        for op, av in parsed.data:
+            if op is _constants.LITERAL:
+                run.append(av)
+                if len(run) > len(best):
+                    best = list(run)
+            else:
+                run = []
+        if not best:
+            return None
+        text = "".join(map(chr, best))
+        flags = parsed.state.flags & ~re.VERBOSE
+        return Literal(text, bool(flags & re.IGNORECASE), re.compile(re.escape(text), flags))
+    except Exception:
+        return None
 
 
 _PLAIN_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
@@ -308,8 +361,19 @@ class Extractor:
             for el in sel(body):
                 if el is not body and el.getparent() is not None:
                     self._remove(el, "rules", f"selector {source}", out)
-        if not self.rules.patterns:
+        patterns = self.rules.patterns
+        if not patterns:
             return
+        if len(self.rules.literals) == len(patterns):
+            page = norm_space(_text(body))
+            page_lower = page.lower() if page.isascii() else None
+            patterns = [
+                pat
+                for pat, lit in zip(patterns, self.rules.literals, strict=True)
+                if lit is None or lit.found_in(page, page_lower)
+            ]
+            if not patterns:
+                return
         # Document order, by hand: a removed module's elements are never
         # visited, where walking a snapshot would ask each one whether it is
         # still in the page.
@@ -326,7 +390,7 @@ class Extractor:
             text = _text(el)
             if len(text) <= TEXT_RULE_MAX_CHARS:
                 flat = norm_space(text)
-                target = None if flat in plain else self._text_rule(body, el, flat, out)
+                target = None if flat in plain else self._text_rule(body, el, flat, patterns, out)
                 if target is not None:
                     if target is not el:
                         while stack[-1][0] is not target:
@@ -337,10 +401,15 @@ class Extractor:
             stack.append((el, iter(list(el))))
 
     def _text_rule(
-        self, body: etree._Element, el: etree._Element, flat: str, out: list[Removed]
+        self,
+        body: etree._Element,
+        el: etree._Element,
+        flat: str,
+        patterns: list[re.Pattern[str]],
+        out: list[Removed],
     ) -> etree._Element | None:
         """Remove the module whose text a pattern matches; return it, or None."""
-        for pat in self.rules.patterns:
+        for pat in patterns:
             if pat.search(flat):
                 # Take the module the text belongs to: climb while the
                 # parent is still small enough to be one module.

@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _json_str
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from sunset.profile import Profile
@@ -56,7 +56,7 @@ from .dom import (
     strip_non_content,
 )
 from .extract import Extractor, Result, Rules, RulesError, read_dates
-from .template import TemplateModel
+from .template import PageKeys, TemplateModel, page_keys
 
 DOCUMENT_EXTENSIONS = (
     ".pdf", ".doc", ".docx", ".xls", ".xlsx", ".ppt", ".pptx", ".odt", ".ods", ".odp",
@@ -236,15 +236,41 @@ class LogBuffer:
         self.entries.append((url, level, reason, detail))
 
 
-def _page_id(url: str, taken: set[str]) -> str:
+def _page_stem(url: str) -> str:
     p = urlsplit(url)
     stem = re.sub(r"[^a-z0-9]+", "-", (p.path + ("-" + p.query if p.query else "")).lower())
-    stem = stem.strip("-")[:80] or "home"
+    return stem.strip("-")[:80] or "home"
+
+
+def _page_id(url: str, taken: set[str]) -> str:
+    stem = _page_stem(url)
     out, n = stem, 2
     while out in taken:
         out, n = f"{stem}-{n}", n + 1
     taken.add(out)
     return out
+
+
+def _settled_ids(groups: list[list[Capture]]) -> list[str | None]:
+    """Each group's page id when it is the same whichever pages are skipped or
+    merged away, else None: then only the pages before it decide.
+
+    An id is a page's stem unless an earlier page took it, and a stem can be
+    taken only by a page with the same stem or by a "<stem>-<n>" given to a
+    page whose own stem was taken. So a stem no other page has, and that is
+    not such a suffixed form of a stem that can be taken, is always the id.
+    """
+    stems = [_page_stem(g[0].url) for g in groups]
+    counts: dict[str, int] = {}
+    for stem in stems:
+        counts[stem] = counts.get(stem, 0) + 1
+    contested = {stem for stem, n in counts.items() if n > 1}
+    # Shorter first: the stem a suffixed form extends is settled before it.
+    for stem in sorted(counts, key=len):
+        base, dash, n = stem.rpartition("-")
+        if dash and n.isdigit() and n == str(int(n)) and int(n) >= 2 and base in contested:
+            contested.add(stem)
+    return [None if stem in contested else stem for stem in stems]
 
 
 def _load(
@@ -265,9 +291,21 @@ def _load(
     return root, title, lang, dates, dec.notes
 
 
+_NON_WORD = re.compile(r"\W+")
+# ASCII bytes that are not word characters, each to a space.
+_ASCII_WORDS = bytes(
+    c if chr(c).isalnum() or c == ord("_") else ord(" ") for c in range(128)
+) + bytes(range(128, 256))
+
+
 def _fingerprint(result: Result) -> str:
     text = " ".join(result.blocks).lower()
-    return hashlib.sha1(re.sub(r"\W+", " ", text).strip().encode()).hexdigest()
+    if text.isascii():
+        # The words, as the regex below gives them, by C string calls alone.
+        words = b" ".join(text.encode("ascii").translate(_ASCII_WORDS).split())
+    else:
+        words = _NON_WORD.sub(" ", text).strip().encode()
+    return hashlib.sha1(words).hexdigest()
 
 
 def _read_rewrites(path: Path) -> dict[str, str]:
@@ -313,19 +351,14 @@ def run_transform(opt: TransformOptions, ui: Any = None) -> tuple[int, Summary]:
     except OSError as exc:
         raise TransformError(f"{out}: cannot write here: {exc.strerror or exc}") from None
 
-    sizes: dict[str, int | None] = {}
-
-    def size_of(a: Attachment) -> int | None:
-        if a.url not in sizes:
-            sizes[a.url] = payload_size(opt.crawl_dir, a.payload)
-        return sizes[a.url]
-
+    size_of = _Sizes(opt.crawl_dir)
     keys = UrlKeys(p)
     groups = group_captures(inv.pages, keys)
     summary.html_captures = len(inv.pages)
     for url, reason in inv.unresolved:
         log.write(url, "skip", reason)
     hosts = frozenset(h.lower() for h in p.site.allowed_hosts)
+    workers = opt.workers if len(groups) >= MIN_PARALLEL_GROUPS else 1
 
     # 2. learn
     model = TemplateModel(min_share=p.boilerplate.min_share)
@@ -333,18 +366,15 @@ def run_transform(opt: TransformOptions, ui: Any = None) -> tuple[int, Summary]:
     sample = sorted(
         groups, key=lambda g: hashlib.blake2b(g[0].url.encode(), digest_size=8).digest()
     )
-    learn_caps = [g[0] for g in sample[: opt.sample]]
-    with progress("learning the template", len(learn_caps), unit="pages", live=live) as tick:
-        for _cap, payload, _err in iter_payloads(opt.crawl_dir, learn_caps, MAX_PAGE_BYTES):
+    learner = _Learner(opt.crawl_dir, [g[0] for g in sample[: opt.sample]])
+    with (
+        _mapped(learner.keys_of, len(learner.caps), workers, learner.files) as learned,
+        progress("learning the template", len(learner.caps), unit="pages", live=live) as tick,
+    ):
+        for page in learned:
             tick.advance()
-            if payload is None:
-                continue
-            try:
-                root, *_ = _load(payload.body, payload.content_type)
-            except NotHtml:
-                continue
-            body = root.find("body")
-            model.observe(body if body is not None else root)
+            if page is not None:
+                model.add(page)
     model.finish()
     summary.template = model.stats()
 
@@ -352,50 +382,58 @@ def run_transform(opt: TransformOptions, ui: Any = None) -> tuple[int, Summary]:
 
     # 3. extract, and 4. write each page as it comes: pages only ever merge
     # into an earlier page, whose record is patched once every page is in.
+    # A page whose id is settled in advance is written by the process that
+    # extracted it; the others here, once the pages before them are known.
     first_by_print: dict[str, int] = {}
     extra_urls: dict[int, list[str]] = {}
     written: list[str] = []  # page ids, in pages.jsonl order
     taken: set[str] = set()
     doc_pages: dict[str, list[str]] = {}
-    ctx = _ExtractContext(opt.crawl_dir, extractor, keys)
-    workers = opt.workers if len(groups) >= MIN_PARALLEL_GROUPS else 1
+    ctx = _ExtractContext(
+        opt.crawl_dir, extractor, keys, groups, _settled_ids(groups), inv, pages_dir
+    )
     try:
         with (
             open(out / "pages.jsonl", "w", encoding="utf-8") as index,
-            _extracted(ctx, groups, workers) as results,
+            _mapped(ctx.extract, len(groups), workers, ctx.files) as results,
             progress("extracting pages", len(groups), unit="pages", live=live) as tick,
         ):
-            for group, (rec, entries) in zip(groups, results, strict=True):
+            for group, (page, entries) in zip(groups, results, strict=True):
                 tick.advance()
                 log.write_all(entries)
-                if rec is None:
+                if page is None:
                     summary.skipped += len(group)
                     continue
-                fp = rec.pop("_fingerprint")
+                fp = page.fingerprint
                 earlier = first_by_print.get(fp) if fp else None
-                if earlier is not None and rec["kind"] == "content":
-                    extra_urls.setdefault(earlier, []).extend(rec["legacy_urls"])
-                    summary.merged_urls += len(rec["legacy_urls"])
+                if earlier is not None and page.kind == "content":
+                    extra_urls.setdefault(earlier, []).extend(page.legacy_urls)
+                    summary.merged_urls += len(page.legacy_urls)
+                    if page.line is not None:
+                        _unlink_page(pages_dir, page.page_id)
                     continue
                 if fp:
                     first_by_print[fp] = len(written)
-                page_id = _page_id(rec["url"], taken)
+                page_id = _page_id(page.url, taken)
                 written.append(page_id)
-                rec = _finish_record(rec, page_id, inv, size_of)
-                _write_file(pages_dir / f"{page_id}.html", rec.pop("_html"))
-                _write_file(pages_dir / f"{page_id}.md", rec.pop("_markdown"))
-                line, pretty = _dumps(rec)
-                _write_file(pages_dir / f"{page_id}.json", pretty + "\n")
+                if page.line is None:
+                    assert page.rec is not None
+                    line, atts = _write_page(page.rec, page_id, inv, size_of, pages_dir)
+                else:
+                    if page_id != page.page_id:
+                        raise RuntimeError(f"page id {page_id} is not the settled {page.page_id}")
+                    line, atts = page.line, page.attachments
+                    size_of.learn(atts)
                 index.write(line + "\n")
                 summary.pages += 1
-                if rec["kind"] == "listing":
+                if page.kind == "listing":
                     summary.listings += 1
                 else:
                     summary.content_pages += 1
-                if rec.get("parts"):
+                if page.multipart:
                     summary.multipart += 1
-                for att in rec["attachments"]:
-                    doc_pages.setdefault(att["url"], []).append(rec["url"])
+                for url, _size in atts:
+                    doc_pages.setdefault(url, []).append(page.url)
         if extra_urls:
             _add_merged_urls(out / "pages.jsonl", pages_dir, written, extra_urls)
         summary.attachments = _write_attachments(out / "attachments.csv", inv, doc_pages, size_of)
@@ -512,28 +550,114 @@ def _extract_group(
     return rec
 
 
-GroupResult = tuple[dict[str, Any] | None, list[LogEntry]]
+@dataclass
+class Page:
+    """One group's extracted page, as a worker sends it back."""
+
+    url: str
+    kind: str
+    legacy_urls: list[str]
+    fingerprint: str
+    multipart: bool
+    # Written by the worker: its settled id, its pages.jsonl line and its
+    # attachments (url, size). Else `rec`, for the parent to finish and write.
+    page_id: str | None = None
+    line: str | None = None
+    attachments: list[tuple[str, int | None]] = field(default_factory=list)
+    rec: dict[str, Any] | None = None
+
+
+GroupResult = tuple[Page | None, list[LogEntry]]
+
+
+class _Sizes:
+    """Payload sizes of attachments, read once per process and URL."""
+
+    def __init__(self, crawl_dir: Path) -> None:
+        self.crawl_dir = crawl_dir
+        self.known: dict[str, int | None] = {}
+
+    def __call__(self, a: Attachment) -> int | None:
+        if a.url not in self.known:
+            self.known[a.url] = payload_size(self.crawl_dir, a.payload)
+        return self.known[a.url]
+
+    def learn(self, sizes: Iterable[tuple[str, int | None]]) -> None:
+        for url, size in sizes:
+            self.known.setdefault(url, size)
 
 
 class _ExtractContext:
     """What extracting a group needs: learned once in the parent, and inherited,
     not pickled, by forked workers (so their str hashes match the parent's too)."""
 
-    def __init__(self, crawl_dir: Path, extractor: Extractor, keys: UrlKeys) -> None:
+    def __init__(
+        self,
+        crawl_dir: Path,
+        extractor: Extractor,
+        keys: UrlKeys,
+        groups: list[list[Capture]],
+        settled: list[str | None],
+        inv: Inventory,
+        pages_dir: Path,
+    ) -> None:
         self.crawl_dir = crawl_dir
         self.extractor = extractor
         self.keys = keys
+        self.groups = groups
+        self.settled = settled
+        self.inv = inv
+        self.pages_dir = pages_dir
+        self.sizes = _Sizes(crawl_dir)
         self.files = WarcFiles(crawl_dir)
 
-    def extract(self, group: list[Capture]) -> GroupResult:
+    def extract(self, index: int) -> GroupResult:
         log = LogBuffer()
-        rec = _extract_group(self, group, log)
-        return rec, log.entries
+        rec = _extract_group(self, self.groups[index], log)
+        if rec is None:
+            return None, log.entries
+        page = Page(
+            url=rec["url"],
+            kind=rec["kind"],
+            legacy_urls=rec["legacy_urls"],
+            fingerprint=rec.pop("_fingerprint"),
+            multipart=bool(rec["parts"]),
+        )
+        page_id = self.settled[index]
+        if page_id is None:
+            page.rec = rec
+        else:
+            page.page_id = page_id
+            page.line, page.attachments = _write_page(
+                rec, page_id, self.inv, self.sizes, self.pages_dir
+            )
+        return page, log.entries
 
 
-# Set in the parent just before the pool forks; each worker reads its copy.
-_worker_ctx: _ExtractContext | None = None
-_worker_groups: list[list[Capture]] = []
+class _Learner:
+    """Reads the learning sample's pages; inherited by forked workers like _ExtractContext."""
+
+    def __init__(self, crawl_dir: Path, caps: list[Capture]) -> None:
+        self.crawl_dir = crawl_dir
+        self.caps = caps
+        self.files = WarcFiles(crawl_dir)
+
+    def keys_of(self, index: int) -> PageKeys | None:
+        cap = self.caps[index]
+        for _cap, payload, _err in iter_payloads(self.crawl_dir, [cap], MAX_PAGE_BYTES, self.files):
+            if payload is None:
+                return None
+            try:
+                root, *_ = _load(payload.body, payload.content_type)
+            except NotHtml:
+                return None
+            body = root.find("body")
+            return page_keys(body if body is not None else root)
+        return None
+
+
+# Set in the parent just before a pool forks; each worker calls its copy.
+_worker_task: Callable[[int], Any] | None = None
 
 
 def _worker_init() -> None:
@@ -542,27 +666,31 @@ def _worker_init() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _worker_extract(index: int) -> GroupResult:
-    assert _worker_ctx is not None
-    return _worker_ctx.extract(_worker_groups[index])
+def _worker_run(index: int) -> Any:
+    assert _worker_task is not None
+    return _worker_task(index)
+
+
+T = TypeVar("T")
 
 
 @contextmanager
-def _extracted(
-    ctx: _ExtractContext, groups: list[list[Capture]], workers: int
-) -> Iterator[Iterator[GroupResult]]:
-    """Each group's (record, log entries), in the order of `groups`."""
+def _mapped(
+    task: Callable[[int], T], count: int, workers: int, files: WarcFiles
+) -> Iterator[Iterator[T]]:
+    """task(0), task(1) … task(count - 1), in order; in forked worker processes
+    when workers > 1. `files` is the task's WARC handles, closed at the end."""
     if workers <= 1:
         try:
-            yield (ctx.extract(g) for g in groups)
+            yield (task(i) for i in range(count))
         finally:
-            ctx.files.close()
+            files.close()
         return
-    global _worker_ctx, _worker_groups
+    global _worker_task
     # Closed before the fork: a shared handle would share its file offset.
-    ctx.files.close()
-    _worker_ctx, _worker_groups = ctx, groups
-    # Workers get group indexes, not groups: the groups are already in their
+    files.close()
+    _worker_task = task
+    # Workers get indexes, not groups or captures: those are already in their
     # memory, and an int pickles for nothing.
     in_flight = threading.BoundedSemaphore(workers * CHUNK_GROUPS * CHUNKS_AHEAD)
     stopping = threading.Event()
@@ -570,7 +698,7 @@ def _extracted(
     def indexes() -> Iterator[int]:
         # Runs in the pool's task thread: it waits for the parent to take
         # results before it hands out more, so results never pile up.
-        for i in range(len(groups)):
+        for i in range(count):
             while not in_flight.acquire(timeout=0.1):
                 if stopping.is_set():
                     return
@@ -578,14 +706,14 @@ def _extracted(
                 return
             yield i
 
-    def taken(results: Iterator[GroupResult]) -> Iterator[GroupResult]:
+    def taken(results: Iterator[T]) -> Iterator[T]:
         for r in results:
             in_flight.release()
             yield r
 
     pool = multiprocessing.get_context("fork").Pool(workers, initializer=_worker_init)
     try:
-        yield taken(pool.imap(_worker_extract, indexes(), chunksize=CHUNK_GROUPS))
+        yield taken(pool.imap(_worker_run, indexes(), chunksize=CHUNK_GROUPS))
         pool.close()
     except BaseException:
         stopping.set()
@@ -593,7 +721,7 @@ def _extracted(
         raise
     finally:
         pool.join()
-        _worker_ctx, _worker_groups = None, []
+        _worker_task = None
 
 
 def _join(into: Result, more: Result) -> None:
@@ -653,6 +781,27 @@ def _finish_record(
 
 def _esc(s: str) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _write_page(
+    rec: dict[str, Any],
+    page_id: str,
+    inv: Inventory,
+    size_of: Callable[[Attachment], int | None],
+    pages_dir: Path,
+) -> tuple[str, list[tuple[str, int | None]]]:
+    """Write a page's HTML, Markdown and JSON; its pages.jsonl line and attachments."""
+    rec = _finish_record(rec, page_id, inv, size_of)
+    _write_file(pages_dir / f"{page_id}.html", rec.pop("_html"))
+    _write_file(pages_dir / f"{page_id}.md", rec.pop("_markdown"))
+    line, pretty = _dumps(rec)
+    _write_file(pages_dir / f"{page_id}.json", pretty + "\n")
+    return line, [(a["url"], a["size"]) for a in rec["attachments"]]
+
+
+def _unlink_page(pages_dir: Path, page_id: str | None) -> None:
+    for ext in ("html", "md", "json"):
+        (pages_dir / f"{page_id}.{ext}").unlink(missing_ok=True)
 
 
 def _write_file(path: Path, text: str) -> None:

@@ -170,6 +170,23 @@ _Trie = dict[bytes, tuple[bytes, bool, "_Trie"]]
 
 
 @dataclass
+class PageKeys:
+    """What learning takes from one page; small, so a worker process can send it."""
+
+    key_path: dict[bytes, bytes]  # key -> its path
+    paths: set[bytes]
+    path_parent: dict[bytes, tuple[bytes, bytes]]  # path -> (parent path, signature)
+
+
+def page_keys(root: etree._Element) -> PageKeys:
+    page = PageKeys({}, set(), {})
+    for k in keyed_elements(root, page.path_parent):
+        page.key_path.setdefault(k.key, k.path)
+        page.paths.add(k.path)
+    return page
+
+
+@dataclass
 class TemplateModel:
     min_share: float = 0.5
     pages: int = 0
@@ -187,14 +204,17 @@ class TemplateModel:
     _info_cache: dict[bytes, TextInfo] = field(default_factory=dict, repr=False)
 
     def observe(self, root: etree._Element) -> None:
-        keys: set[bytes] = set()
-        paths: set[bytes] = set()
-        for k in keyed_elements(root, self.path_parent):
-            keys.add(k.key)
-            paths.add(k.path)
-            self.key_path.setdefault(k.key, k.path)
-        self.key_pages.update(keys)
-        self.path_pages.update(paths)
+        self.add(page_keys(root))
+
+    def add(self, page: PageKeys) -> None:
+        """Count one page's keys. Pages may come in any order: what is kept
+        of each key and path does not depend on which page showed it first."""
+        self.key_pages.update(page.key_path.keys())
+        self.path_pages.update(page.paths)
+        for key, path in page.key_path.items():
+            self.key_path.setdefault(key, path)
+        for path, parent in page.path_parent.items():
+            self.path_parent.setdefault(path, parent)
         self.pages += 1
 
     @property
