@@ -120,6 +120,8 @@ class _Entry:
     count: int = 1
     min_conf: float = 1.0
     variants: list[tuple[str, str]] = field(default_factory=list)  # (old, new)
+    # How many variants to keep: none while only ranking the pages.
+    cap: int = VARIANT_CAP
 
     def add(self, row: Row, conf: float) -> None:
         self.count += 1
@@ -129,7 +131,7 @@ class _Entry:
             self.title = _clip(row.title)
         if _better_representative(row, self.row):
             row, self.row = self.row, row
-        if len(self.variants) < VARIANT_CAP:
+        if len(self.variants) < self.cap:
             self.variants.append((row.old, row.new))
 
 
@@ -140,11 +142,17 @@ def _better_representative(a: Row, b: Row) -> bool:
 
 @dataclass
 class _Review:
-    """A review list: how many pages and URLs it has, and the entries it shows."""
+    """A review list: how many pages and URLs it has, and which pages it shows, in order.
 
+    The shown pages' entries are built again from disk when the list is
+    written (:func:`_shown`), a few hundred at a time.
+    """
+
+    which: int = 0
     pages: int = 0
     urls: int = 0
-    shown: list[_Entry] = field(default_factory=list)
+    shown_urls: int = 0
+    shown: list[str] = field(default_factory=list)  # groups
 
 
 @dataclass
@@ -162,72 +170,77 @@ class _Stats:
 
 
 _UNMATCHED_LIST, _LOW_LIST = 0, 1
-# Groups and review rows are one per legacy page or URL: they wait on disk
-# (redirects.store), so a report of any size takes the same memory.
+# Groups and review rows are one per legacy page or URL.
 _SCHEMA = """
 CREATE TABLE method_group(method INTEGER, grp TEXT);
 CREATE TABLE review(
     seq INTEGER PRIMARY KEY, list INTEGER, grp TEXT, old TEXT, new TEXT, method TEXT,
     confidence REAL, status INTEGER, title TEXT, note TEXT, captured INTEGER)
 """
+_REVIEW_ROWS = (
+    "SELECT seq, grp, old, new, method, confidence, status, title, note, captured"
+    " FROM review WHERE list = ?"
+)
 
 
-def _aggregate(rows: Iterable[Row], low_confidence: float, list_limit: int) -> _Stats:
+def _aggregate(
+    db: sqlite3.Connection, rows: Iterable[Row], low_confidence: float, list_limit: int
+) -> _Stats:
     stats = _Stats()
     other = len(FAMILIES)
-    with closing(open_scratch()) as db:
-        create(db, _SCHEMA)
-        method_ids: dict[str, int] = {}
-        groups: list[tuple[int, str]] = []
-        last: tuple[int, str] | None = None
-        review: list[tuple[object, ...]] = []
-        for row in rows:
-            method = row.method
-            conf = _confidence(row.confidence)
-            group = row.group or row.old
-            stats.total += 1
-            stats.urls[method] = stats.urls.get(method, 0) + 1
-            stats.conf_sum[method] = stats.conf_sum.get(method, 0.0) + conf
-            # Methods are few: a number each keeps the per-row table narrow. A
-            # page's variants come together, so most repeats never reach SQLite.
-            pair = (method_ids.setdefault(method, len(method_ids)), group)
-            if pair != last:
-                groups.append((pair[0], storable(group)))
-                last = pair
-            bin_ = int(conf * BINS)
-            stats.bins[bin_ if bin_ < BINS else BINS - 1][_FAMILY_OF.get(method, other)] += 1
-            if method in UNMATCHED:
-                which: int | None = _UNMATCHED_LIST
-            elif conf < low_confidence:
-                which = _LOW_LIST
-            else:
-                which = None
-            if which is not None:
-                review.append(
-                    (
-                        stats.total,
-                        which,
-                        storable(group),
-                        storable(row.old),
-                        storable(row.new),
-                        storable(method),
-                        conf,
-                        row.status,
-                        storable(row.title),
-                        storable(row.note),
-                        row.captured,
-                    )
+    create(db, _SCHEMA)
+    method_ids: dict[str, int] = {}
+    groups: list[tuple[int, str]] = []
+    last: tuple[int, str] | None = None
+    review: list[tuple[object, ...]] = []
+    for row in rows:
+        method = row.method
+        conf = _confidence(row.confidence)
+        group = row.group or row.old
+        stats.total += 1
+        stats.urls[method] = stats.urls.get(method, 0) + 1
+        stats.conf_sum[method] = stats.conf_sum.get(method, 0.0) + conf
+        # Methods are few: a number each keeps the per-row table narrow. A
+        # page's variants come together, so most repeats never reach SQLite.
+        pair = (method_ids.setdefault(method, len(method_ids)), group)
+        if pair != last:
+            groups.append((pair[0], storable(group)))
+            last = pair
+        bin_ = int(conf * BINS)
+        stats.bins[bin_ if bin_ < BINS else BINS - 1][_FAMILY_OF.get(method, other)] += 1
+        if method in UNMATCHED:
+            which: int | None = _UNMATCHED_LIST
+        elif conf < low_confidence:
+            which = _LOW_LIST
+        else:
+            which = None
+        if which is not None:
+            review.append(
+                (
+                    stats.total,
+                    which,
+                    storable(group),
+                    storable(row.old),
+                    storable(row.new),
+                    storable(method),
+                    conf,
+                    row.status,
+                    storable(row.title),
+                    storable(row.note),
+                    row.captured,
                 )
-            if len(groups) >= BATCH or len(review) >= BATCH:
-                _flush(db, groups, review)
-        _flush(db, groups, review)
-        counts = dict(
-            db.execute("SELECT method, count(DISTINCT grp) FROM method_group GROUP BY method")
-        )
-        stats.groups = {method: counts[n] for method, n in method_ids.items()}
-        stats.all_groups = db.execute("SELECT count(DISTINCT grp) FROM method_group").fetchone()[0]
-        stats.unmatched = _review(db, _UNMATCHED_LIST, list_limit, _unmatched_key)
-        stats.low = _review(db, _LOW_LIST, list_limit, _low_key)
+            )
+        if len(groups) >= BATCH or len(review) >= BATCH:
+            _flush(db, groups, review)
+    _flush(db, groups, review)
+    db.execute("CREATE INDEX review_group ON review(list, grp, seq)")
+    counts = dict(
+        db.execute("SELECT method, count(DISTINCT grp) FROM method_group GROUP BY method")
+    )
+    stats.groups = {method: counts[n] for method, n in method_ids.items()}
+    stats.all_groups = db.execute("SELECT count(DISTINCT grp) FROM method_group").fetchone()[0]
+    stats.unmatched = _review(db, _UNMATCHED_LIST, list_limit, _unmatched_key)
+    stats.low = _review(db, _LOW_LIST, list_limit, _low_key)
     return stats
 
 
@@ -248,36 +261,55 @@ def _low_key(e: _Entry) -> tuple[float, int, str]:
     return (e.min_conf, -e.count, e.row.old)
 
 
+def _entries(rows: Iterable[tuple[Any, ...]], cap: int) -> Iterator[tuple[int, _Entry]]:
+    """(first row number, entry) of each page, from its review rows sorted by page then row."""
+    for _, members in groupby(rows, key=itemgetter(1)):
+        entry: _Entry | None = None
+        first = 0
+        for seq, group, old, new, method, conf, status, title, note, captured in members:
+            row = Row(old, new, method, conf, status, title, group, note, bool(captured))
+            if entry is None:
+                entry = _Entry(row=row, title=_clip(row.title), min_conf=conf, cap=cap)
+                first = seq
+            else:
+                entry.add(row, conf)
+        assert entry is not None
+        yield first, entry
+
+
 def _review(
     db: sqlite3.Connection, which: int, list_limit: int, key: Callable[[_Entry], Any]
 ) -> _Review:
-    """One review list: every page's entry is built in turn, only the shown ones are kept."""
-    review = _Review()
-    rows = db.execute(
-        "SELECT seq, grp, old, new, method, confidence, status, title, note, captured"
-        " FROM review WHERE list = ? ORDER BY grp, seq",
-        (which,),
-    )
+    """One review list: every page's entry is built in turn and ranked; the first are kept."""
+    review = _Review(which=which)
+    rows = db.execute(f"{_REVIEW_ROWS} ORDER BY grp, seq", (which,))
 
-    def entries() -> Iterator[tuple[Any, int, _Entry]]:
-        for _, members in groupby(rows, key=itemgetter(1)):
-            entry: _Entry | None = None
-            first = 0
-            for seq, group, old, new, method, conf, status, title, note, captured in members:
-                row = Row(old, new, method, conf, status, title, group, note, bool(captured))
-                if entry is None:
-                    entry, first = _Entry(row=row, title=_clip(row.title), min_conf=conf), seq
-                else:
-                    entry.add(row, conf)
-            assert entry is not None
+    def ranked() -> Iterator[tuple[Any, int, str, int]]:
+        for first, entry in _entries(rows, cap=0):
             review.pages += 1
             review.urls += entry.count
             # Pages compare as the rows first listed them, as a dict kept them.
-            yield key(entry), first, entry
+            yield key(entry), first, entry.row.group, entry.count
 
-    shown = heapq.nsmallest(max(list_limit, 0), entries(), key=itemgetter(0, 1))
-    review.shown = [entry for _, _, entry in shown]
+    shown = heapq.nsmallest(max(list_limit, 0), ranked(), key=itemgetter(0, 1))
+    review.shown = [group for _, _, group, _ in shown]
+    review.shown_urls = sum(count for _, _, _, count in shown)
     return review
+
+
+_SHOWN_CHUNK = 200
+
+
+def _shown(db: sqlite3.Connection, review: _Review) -> Iterator[_Entry]:
+    """The entries a review list shows, in its order, variants and all."""
+    for start in range(0, len(review.shown), _SHOWN_CHUNK):
+        groups = review.shown[start : start + _SHOWN_CHUNK]
+        marks = ", ".join("?" * len(groups))
+        rows = db.execute(
+            f"{_REVIEW_ROWS} AND grp IN ({marks}) ORDER BY grp, seq", (review.which, *groups)
+        )
+        built = {entry.row.group: entry for _, entry in _entries(rows, VARIANT_CAP)}
+        yield from (built[group] for group in groups)
 
 
 def _fmt(value: object) -> str:
@@ -464,30 +496,31 @@ def _more(count: int, what: str, where: str = "in redirects.csv") -> str:
     return f'<p class="more">{count:,} more {what} {where}</p>' if count > 0 else ""
 
 
-def _entries_html(review: _Review, list_limit: int, css_id: str, low_confidence: float) -> str:
+def _entries_html(
+    db: sqlite3.Connection, review: _Review, css_id: str, low_confidence: float
+) -> Iterator[str]:
     if not review.pages:
-        return '<p class="muted">None.</p>'
-    shown = review.shown
-    out = [
+        yield '<p class="muted">None.</p>'
+        return
+    yield (
         f'<table class="list" id="{css_id}-list"><thead><tr><th>#</th><th>old page title</th>'
         "<th>old URL</th><th>proposed target</th><th>method</th><th>confidence</th>"
         "<th>note</th></tr></thead><tbody>"
-    ]
-    for n, entry in enumerate(shown, 1):
+    )
+    for n, entry in enumerate(_shown(db, review), 1):
         row = entry.row
         conf = entry.min_conf
         conf_class = "n low" if conf < low_confidence else "n"
-        out.append(
+        yield (
             f'<tr><td class="n">{n}</td>{_title_cell(entry.title, row)}'
             f'<td class="u">{_link(row.old)}{_variants_html(entry)}</td>'
             f'<td class="u">{_link(row.new)}</td>{_method_cell(row)}'
             f'<td class="{conf_class}">{conf:.2f}</td><td>{esc(_clip(row.note))}</td></tr>'
         )
-    out.append("</tbody></table>")
-    if len(shown) < review.pages:
-        urls = review.urls - sum(e.count for e in shown)
-        out.append(_more(review.pages - len(shown), f"pages ({urls:,} URLs)"))
-    return "".join(out)
+    yield "</tbody></table>"
+    if len(review.shown) < review.pages:
+        urls = review.urls - review.shown_urls
+        yield _more(review.pages - len(review.shown), f"pages ({urls:,} URLs)")
 
 
 def _refused_html(refused: Sequence[Refused], list_limit: int) -> str:
@@ -553,59 +586,63 @@ always win over the matcher. Re-run, then check the result with
 
 
 def _document(
+    db: sqlite3.Connection,
     stats: _Stats,
     refused: Sequence[Refused],
     collisions: Sequence[Collision],
     summary: Mapping[str, object],
     low_confidence: float,
     list_limit: int,
-) -> str:
+) -> Iterator[str]:
+    """The page, a piece at a time: the review lists alone run to megabytes."""
     site = summary.get("site") or summary.get("site name") or summary.get("legacy host") or ""
     heading = f"Redirect report{f' — {_clip(str(site))}' if site else ''}"
 
     unmatched, low = stats.unmatched, stats.low
-    sections = [
-        ("summary", "Summary", _summary_html(summary)),
-        ("methods", "Counts by method", _methods_html(stats)),
-        (
-            "confidence",
-            "Confidence",
-            _histogram_svg(stats.bins, low_confidence),
-        ),
+    # (id, title, the section's HTML pieces), made only when written.
+    sections: list[tuple[str, str, Callable[[], Iterable[str]]]] = [
+        ("summary", "Summary", lambda: [_summary_html(summary)]),
+        ("methods", "Counts by method", lambda: [_methods_html(stats)]),
+        ("confidence", "Confidence", lambda: [_histogram_svg(stats.bins, low_confidence)]),
         (
             "unmatched",
             f"Needs review: unmatched — {unmatched.pages:,} pages, {unmatched.urls:,} URLs",
-            "<p>No successor page was found; these go to the archive, a parent page or the "
-            "home page. Most variants first.</p>"
-            + _entries_html(unmatched, list_limit, "unmatched", low_confidence),
+            lambda: [
+                "<p>No successor page was found; these go to the archive, a parent page or the "
+                "home page. Most variants first.</p>",
+                *_entries_html(db, unmatched, "unmatched", low_confidence),
+            ],
         ),
         (
             "low",
             f"Needs review: confidence below {low_confidence:g} — "
             f"{low.pages:,} pages, {low.urls:,} URLs",
-            "<p>A successor was proposed but the evidence is weak. Least confident first.</p>"
-            + _entries_html(low, list_limit, "low", low_confidence),
+            lambda: [
+                "<p>A successor was proposed but the evidence is weak. Least confident first.</p>",
+                *_entries_html(db, low, "low", low_confidence),
+            ],
         ),
         (
             "refused",
             f"Refused — {len(refused):,}",
-            "<p>URLs or overrides left out of the generated configuration, with the reason.</p>"
-            + _refused_html(refused, list_limit),
+            lambda: [
+                "<p>URLs or overrides left out of the generated configuration, with the reason.</p>"
+                + _refused_html(refused, list_limit)
+            ],
         ),
         (
             "collisions",
             f"Case collisions — {len(collisions):,}",
-            "<p>Legacy URLs that differ only in case; nginx cannot tell them apart, so only "
-            "one target is written for each key. Keys left out first.</p>"
-            + _collisions_html(collisions, list_limit),
+            lambda: [
+                "<p>Legacy URLs that differ only in case; nginx cannot tell them apart, so only "
+                "one target is written for each key. Keys left out first.</p>"
+                + _collisions_html(collisions, list_limit)
+            ],
         ),
-        ("howto", "How to correct", _HOWTO),
+        ("howto", "How to correct", lambda: [_HOWTO]),
     ]
     nav = "".join(f'<a href="#{sid}">{esc(title.split(" —")[0])}</a>' for sid, title, _ in sections)
-    body = "".join(
-        f'<section id="{sid}"><h2>{esc(t)}</h2>{html}</section>' for sid, t, html in sections
-    )
-    return (
+    yield (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{esc(CSP)}">'
@@ -615,8 +652,12 @@ def _document(
         f"<h1>{esc(heading)}</h1><nav>{nav}</nav>"
         '<input id="filter" type="search" placeholder="Filter the lists…" '
         'aria-label="Filter the lists" hidden>'
-        f"{body}<script>{_SCRIPT}</script></body></html>\n"
     )
+    for sid, title, html in sections:
+        yield f'<section id="{sid}"><h2>{esc(title)}</h2>'
+        yield from html()
+        yield "</section>"
+    yield f"<script>{_SCRIPT}</script></body></html>\n"
 
 
 def write_report(
@@ -632,13 +673,19 @@ def write_report(
 
     ``rows`` is consumed once and may be a generator of any length.
     """
-    stats = _aggregate(rows, low_confidence, list_limit)
-    text = _document(stats, refused, collisions, summary, low_confidence, list_limit)
+    # Rows per legacy URL and page wait on disk (redirects.store), so a
+    # report of any size takes the same memory.
     path = Path(path)
     # Replace atomically so a reviewer never opens a half-written report.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
+        with closing(open_scratch()) as db:
+            stats = _aggregate(db, rows, low_confidence, list_limit)
+            with open(tmp, "w", encoding="utf-8") as fh:
+                for piece in _document(
+                    db, stats, refused, collisions, summary, low_confidence, list_limit
+                ):
+                    fh.write(piece)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
