@@ -460,41 +460,26 @@ CREATE TABLE candidate(
 CREATE TABLE entry(map INTEGER, pos INTEGER, key BLOB, status INTEGER, target TEXT)
 """
 _FOLDED_KEY = "CAST(lower(key) AS BLOB)"
-# Each exact key's candidates, a folded key's together, in the order they came.
+# Each map's candidates as (folded, key, [tier,] seq, status, target,
+# confidence), sorted on disk so that a folded key's candidates come
+# together, within them each key's, each in the order they came.
 _EXACT_SORTED = (
     "SELECT CAST(lower(exact) AS BLOB) AS folded, exact, seq, status, target, confidence"
     " FROM candidate ORDER BY folded, seq"
 )
-
-
-def _groups_sql(key: str, tier: str, order: str, base: str = "") -> str:
-    """One row per canonical or path key, what :class:`_Group` makes of its URLs.
-
-    (``base``, folded, key, first seq, agreed, status, target, confidence,
-    old): the key's lowest tier decides; ``agreed`` is whether its URLs all
-    give that tier's answer; the confidence is the tier's highest, ``old`` its
-    first URL. Sorted by ``order``, so the keys sharing a folded key come
-    together, in the order they were first seen.
-    """
-    return (
-        f"SELECT {base}CAST(lower(key) AS BLOB) AS folded, key, min(first) AS first,"
-        " count(DISTINCT status) = 1 AND count(DISTINCT target) = 1,"
-        " min(status), min(target), max(confidence), min(seq)"
-        f" FROM (SELECT {key} AS key, {tier} AS tier, seq, status, target, confidence,"
-        f" min({tier}) OVER by_key AS low, min(seq) OVER by_key AS first"
-        f" FROM candidate WINDOW by_key AS (PARTITION BY {key}))"
-        f" WHERE tier = low GROUP BY key ORDER BY {order}"
-    )
-
-
-_CANONICAL_GROUPS = _groups_sql("canonical", "canonical_tier", "folded, first")
-# A path's two forms (with and without the trailing slash) share a base, so
-# one run of the sort holds both, and whether the toggled form is a path of
-# its own is known there.
-_PATH_GROUPS = _groups_sql(
-    "path", "path_tier", "base, folded, first", "CAST(rtrim(lower(key), '/') AS BLOB) AS base, "
+_CANONICAL_SORTED = (
+    "SELECT CAST(lower(canonical) AS BLOB) AS folded, canonical, canonical_tier,"
+    " seq, status, target, confidence FROM candidate ORDER BY folded, canonical, seq"
 )
-_KeyGroup = tuple[bytes, bytes, int, int, int, str, float, int]
+# A path's two forms (with and without the trailing slash) share a base,
+# first in each row: one run of this sort holds both, so whether the toggled
+# form is a path of its own is known there.
+_PATH_SORTED = (
+    "SELECT CAST(rtrim(lower(path), '/') AS BLOB) AS base, CAST(lower(path) AS BLOB) AS folded,"
+    " path, path_tier, seq, status, target, confidence"
+    " FROM candidate ORDER BY base, folded, path, seq"
+)
+_Candidate = tuple[bytes, bytes, int, int, int, str, float]
 
 
 class RedirectPlan:
@@ -624,27 +609,18 @@ class RedirectPlan:
             self._flush(table)
         db = self._db
         found: list[tuple[int, Collision]] = []
-        entry = self._pending["entry"]
         for _, run in groupby(db.execute(_EXACT_SORTED), key=itemgetter(0)):
-            members = list(run)
-            if len(members) == 1:
-                # Nearly every key: one URL, nothing to decide.
-                _, key, seq, status, target, _ = members[0]
-                entry.append((_EXACT, seq, key, status, target))
-                if len(entry) >= BATCH:
-                    self._flush("entry")
-                continue
             slots = [
                 _Slot(key, (status, target), confidence, seq, seq)
-                for _, key, seq, status, target, confidence in members
+                for _, key, seq, status, target, confidence in run
             ]
             self._settle(_EXACT, slots, found)
         self._collided(_EXACT, found)
-        for _, run in groupby(db.execute(_CANONICAL_GROUPS), key=itemgetter(0)):
+        for _, run in groupby(db.execute(_CANONICAL_SORTED), key=itemgetter(0)):
             self._settle(_CANONICAL, self._agreed(run), found)
         self._collided(_CANONICAL, found)
         after = self.rows  # toggled entries follow every other path entry
-        for _, base_run in groupby(db.execute(_PATH_GROUPS), key=itemgetter(0)):
+        for _, base_run in groupby(db.execute(_PATH_SORTED), key=itemgetter(0)):
             real: list[bytes] = []
             kept: list[tuple[int, _Slot]] = []
             for folded, run in groupby((r[1:] for r in base_run), key=itemgetter(0)):
@@ -662,13 +638,27 @@ class RedirectPlan:
         self._collided(_PATH, found)
         self._flush("entry")
 
-    def _agreed(self, groups: Iterable[_KeyGroup]) -> list[_Slot]:
-        """A slot for each key of one folded key whose deciding URLs agree, first seen first."""
-        return [
-            _Slot(key, (status, target), confidence, first, old)
-            for _, key, first, agreed, status, target, confidence, old in groups
-            if agreed and self._fits(key)
-        ]
+    def _agreed(self, candidates: Iterable[_Candidate]) -> list[_Slot]:
+        """Canonical or path keys: a slot for each exact key whose deciding URLs agree.
+
+        Read as they come: a path like ``/index.php`` can have most of a
+        Joomla site's URLs behind it.
+        """
+        slots: list[_Slot] = []
+        for key, members in groupby(candidates, key=itemgetter(1)):
+            group: _Group | None = None
+            for _, _, tier, seq, status, target, confidence in members:
+                if group is None:
+                    group = _Group(tier, (status, target), confidence, seq, seq)
+                else:
+                    group.add(tier, (status, target), confidence, seq)
+            assert group is not None
+            if group.answer is not None and self._fits(key):
+                slots.append(_Slot(key, group.answer, group.confidence, group.seq, group.old))
+        # Keys sharing a folded key compete in the order they were first seen.
+        if len(slots) > 1:
+            slots.sort(key=lambda slot: slot.seq)
+        return slots
 
     def _settle(
         self, which: int, slots: list[_Slot], found: list[tuple[int, Collision]]
