@@ -22,8 +22,10 @@ replica's urls.jsonl shape). Then, per size:
   redirects.csv says.
 
 The sizes scale both sites (a new site a fifth the size of the old one); one
-extra run puts the largest legacy site against the smallest new site, which
-splits the memory growth between the two sides.
+extra run puts the largest legacy site against the smallest new site, so that
+with the smallest size's run it shows the legacy side grown alone (25,000 ×
+5,000 → 100,000 × 5,000 by default), and splits the memory growth between the
+two sides.
 
     .venv/bin/python bench/redirects.py
     .venv/bin/python bench/redirects.py --repeat 3 --keep --full-check
@@ -37,9 +39,15 @@ test suite.
 
 There is no competing tool to run on the same input, so the figures quoted
 are against the issue's own targets: seconds for 100k legacy URLs against
-the 60 s budget; the peak-RSS growth from the smallest to the largest size
-against the input's growth ("flat" is taken to mean growing by less than half
-as fast as the input); and the accuracy against the generator's truth.
+the 60 s budget; flat memory; and the accuracy against the generator's truth.
+"Flat" is judged where the stage is built to be flat: the new site's index is
+held in memory by design (it is the smaller side, and every old page is looked
+up in it), while everything per legacy URL streams through scratch tables on
+disk. So the target is a peak RSS with the largest legacy site at most 1.3×
+the peak with the smallest, the new site held at the smallest size; the main
+series, both sites grown, must still grow by less than half as fast as the
+input. Memory figures do not depend on the machine's load; wall times do, so
+the load averages before and after are recorded with them.
 
 The generated site, at every size: about 37% of the articles keep their slug
 under a new parent page, 23% are retitled with most sentences kept, 10% are
@@ -92,6 +100,8 @@ SIZES = (25_000, 50_000, 100_000)
 NEW_PER_LEGACY = 0.2  # 20,000 new-site rows for 100,000 legacy URLs
 TARGET_SECONDS = 60.0
 TARGET_URLS = 100_000
+# Peak RSS with the largest legacy site ÷ with the smallest, same new site.
+FLAT_RATIO = 1.3
 NGINX_SAMPLE = 2_000
 DEFAULT_TIMEOUT = 1800.0
 
@@ -1372,6 +1382,8 @@ def memory_growth(sizes: list[dict]) -> dict[str, object]:
         "mb_per_10k_urls": None,
         "mb_per_10k_legacy_urls": None,
         "mb_per_1k_new_rows": None,
+        "legacy_only_ratio": None,
+        "legacy_only_input_ratio": None,
     }
     if len(main) < 2:
         return growth
@@ -1387,6 +1399,10 @@ def memory_growth(sizes: list[dict]) -> dict[str, object]:
     split = next((s for s in sizes if s["median"] and s["split"]), None)
     if split:
         rs = split["median"]["peak_rss_mb"]
+        if split["new_rows"] == first["new_rows"]:
+            # The same new site under both: only the legacy side grew.
+            growth["legacy_only_ratio"] = round(rs / r0, 2) if r0 else None
+            growth["legacy_only_input_ratio"] = round(split["legacy_urls"] / n0, 2)
         growth["mb_per_10k_legacy_urls"] = round((rs - r0) / (n1 - n0) * 10_000, 1)
         growth["mb_per_1k_new_rows"] = round(
             (r1 - rs) / (last["new_rows"] - split["new_rows"]) * 1_000, 1
@@ -1405,11 +1421,18 @@ def targets(sizes: list[dict], growth: dict[str, object]) -> dict[str, bool | No
         f"nginx loads the {TARGET_URLS:,}-URL maps and answers as redirects.csv says": (
             None if not ngx else bool(ngx["ok"])
         ),
-        # Flat: memory grows by less than half as fast as the input.
+        # Both sites grown: memory grows by less than half as fast as the input.
         "peak RSS grows by less than half the input's growth": (
             None
             if growth["ratio"] is None
             else growth["ratio"] - 1 < (growth["input_ratio"] - 1) / 2  # type: ignore[operator]
+        ),
+        # Only the legacy side grown: flat.
+        f"peak RSS with the largest legacy site at most {FLAT_RATIO:g}× the smallest's"
+        " (same new site)": (
+            None
+            if growth["legacy_only_ratio"] is None
+            else growth["legacy_only_ratio"] <= FLAT_RATIO  # type: ignore[operator]
         ),
     }
 
@@ -1490,6 +1513,20 @@ def print_report(report: dict) -> None:
             f"split by side: {g['mb_per_10k_legacy_urls']} MB per 10k legacy URLs"
             f" (new site held at the smallest size), {g['mb_per_1k_new_rows']} MB per 1k"
             " new-site rows"
+        )
+    if g["legacy_only_ratio"] is not None:
+        out.print(
+            f"peak RSS, legacy side alone: {g['legacy_only_ratio']}× for"
+            f" {g['legacy_only_input_ratio']}× the legacy URLs (target at most {FLAT_RATIO:g}×)"
+        )
+    load = report.get("load_average") or {}
+    if load:
+        out.print(
+            "load average (1, 5, 15 min): before "
+            + ", ".join(f"{x:.2f}" for x in load["before"])
+            + "; after "
+            + ", ".join(f"{x:.2f}" for x in load["after"])
+            + f"; {report['cpus']} CPUs"
         )
     for s in report["sizes"]:
         med = s["median"]
@@ -1584,6 +1621,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--repeat must be at least 1")
 
     started = time.time()
+    # Other work on the machine slows the wall times (not the memory figures).
+    load_before = os.getloadavg()
     base: Path = args.out.resolve()
     base.mkdir(parents=True, exist_ok=True)
     results: list[dict] = []
@@ -1639,7 +1678,9 @@ def main(argv: list[str] | None = None) -> int:
         "repeat": args.repeat,
         "generator_version": GENERATOR_VERSION,
         "cpus": os.cpu_count(),
+        "load_average": {"before": load_before, "after": os.getloadavg()},
         "target_seconds": TARGET_SECONDS,
+        "flat_ratio": FLAT_RATIO,
         "sizes": results,
         "memory_growth": growth,
         "targets": targets(results, growth),
