@@ -184,7 +184,9 @@ ON CONFLICT(url) DO UPDATE SET ts = excluded.ts, status = excluded.status,
     offset = excluded.offset
 WHERE (excluded.ts, excluded.status = 200) >= (cap.ts, cap.status = 200)
 """
-_REDIRECT_LIST = ", ".join(str(s) for s in sorted(REDIRECT_STATUSES))
+_REDIRECTED = f"status IN ({', '.join(str(s) for s in sorted(REDIRECT_STATUSES))})"
+# For other steps' SQL on the same connection: the URLs captured as 3xx.
+REDIRECTED_URLS = f"SELECT url FROM cap WHERE {_REDIRECTED}"
 
 
 def _capture(row: tuple[Any, ...]) -> Capture:
@@ -194,9 +196,9 @@ def _capture(row: tuple[Any, ...]) -> Capture:
 class LegacyIndex:
     """The legacy crawl's latest capture of every URL, in scratch tables on disk.
 
-    The old site is the large side: a dict of its captures grew by a few
-    hundred bytes a URL. Rows keep the index's order (a URL's first line),
-    which is the order its redirects are written in.
+    The old site is the large side: held in a dict, its captures would cost a
+    few hundred bytes a URL. Rows keep the index's order (a URL's first
+    line), which is the order its redirects are written in.
     """
 
     def __init__(
@@ -240,23 +242,13 @@ class LegacyIndex:
         )
         return int(self.db.execute("SELECT count(*) FROM cap").fetchone()[0])
 
-    def get(self, url: str) -> Capture | None:
-        row = self.db.execute(f"SELECT {_CAP_COLUMNS} FROM cap WHERE url = ?", (url,)).fetchone()
-        return _capture(row) if row else None
-
     def latest_timestamp(self) -> str:
         return str(self.db.execute("SELECT max(ts) FROM cap").fetchone()[0] or "")
 
     def redirects(self) -> Iterator[Capture]:
         """Captured 3xx responses, in index order."""
-        for row in scan(self.db, "cap", _CAP_COLUMNS, f"status IN ({_REDIRECT_LIST})"):
+        for row in scan(self.db, "cap", _CAP_COLUMNS, _REDIRECTED):
             yield _capture(row[1:])
-
-    def is_redirect(self, url: str) -> bool:
-        found = self.db.execute(
-            f"SELECT 1 FROM cap WHERE url = ? AND status IN ({_REDIRECT_LIST})", (url,)
-        ).fetchone()
-        return found is not None
 
     def _load_titles(self) -> None:
         """The crawl's own page titles (for a crawl that transform has not read)."""
@@ -264,8 +256,9 @@ class LegacyIndex:
             return
         self._titles_loaded = True
         pieces: list[tuple[str]] = []
-        for url, title in iter_crawl_titles(self.crawl_dir):
-            self.db.execute("INSERT OR REPLACE INTO crawl_title VALUES (?, ?)", (url, title))
+        self.db.executemany(
+            "INSERT OR REPLACE INTO crawl_title VALUES (?, ?)", iter_crawl_titles(self.crawl_dir)
+        )
         # A title counts once however many lines repeat its URL, as in a dict.
         for (title,) in self.db.execute("SELECT title FROM crawl_title"):
             pieces.extend((piece,) for piece in title_pieces(title))
@@ -710,6 +703,7 @@ def read_csv_inventory(path: Path) -> list[NewPage]:
 
 
 __all__ = [
+    "REDIRECTED_URLS",
     "Capture",
     "LegacyIndex",
     "LegacyPage",

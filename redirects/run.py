@@ -9,6 +9,14 @@ A page whose content we hold goes to its archived copy before a parent
 guess: the copy is the page the visitor wanted, a parent section is not.
 Listing pages are the exception handled by their own step: their content is
 links, and they follow where those links went.
+
+Only the new site's index (:class:`redirects.match.NewIndex`) is held in
+memory: it is the smaller side, and every old page is looked up in it.
+Everything kept per legacy URL or page (captures, pages and their
+decisions, which page a URL or canonical key shows, listing links,
+overrides, the rows) lives in scratch tables on disk
+(:mod:`redirects.store`), read back in order, so memory stays flat however
+large the old site is.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from sunset.ui import progress
 
 from . import model
 from .inventory import (
-    REDIRECT_STATUSES,
+    REDIRECTED_URLS,
     LegacyIndex,
     NewPage,
     content_pages,
@@ -56,7 +64,6 @@ MAX_HOPS = 10
 # What --install-dir may hold: it is written into nginx include directives.
 _PLAIN_DIR = re.compile(r"/[A-Za-z0-9._/+-]*")
 CLAIM_SHARE = 0.3
-_REDIRECT_LIST = ", ".join(str(s) for s in sorted(REDIRECT_STATUSES))
 
 
 @dataclass
@@ -611,7 +618,7 @@ def _plan(opts: RedirectOptions, db: sqlite3.Connection) -> Plan:
     unseen = db.execute(
         "SELECT url, target FROM extra_override"
         " WHERE url NOT IN (SELECT url FROM url_group)"
-        f" AND url NOT IN (SELECT url FROM cap WHERE status IN ({_REDIRECT_LIST}))"
+        f" AND url NOT IN ({REDIRECTED_URLS})"
         " ORDER BY url"
     )
     for url, target in unseen:
