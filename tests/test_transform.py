@@ -537,7 +537,7 @@ def test_selector_prefilter_never_holds_back_a_match() -> None:
 
 
 def test_text_pattern_shortcut_never_holds_back_a_match() -> None:
-    from transform.extract import _literal
+    from transform.extract import _literal, fold_for_ascii
 
     patterns = (
         r"(?i)this website is no longer (being )?updated",
@@ -557,6 +557,7 @@ def test_text_pattern_shortcut_never_holds_back_a_match() -> None:
         "12 item",
         "b",
         "This webſite is no longer updated",  # re's case folding: ſ is s
+        "LOGİN FORM",  # and İ is i
     )
     assert _literal(patterns[0]) is not None and _literal("a|b") is None
     for pattern in patterns:
@@ -564,5 +565,11 @@ def test_text_pattern_shortcut_never_holds_back_a_match() -> None:
         for text in texts:
             page = f"before {text} after"
             if rx.search(text) and lit is not None:
-                lower = page.lower() if page.isascii() else None
-                assert lit.found_in(page, lower), (pattern, text)
+                assert lit.found_in(page, fold_for_ascii(page)), (pattern, text)
+    # Every character the regex module matches to an ASCII letter, case-blind,
+    # folds to that letter.
+    beyond = "".join(map(chr, range(128, 0x110000)))
+    for char in re.findall("(?i)[a-z]", beyond):
+        for letter in "abcdefghijklmnopqrstuvwxyz":
+            if re.fullmatch(f"(?i){letter}", char):
+                assert fold_for_ascii(char) == letter, hex(ord(char))

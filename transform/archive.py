@@ -9,6 +9,7 @@ no WARC is ever held in memory.
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import zlib
@@ -21,6 +22,8 @@ from typing import BinaryIO
 
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
+from warcio.recordloader import ArcWarcRecordLoader
+from warcio.statusandheaders import StatusAndHeaders, StatusAndHeadersParser
 
 HTML_MIMES = ("text/html", "application/xhtml+xml", "text/plain", "unk", "")
 
@@ -209,27 +212,81 @@ def read_payload(
         fh = files.get(loc.filename)
     except OSError as exc:
         raise ValueError(f"warc-unreadable:{exc.strerror or exc}") from None
-    fh.seek(loc.offset)
-    it = ArchiveIterator(fh, no_record_parse=False, arc2warc=False)
-    try:
-        record = next(iter(it))
-    except (StopIteration, ArchiveLoadFailed, OSError, EOFError, zlib.error) as exc:
-        raise ValueError(f"record-unreadable:{type(exc).__name__}") from None
-    if record.rec_type != "response" or record.http_headers is None:
-        raise ValueError(f"not-a-response:{record.rec_type}")
-    headers = list(record.http_headers.headers)
-    truncated = record.rec_headers.get_header("WARC-Truncated")
+    whole = _whole_response(fh, loc)
+    if whole is not None:
+        rec_headers, http_headers, raw = whole
+        raw = raw[: max_bytes + 1]
+    else:
+        fh.seek(loc.offset)
+        it = ArchiveIterator(fh, no_record_parse=False, arc2warc=False)
+        try:
+            record = next(iter(it))
+        except (StopIteration, ArchiveLoadFailed, OSError, EOFError, zlib.error) as exc:
+            raise ValueError(f"record-unreadable:{type(exc).__name__}") from None
+        if record.rec_type != "response" or record.http_headers is None:
+            raise ValueError(f"not-a-response:{record.rec_type}")
+        rec_headers, http_headers = record.rec_headers, record.http_headers
+        try:
+            raw = record.raw_stream.read(max_bytes + 1)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ValueError(f"record-corrupt:{type(exc).__name__}") from None
+    headers = list(http_headers.headers)
+    truncated = rec_headers.get_header("WARC-Truncated")
     notes: list[str] = []
-    try:
-        raw = record.raw_stream.read(max_bytes + 1)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise ValueError(f"record-corrupt:{type(exc).__name__}") from None
     if len(raw) > max_bytes:
         raise ValueError(f"too-large:>{max_bytes} bytes")
-    status = int(record.http_headers.get_statuscode() or 0)
-    body = _decode_content(raw, record.http_headers.get_header("Content-Encoding"), notes)
-    ctype = record.http_headers.get_header("Content-Type") or ""
+    status = int(http_headers.get_statuscode() or 0)
+    body = _decode_content(raw, http_headers.get_header("Content-Encoding"), notes)
+    ctype = http_headers.get_header("Content-Type") or ""
     return Payload(url, status, headers, body, truncated, ctype, notes)
+
+
+# Records up to this many bytes on disk are read in one go and parsed here;
+# bigger ones are streamed by warcio, so memory stays flat.
+WHOLE_RECORD_BYTES = 4 * 1000**2
+# warcio's own header parsers, as its ArchiveIterator sets them up.
+_WARC_HEADERS = StatusAndHeadersParser(ArcWarcRecordLoader.WARC_TYPES)
+_HTTP_HEADERS = StatusAndHeadersParser(ArcWarcRecordLoader.HTTP_TYPES, verify=False)
+
+
+def _whole_response(
+    fh: BinaryIO, loc: Location
+) -> tuple[StatusAndHeaders, StatusAndHeaders, bytes] | None:
+    """(WARC headers, HTTP headers, payload as stored) of the ordinary record:
+    an HTTP response in one gzip member of the length the index gives.
+
+    What warcio's iterator would return, through warcio's own header parser,
+    without its buffered, streaming readers (a fifth of the time a small page
+    takes). Anything else is None, and left to warcio.
+    """
+    if not 0 < loc.length <= WHOLE_RECORD_BYTES:
+        return None
+    try:
+        member = os.pread(fh.fileno(), loc.length, loc.offset)
+        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        data = inflate.decompress(member)
+        if not inflate.eof or inflate.unused_data:
+            return None
+        stream = io.BytesIO(data)
+        rec_headers = _WARC_HEADERS.parse(stream)
+        uri = rec_headers.get_header("WARC-Target-URI")
+        if (
+            rec_headers.get_header("WARC-Type") != "response"
+            or not uri
+            or uri.startswith("<")
+            or " " in uri
+            or not uri.startswith(("http:", "https:"))
+        ):
+            return None
+        length = int(rec_headers.get_header("Content-Length") or "")
+        start = stream.tell()
+        if length <= 0 or len(data) - start < length:
+            return None
+        block = io.BytesIO(data[start : start + length])
+        http_headers = _HTTP_HEADERS.parse(block)
+        return rec_headers, http_headers, data[start + block.tell() : start + length]
+    except Exception:
+        return None
 
 
 def _decode_content(raw: bytes, encoding: str | None, notes: list[str]) -> bytes:
@@ -265,6 +322,9 @@ def payload_size(crawl_dir: Path, loc: Location) -> int | None:
     """Bytes of a response's HTTP payload as served (streamed, never held), or None."""
     try:
         with open(crawl_dir / "warc" / loc.filename, "rb") as fh:
+            whole = _whole_response(fh, loc)
+            if whole is not None:
+                return len(whole[2])
             fh.seek(loc.offset)
             record = next(iter(ArchiveIterator(fh)))
             n = 0

@@ -117,15 +117,25 @@ class Literal:
     ignore_case: bool
     regex: re.Pattern[str]  # the text alone, with the pattern's flags
 
-    def found_in(self, page: str, page_lower: str | None) -> bool:
-        """Whether page holds it; page_lower is page.lower() when page is ASCII."""
+    def found_in(self, page: str, folded: str) -> bool:
+        """Whether page holds it; folded is fold_for_ascii(page)."""
         if not self.ignore_case:
             return self.text in page
-        if page_lower is not None and self.text.isascii():
-            # Between ASCII characters the regex module's case folding is
-            # plain ASCII lower-casing, and a substring test is far quicker.
-            return self.text.lower() in page_lower
+        if self.text.isascii():
+            # A substring test, far quicker than a case-blind regex search.
+            return self.text.lower() in folded
         return self.regex.search(page) is not None
+
+
+# The characters beyond ASCII that the regex module's case-blind matching
+# takes for an ASCII letter (a test checks this against the module itself).
+_ASCII_FOLDS = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
+
+
+def fold_for_ascii(text: str) -> str:
+    """text lower-cased so that wherever a case-blind pattern matches plain
+    ASCII text, that text, lower-cased, is a substring of this."""
+    return text.translate(_ASCII_FOLDS).lower()
 
 
 def _literal(pattern: str) -> Literal | None:
@@ -366,11 +376,11 @@ class Extractor:
             return
         if len(self.rules.literals) == len(patterns):
             page = norm_space(_text(body))
-            page_lower = page.lower() if page.isascii() else None
+            folded = fold_for_ascii(page)
             patterns = [
                 pat
                 for pat, lit in zip(patterns, self.rules.literals, strict=True)
-                if lit is None or lit.found_in(page, page_lower)
+                if lit is None or lit.found_in(page, folded)
             ]
             if not patterns:
                 return

@@ -805,10 +805,15 @@ def _unlink_page(pages_dir: Path, page_id: str | None) -> None:
 
 
 def _write_file(path: Path, text: str) -> None:
-    # Bytes straight to the file: a text-mode wrapper per small file costs
+    # Straight to the descriptor: a Python file object per small file costs
     # more than the write.
-    with open(path, "wb") as fh:
-        fh.write(text.encode("utf-8"))
+    data = memoryview(text.encode("utf-8"))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        while data:
+            data = data[os.write(fd, data) :]
+    finally:
+        os.close(fd)
 
 
 def _add_merged_urls(
