@@ -573,3 +573,22 @@ def test_text_pattern_shortcut_never_holds_back_a_match() -> None:
         for letter in "abcdefghijklmnopqrstuvwxyz":
             if re.fullmatch(f"(?i){letter}", char):
                 assert fold_for_ascii(char) == letter, hex(ord(char))
+
+
+def test_fingerprint_is_the_words_as_the_regex_module_splits_them() -> None:
+    import hashlib
+    import random
+    from types import SimpleNamespace
+
+    from transform.run import _fingerprint
+
+    rng = random.Random(2)
+    alphabet = "aB _-.,\t\n\x1c1\x7f!£é–’ßİı\u00a0\u2003Ω٣_\U0001f600"
+    for _ in range(3000):
+        blocks = [
+            "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 15)))
+            for _ in range(rng.randint(0, 3))
+        ]
+        text = " ".join(blocks).lower()
+        expected = hashlib.sha1(re.sub(r"\W+", " ", text).strip().encode()).hexdigest()
+        assert _fingerprint(SimpleNamespace(blocks=blocks)) == expected, blocks

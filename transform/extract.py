@@ -135,7 +135,10 @@ _ASCII_FOLDS = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u21
 def fold_for_ascii(text: str) -> str:
     """text lower-cased so that wherever a case-blind pattern matches plain
     ASCII text, that text, lower-cased, is a substring of this."""
-    return text.translate(_ASCII_FOLDS).lower()
+    if not text.isascii() and any(c in text for c in "\u0130\u0131\u017f\u212a"):
+        # Per-character translation is slow: only for the rare page that needs it.
+        text = text.translate(_ASCII_FOLDS)
+    return text.lower()
 
 
 def _literal(pattern: str) -> Literal | None:

@@ -291,20 +291,23 @@ def _load(
     return root, title, lang, dates, dec.notes
 
 
-_NON_WORD = re.compile(r"\W+")
-# ASCII bytes that are not word characters, each to a space.
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+# ASCII bytes that are not word characters, each to a space; the rest as they are.
 _ASCII_WORDS = bytes(
-    c if chr(c).isalnum() or c == ord("_") else ord(" ") for c in range(128)
-) + bytes(range(128, 256))
+    c if c > 127 or chr(c).isalnum() or c == ord("_") else ord(" ") for c in range(256)
+)
 
 
 def _fingerprint(result: Result) -> str:
+    """A hash of the page's words: its text, lower-cased, with every run of
+    non-word characters (regex \\W) as one space."""
     text = " ".join(result.blocks).lower()
-    if text.isascii():
-        # The words, as the regex below gives them, by C string calls alone.
-        words = b" ".join(text.encode("ascii").translate(_ASCII_WORDS).split())
-    else:
-        words = _NON_WORD.sub(" ", text).strip().encode()
+    # What str.isalnum() calls a word character is what the regex module does.
+    for char in set(_NON_ASCII.findall(text)):
+        if not char.isalnum():
+            text = text.replace(char, " ")
+    # Now every byte of a character beyond ASCII belongs to a word.
+    words = b" ".join(text.encode("utf-8", "surrogatepass").translate(_ASCII_WORDS).split())
     return hashlib.sha1(words).hexdigest()
 
 
