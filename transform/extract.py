@@ -594,10 +594,13 @@ def _site_suffix_cut(title: str | None) -> str | None:
     return title
 
 
+_LAST_LINK = etree.XPath("(.//a)[last()]")
+
+
 def breadcrumb_items(el: etree._Element) -> list[str]:
     items = [norm_space(_text(a)) for a in el.iter("a")]
     # The current page is usually the text after the last link.
-    last = el.xpath("(.//a)[last()]")
+    last = _LAST_LINK(el)
     tail_text = ""
     if last:
         after = []
@@ -625,6 +628,12 @@ def breadcrumb_items(el: etree._Element) -> list[str]:
     return items
 
 
+_CELLS = frozenset(("td", "th"))
+# Where a line ends: before and after a block, before a line break.
+_FLUSH_AFTER = (BLOCK_TAGS - _CELLS) | {"div", "section", "article", "table", "ul", "ol", "dl"}
+_FLUSH_BEFORE = _FLUSH_AFTER | {"br", "tbody"}
+
+
 def text_blocks(content: etree._Element) -> list[str]:
     """The content as lines: one per paragraph, heading, list item or table row."""
     out: list[str] = []
@@ -637,21 +646,12 @@ def text_blocks(content: etree._Element) -> list[str]:
         buf.clear()
 
     def walk(el: etree._Element) -> None:
-        tag = el.tag if isinstance(el.tag, str) else ""
-        is_block = tag in BLOCK_TAGS and tag not in ("td", "th")
-        if is_block or tag in (
-            "div",
-            "ul",
-            "ol",
-            "table",
-            "section",
-            "article",
-            "dl",
-            "br",
-            "tbody",
-        ):
+        tag = el.tag
+        if tag.__class__ is not str:
+            tag = ""
+        if tag in _FLUSH_BEFORE:
             flush()
-        if tag in ("td", "th"):
+        elif tag in _CELLS:
             buf.append(" ")
         if el.text:
             buf.append(el.text)
@@ -659,7 +659,7 @@ def text_blocks(content: etree._Element) -> list[str]:
             walk(child)
             if child.tail:
                 buf.append(child.tail)
-        if is_block or tag in ("div", "section", "article", "table", "ul", "ol", "dl"):
+        if tag in _FLUSH_AFTER:
             flush()
 
     walk(content)
@@ -734,10 +734,16 @@ def _squeeze_blank(s: str) -> str:
 _MD_ESCAPE = re.compile(r"([\\`*_\[\]<>])")
 
 
+def _md_escape(s: str) -> str:
+    # A search first: a substitution with a template costs a Python call into
+    # the re module every time, and most text has nothing to escape.
+    return _MD_ESCAPE.sub(r"\\\1", s) if _MD_ESCAPE.search(s) else s
+
+
 def _md_inline(el: etree._Element) -> str:
     parts: list[str] = []
     if el.text:
-        parts.append(_MD_ESCAPE.sub(r"\\\1", el.text))
+        parts.append(_md_escape(el.text))
     for child in el:
         tag = child.tag if isinstance(child.tag, str) else ""
         inner = _md_inline(child)
@@ -758,7 +764,7 @@ def _md_inline(el: etree._Element) -> str:
         else:
             parts.append(inner)
         if child.tail:
-            parts.append(_MD_ESCAPE.sub(r"\\\1", child.tail))
+            parts.append(_md_escape(child.tail))
     return "".join(parts)
 
 
@@ -832,17 +838,17 @@ def to_markdown(content: etree._Element) -> str:
                 lines.extend(["---", ""])
             else:
                 if child.text and norm_space(child.text):
-                    para(_MD_ESCAPE.sub(r"\\\1", child.text))
+                    para(_md_escape(child.text))
                 walk(child, depth)
             if (
                 child.tail
                 and norm_space(child.tail)
                 and tag not in ("img", "a", "span", "strong", "em", "b", "i")
             ):
-                para(_MD_ESCAPE.sub(r"\\\1", child.tail))
+                para(_md_escape(child.tail))
 
     if content.text and norm_space(content.text):
-        para(_MD_ESCAPE.sub(r"\\\1", content.text))
+        para(_md_escape(content.text))
     walk(_copy(content), 0)
     text = "\n".join(lines)
     return _squeeze_blank(text) if text.strip() else ""

@@ -72,6 +72,8 @@ CHUNK_GROUPS = 8
 # Chunks per worker allowed in flight: keeps the workers busy while the parent
 # writes, and keeps memory flat whatever the size of the crawl.
 CHUNKS_AHEAD = 4
+# URLs whose page key is remembered, per process.
+URL_MEMO = 200_000
 
 
 def default_workers() -> int:
@@ -124,8 +126,29 @@ class UrlKeys:
         self.parts = {p.lower() for p in pages.part_params}
         self.all_parts = {p.lower() for p in pages.all_parts_params}
         self.variants = {p.lower() for p in pages.variant_params}
+        # The same URLs come up again and again (grouping, parts, the links
+        # of an article index): each is worked out once.
+        self._keys: dict[str, str] = {}
+        self._parts: dict[str, tuple[bool, int | None]] = {}
 
     def key(self, url: str) -> str:
+        key = self._keys.get(url)
+        if key is None:
+            if len(self._keys) >= URL_MEMO:
+                self._keys.clear()
+            key = self._keys[url] = self._key(url)
+        return key
+
+    def part(self, url: str) -> tuple[bool, int | None]:
+        """(shows all parts, part number) of a URL."""
+        part = self._parts.get(url)
+        if part is None:
+            if len(self._parts) >= URL_MEMO:
+                self._parts.clear()
+            part = self._parts[url] = self._part(url)
+        return part
+
+    def _key(self, url: str) -> str:
         parts = urlsplit(url)
         path = parts.path.rstrip("/").lower() or "/"
         ignored = self.parts | self.all_parts | self.variants
@@ -137,8 +160,7 @@ class UrlKeys:
         host = (parts.hostname or "").lower()
         return f"{host}{path}" + (f"?{urlencode(query)}" if query else "")
 
-    def part(self, url: str) -> tuple[bool, int | None]:
-        """(shows all parts, part number) of a URL."""
+    def _part(self, url: str) -> tuple[bool, int | None]:
         show_all, number = False, None
         for k, v in parse_qsl(urlsplit(url).query, keep_blank_values=True):
             k = k.lower()
@@ -291,7 +313,7 @@ def _load(
     return root, title, lang, dates, dec.notes
 
 
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_ASCII_BYTES = bytes(range(128))
 # ASCII bytes that are not word characters, each to a space; the rest as they are.
 _ASCII_WORDS = bytes(
     c if c > 127 or chr(c).isalnum() or c == ord("_") else ord(" ") for c in range(256)
@@ -302,13 +324,18 @@ def _fingerprint(result: Result) -> str:
     """A hash of the page's words: its text, lower-cased, with every run of
     non-word characters (regex \\W) as one space."""
     text = " ".join(result.blocks).lower()
-    # What str.isalnum() calls a word character is what the regex module does.
-    for char in set(_NON_ASCII.findall(text)):
-        if not char.isalnum():
+    data = text.encode("utf-8", "surrogatepass")
+    if not text.isascii():
+        # The characters beyond ASCII, from their bytes alone; what
+        # str.isalnum() calls a word character is what the regex module does.
+        beyond = data.translate(None, _ASCII_BYTES).decode("utf-8", "surrogatepass")
+        spaced = [c for c in set(beyond) if not c.isalnum()]
+        for char in spaced:
             text = text.replace(char, " ")
+        if spaced:
+            data = text.encode("utf-8", "surrogatepass")
     # Now every byte of a character beyond ASCII belongs to a word.
-    words = b" ".join(text.encode("utf-8", "surrogatepass").translate(_ASCII_WORDS).split())
-    return hashlib.sha1(words).hexdigest()
+    return hashlib.sha1(b" ".join(data.translate(_ASCII_WORDS).split())).hexdigest()
 
 
 def _read_rewrites(path: Path) -> dict[str, str]:
@@ -795,10 +822,11 @@ def _write_page(
 ) -> tuple[str, list[tuple[str, int | None]]]:
     """Write a page's HTML, Markdown and JSON; its pages.jsonl line and attachments."""
     rec = _finish_record(rec, page_id, inv, size_of)
-    _write_file(pages_dir / f"{page_id}.html", rec.pop("_html"))
-    _write_file(pages_dir / f"{page_id}.md", rec.pop("_markdown"))
+    stem = os.path.join(pages_dir, page_id)
+    _write_file(f"{stem}.html", rec.pop("_html"))
+    _write_file(f"{stem}.md", rec.pop("_markdown"))
     line, pretty = _dumps(rec)
-    _write_file(pages_dir / f"{page_id}.json", pretty + "\n")
+    _write_file(f"{stem}.json", pretty + "\n")
     return line, [(a["url"], a["size"]) for a in rec["attachments"]]
 
 
@@ -807,7 +835,7 @@ def _unlink_page(pages_dir: Path, page_id: str | None) -> None:
         (pages_dir / f"{page_id}.{ext}").unlink(missing_ok=True)
 
 
-def _write_file(path: Path, text: str) -> None:
+def _write_file(path: Path | str, text: str) -> None:
     # Straight to the descriptor: a Python file object per small file costs
     # more than the write.
     data = memoryview(text.encode("utf-8"))
@@ -841,34 +869,47 @@ def _dumps(rec: dict[str, Any]) -> tuple[str, str]:
     """json.dumps(rec, ensure_ascii=False), and the same with indent=2, in one pass
     that escapes each string once (json's indenting encoder is pure Python)."""
 
-    def both(o: Any, ind: str) -> tuple[str, str]:
+    def scalar(o: Any) -> str | None:
+        # Most values are strings: no call, no pair, for those.
         if type(o) is str:
-            s = _json_str(o)
-            return s, s
+            return _json_str(o)
+        if o is None:
+            return "null"
+        if type(o) is dict or type(o) is list:
+            return None
+        return json.dumps(o)
+
+    def both(o: Any, ind: str) -> tuple[str, str]:
+        inner = ind + "  "
         if type(o) is dict:
             if not o:
                 return "{}", "{}"
-            inner = ind + "  "
             flat, pretty = [], []
             for k, v in o.items():
                 key = _json_str(k)
-                f, p = both(v, inner)
+                s = scalar(v)
+                if s is None:
+                    f, p = both(v, inner)
+                else:
+                    f = p = s
                 flat.append(f"{key}: {f}")
                 pretty.append(f"{inner}{key}: {p}")
             return "{" + ", ".join(flat) + "}", "{\n" + ",\n".join(pretty) + "\n" + ind + "}"
-        if type(o) is list:
-            if not o:
-                return "[]", "[]"
-            inner = ind + "  "
-            pairs = [both(v, inner) for v in o]
-            return (
-                "[" + ", ".join(f for f, _ in pairs) + "]",
-                "[\n" + ",\n".join(inner + p for _, p in pairs) + "\n" + ind + "]",
-            )
-        s = json.dumps(o)
-        return s, s
+        if not o:
+            return "[]", "[]"
+        flat, pretty = [], []
+        for v in o:
+            s = scalar(v)
+            if s is None:
+                f, p = both(v, inner)
+            else:
+                f = p = s
+            flat.append(f)
+            pretty.append(inner + p)
+        return "[" + ", ".join(flat) + "]", "[\n" + ",\n".join(pretty) + "\n" + ind + "]"
 
-    return both(rec, "")
+    top = scalar(rec)
+    return (top, top) if top is not None else both(rec, "")
 
 
 def _write_attachments(
