@@ -58,7 +58,7 @@ from sunset.errors import SunsetError
 from sunset.nginx import MAX_TOKEN, map_key_bytes, quote
 
 from .model import GONE, MOVED, Collision, Refused, Row, Site
-from .store import BATCH, create, open_scratch
+from .store import Buffer, create, open_scratch
 
 EXACT_MAP = "redirects.map"
 CANONICAL_MAP = "redirects-canonical.map"
@@ -516,7 +516,10 @@ class RedirectPlan:
         self.rows = 0
         self._db = open_scratch()
         create(self._db, _PLAN_SCHEMA)
-        self._pending: dict[str, list[tuple[object, ...]]] = {"candidate": [], "entry": []}
+        self._candidates = Buffer(
+            self._db, "INSERT INTO candidate VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        self._entries = Buffer(self._db, "INSERT INTO entry VALUES (?, ?, ?, ?, ?)")
         self._finished = False
         self._indexed = False
 
@@ -542,8 +545,7 @@ class RedirectPlan:
             # NaN (a hand-edited CSV) would be stored as NULL and rank nowhere.
             confidence = 0.0
         canon, canon_tier, path_tier = self._keys(prepared)
-        self._queue(
-            "candidate",
+        self._candidates.add(
             (
                 seq,
                 row.old,
@@ -587,26 +589,12 @@ class RedirectPlan:
             path_tier = 2
         return canon, 0 if in_form else 1, path_tier
 
-    def _queue(self, table: str, values: tuple[object, ...]) -> None:
-        pending = self._pending[table]
-        pending.append(values)
-        if len(pending) >= BATCH:
-            self._flush(table)
-
-    def _flush(self, table: str) -> None:
-        pending = self._pending[table]
-        if pending:
-            marks = ", ".join("?" * len(pending[0]))
-            self._db.executemany(f"INSERT INTO {table} VALUES ({marks})", pending)
-            pending.clear()
-
     def finish(self) -> None:
         """Settle agreements and case collisions; call once, after the last row."""
         if self._finished:
             return
         self._finished = True
-        for table in self._pending:
-            self._flush(table)
+        self._candidates.flush()
         db = self._db
         found: list[tuple[int, Collision]] = []
         for _, run in groupby(db.execute(_EXACT_SORTED), key=itemgetter(0)):
@@ -634,9 +622,9 @@ class RedirectPlan:
                 flipped = key[:-1] if key.endswith(b"/") else key + b"/"
                 if not flipped or _fold(flipped) in real or not self._fits(flipped):
                     continue
-                self._queue("entry", (_PATH, after + first, flipped, *slot.answer))
+                self._entries.add((_PATH, after + first, flipped, *slot.answer))
         self._collided(_PATH, found)
-        self._flush("entry")
+        self._entries.flush()
 
     def _agreed(self, candidates: Iterable[_Candidate]) -> list[_Slot]:
         """Canonical or path keys: a slot for each exact key whose deciding URLs agree.
@@ -673,7 +661,7 @@ class RedirectPlan:
             collision = self._collision(MAPS[which], slot)
             if collision is not None:
                 found.append((first, collision))
-        self._queue("entry", (which, first, slot.key, *slot.answer))
+        self._entries.add((which, first, slot.key, *slot.answer))
         return first, slot
 
     def _collided(self, which: int, found: list[tuple[int, Collision]]) -> None:
