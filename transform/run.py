@@ -16,6 +16,7 @@ Passes, each streaming over the captures:
 from __future__ import annotations
 
 import csv
+import gc
 import hashlib
 import json
 import multiprocessing
@@ -741,6 +742,10 @@ def _mapped(
             in_flight.release()
             yield r
 
+    # Out of the collector's sight while the workers live: a collection in a
+    # worker would otherwise visit, and so copy, every page of memory it
+    # shares with the parent (the crawl index, the groups, the model).
+    gc.freeze()
     pool = multiprocessing.get_context("fork").Pool(workers, initializer=_worker_init)
     try:
         yield taken(pool.imap(_worker_run, indexes(), chunksize=CHUNK_GROUPS))
@@ -751,6 +756,7 @@ def _mapped(
         raise
     finally:
         pool.join()
+        gc.unfreeze()
         _worker_task = None
 
 
