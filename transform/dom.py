@@ -108,7 +108,9 @@ def decode(body: bytes, content_type: str) -> Decoded:
 # A long run of opening tags with nothing between them: broken or hostile
 # markup. libxml2 drops everything nested past its depth limit, words
 # included, so such runs are collapsed before parsing.
-_OPEN_TAG = r"<(?!(?:img|br|hr|input|meta|link|source|col|area|wbr|base)\b)[A-Za-z][^<>]*>\s*"
+# Possessive: a tag ends at its first ">", so giving characters back never
+# helps, and the regex engine need not try.
+_OPEN_TAG = r"<(?=[A-Za-z])(?!(?:img|br|hr|input|meta|link|source|col|area|wbr|base)\b)[^<>]*+>\s*+"
 # The first tag spelled out: a pattern that starts with "<" lets the regex
 # engine skip to the next "<" instead of trying every character.
 _TAG_RUN = re.compile(f"{_OPEN_TAG}(?:{_OPEN_TAG}){{63,}}")

@@ -52,12 +52,7 @@ BLOCK_TAGS = frozenset(
 HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
 _BREADCRUMB = re.compile(r"breadcrumb|pathway", re.I)
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
-# The only elements the generic layer can take: any other has no id, class,
-# label, role, style or landmark tag to go by.
-_GENERIC_CANDIDATES = etree.XPath(
-    "descendant::*[@id or @class or @aria-label or @itemtype or @role or @aria-hidden"
-    " or @style or self::nav or self::aside or self::form]"
-)
+_LANDMARK_TAGS = frozenset(("nav", "aside", "form"))
 _CRUMB_SEPARATORS = " \t\n»>›/|:-"
 _SANITISE_TAGS = {
     "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "dl", "dt", "em",
@@ -335,33 +330,50 @@ class Extractor:
 
     def generic(self, body: etree._Element, out: list[Removed]) -> list[str]:
         crumbs: list[str] = []
-        for el in _GENERIC_CANDIDATES(body):
-            if el.getparent() is None or not _attached(el, body):
+        # Document order, by hand, never into what was removed (see by_rules).
+        stack: list[Iterator[etree._Element]] = [iter(list(body))]
+        while stack:
+            el = next(stack[-1], None)
+            if el is None:
+                stack.pop()
                 continue
-            ident = f"{el.get('id') or ''} {el.get('class') or ''} {el.get('aria-label') or ''} {el.get('itemtype') or ''}"
-            if (_BREADCRUMB.search(ident) and el.tag not in ("a", "span", "li")) or (
-                "BreadcrumbList" in ident
-            ):
-                if not crumbs:
-                    crumbs = breadcrumb_items(el)
-                self._remove(el, "generic", "breadcrumbs", out)
+            tag = el.tag
+            if tag.__class__ is not str:
                 continue
-            role = (el.get("role") or "").lower()
-            if (
-                el.get("aria-hidden") == "true"
-                or role == "dialog"
-                or _HIDDEN_STYLE.search(el.get("style") or "")
-            ):
-                self._remove(el, "generic", "hidden or dialog", out)
-            elif el.tag in ("nav", "aside", "form") or role in (
-                "navigation",
-                "complementary",
-                "search",
-                "banner",
-                "contentinfo",
-            ):
-                self._remove(el, "generic", f"landmark {role or el.tag}", out)
+            # Only an attribute or a landmark tag can make an element go.
+            if (el.keys() or tag in _LANDMARK_TAGS) and self._generic_one(el, crumbs, out):
+                continue
+            stack.append(iter(list(el)))
         return crumbs
+
+    def _generic_one(self, el: etree._Element, crumbs: list[str], out: list[Removed]) -> bool:
+        """Remove el if it is a breadcrumb trail, hidden, a dialog or a landmark."""
+        ident = f"{el.get('id') or ''} {el.get('class') or ''} {el.get('aria-label') or ''} {el.get('itemtype') or ''}"
+        if (_BREADCRUMB.search(ident) and el.tag not in ("a", "span", "li")) or (
+            "BreadcrumbList" in ident
+        ):
+            if not crumbs:
+                crumbs.extend(breadcrumb_items(el))
+            self._remove(el, "generic", "breadcrumbs", out)
+            return True
+        role = (el.get("role") or "").lower()
+        if (
+            el.get("aria-hidden") == "true"
+            or role == "dialog"
+            or _HIDDEN_STYLE.search(el.get("style") or "")
+        ):
+            self._remove(el, "generic", "hidden or dialog", out)
+            return True
+        if el.tag in _LANDMARK_TAGS or role in (
+            "navigation",
+            "complementary",
+            "search",
+            "banner",
+            "contentinfo",
+        ):
+            self._remove(el, "generic", f"landmark {role or el.tag}", out)
+            return True
+        return False
 
     def by_rules(self, body: etree._Element, out: list[Removed]) -> None:
         # Removing only ever takes markup away, so what the page does not hold
@@ -581,10 +593,6 @@ class Extractor:
         )
 
 
-def _attached(el: etree._Element, body: etree._Element) -> bool:
-    return any(anc is body for anc in el.iterancestors())
-
-
 def _site_suffix_cut(title: str | None) -> str | None:
     if not title:
         return None
@@ -772,6 +780,9 @@ def _md_url(url: str) -> str:
     return url.replace(" ", "%20").replace("(", "%28").replace(")", "%29")
 
 
+_NESTED_LIST = etree.XPath("boolean(.//li[ul or ol])")
+
+
 def to_markdown(content: etree._Element) -> str:
     lines: list[str] = []
 
@@ -849,7 +860,9 @@ def to_markdown(content: etree._Element) -> str:
 
     if content.text and norm_space(content.text):
         para(_md_escape(content.text))
-    walk(_copy(content), 0)
+    # Nested lists are taken out of their items as they are written: only
+    # then does the walk need a copy of its own.
+    walk(_copy(content) if _NESTED_LIST(content) else content, 0)
     text = "\n".join(lines)
     return _squeeze_blank(text) if text.strip() else ""
 
