@@ -10,9 +10,11 @@ the same replica is reused. Then, in the same run and on the same WARC files:
   it streams the WARC files with warcio and calls `trafilatura.extract(html)`
   with default settings on every status-200 HTML response record.
 
-For each: wall time, peak RSS of the process tree, pages/s (the number of
-status-200 HTML response records in the WARCs, the same for both, over wall
-time), and the scores of transform.evaluate against the replica's ground truth.
+For each: wall time, CPU seconds and peak RSS of the process tree, the 1-minute
+load average as the run started (the machine may be shared), pages/s (the
+number of status-200 HTML response records in the WARCs, the same for both,
+over wall time), and the scores of transform.evaluate against the replica's
+ground truth.
 
     .venv/bin/python bench/transform.py --quick
     .venv/bin/python bench/transform.py --pages 5000 --repeat 3
@@ -32,6 +34,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import sys
@@ -85,6 +88,11 @@ class Run:
     html_records: int = 0
     pages_per_s: float = 0.0
     peak_rss_mb: float = 0.0
+    # User + system CPU seconds of the tool's whole process tree, and the
+    # machine's 1-minute load average as the run started: on a shared machine
+    # these say how far the wall time is the tool's own.
+    cpu_s: float = 0.0
+    load_before: float = 0.0
     # sunset: captures skipped (transform.log); trafilatura: records it returned nothing for.
     skipped: int = 0
 
@@ -196,6 +204,8 @@ def run_sunset(crawl: Path, dest: Path, run: Run, timeout: float) -> None:
     shutil.rmtree(logs, ignore_errors=True)
     logs.mkdir(parents=True)
     cmd = [sys.executable, "-m", "sunset", "transform", str(crawl), "--out", str(dest)]
+    run.load_before = round(os.getloadavg()[0], 2)
+    cpu = _children_cpu()
     m = measure(
         cmd,
         label=f"sunset transform #{run.repeat}",
@@ -207,6 +217,7 @@ def run_sunset(crawl: Path, dest: Path, run: Run, timeout: float) -> None:
         timeout=timeout,
     )
     _fill(run, m)
+    run.cpu_s = round(_children_cpu() - cpu, 2)
     if run.timed_out:
         run.error = f"stopped after --timeout {timeout:g} s"
     # 1 means some captures were skipped (each in transform.log); the pages are there.
@@ -233,6 +244,8 @@ def run_trafilatura(crawl: Path, dest: Path, run: Run, timeout: float) -> None:
         str(dest),
     ]
     counter = LineCounter(dest, b'"text"')
+    run.load_before = round(os.getloadavg()[0], 2)
+    cpu = _children_cpu()
     m = measure(
         cmd,
         label=f"trafilatura #{run.repeat}",
@@ -244,6 +257,7 @@ def run_trafilatura(crawl: Path, dest: Path, run: Run, timeout: float) -> None:
         timeout=timeout,
     )
     _fill(run, m)
+    run.cpu_s = round(_children_cpu() - cpu, 2)
     if run.timed_out:
         run.error = f"stopped after --timeout {timeout:g} s"
     elif run.exit_code != 0:
@@ -256,6 +270,11 @@ def run_trafilatura(crawl: Path, dest: Path, run: Run, timeout: float) -> None:
         if len(rows) != run.html_records:
             run.error = f"extracted {len(rows):,} records of {run.html_records:,}"
     run.ok = run.error is None
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _fill(run: Run, m: Measured) -> None:
@@ -279,7 +298,7 @@ def median_of(runs: list[Run]) -> dict[str, float] | None:
     good = [r for r in runs if r.ok]
     if not good:
         return None
-    keys = ("wall_s", "pages_per_s", "peak_rss_mb")
+    keys = ("wall_s", "pages_per_s", "peak_rss_mb", "cpu_s", "load_before")
     return {k: round(statistics.median(getattr(r, k) for r in good), 3) for k in keys}
 
 
@@ -329,6 +348,7 @@ def print_report(report: dict) -> None:
         "tool",
         "result",
         "wall\ns",
+        "cpu\ns",
         "pages\n/s",
         "peak\nRSS MB",
         "micro\nF1",
@@ -353,9 +373,14 @@ def print_report(report: dict) -> None:
             what = "skipped" if tool == "sunset" else "empty"
             result += f", {last['skipped']:,} {what}"
         cells = (
-            [f"{med['wall_s']:.1f}", f"{med['pages_per_s']:.1f}", f"{med['peak_rss_mb']:.0f}"]
+            [
+                f"{med['wall_s']:.1f}",
+                f"{med['cpu_s']:.1f}",
+                f"{med['pages_per_s']:.1f}",
+                f"{med['peak_rss_mb']:.0f}",
+            ]
             if med
-            else ["-"] * 3
+            else ["-"] * 4
         )
         if sc:
             cells += [
@@ -374,6 +399,11 @@ def print_report(report: dict) -> None:
         for r in runs:
             if r["error"]:
                 out.print(f"{tool} run {r['repeat']}: {escape(r['error'])}")
+    loads = ", ".join(
+        f"{tool} {', '.join(format(r['load_before'], '.1f') for r in runs)}"
+        for tool, runs in report["runs"].items()
+    )
+    out.print(f"1-minute load average as each run started (2 cores shared): {loads}")
     tg = report["targets"]
     if tg["speedup"] is not None:
         out.print(f"sunset pages/s ÷ trafilatura pages/s = {tg['speedup']}")

@@ -74,7 +74,7 @@ CHUNK_GROUPS = 8
 # writes, and keeps memory flat whatever the size of the crawl.
 CHUNKS_AHEAD = 4
 # URLs whose page key is remembered, per process.
-URL_MEMO = 200_000
+URL_MEMO = 50_000
 
 
 def default_workers() -> int:
