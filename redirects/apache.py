@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .model import GONE, Refused, Row, Site
 from .nginx import Prepared, fallbacks, prepare
-from .store import BATCH, open_scratch
+from .store import Buffer, open_scratch
 
 APACHE_MAP = "redirects.apache.txt"
 # A value starting with this marks a page that is gone (410); the rest is the
@@ -115,7 +115,7 @@ def write_apache(
     written = 0
     with closing(open_scratch()) as db:
         db.execute(_SCHEMA)
-        pending: list[tuple[int, str, float, str]] = []
+        lines = Buffer(db, "INSERT INTO line VALUES (?, ?, ?, ?)")
         for seq, row in enumerate(rows):
             prepared = prepare(row, site)
             if isinstance(prepared, Refused):
@@ -129,11 +129,8 @@ def write_apache(
                 continue
             # NaN (a hand-edited CSV) would be stored as NULL: it ranks below any number.
             confidence = row.confidence if row.confidence == row.confidence else -math.inf
-            pending.append((seq, prepared.key, confidence, line))
-            if len(pending) >= BATCH:
-                db.executemany("INSERT INTO line VALUES (?, ?, ?, ?)", pending)
-                pending.clear()
-        db.executemany("INSERT INTO line VALUES (?, ?, ?, ?)", pending)
+            lines.add((seq, prepared.key, confidence, line))
+        lines.flush()
         tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "w", encoding="ascii", newline="\n") as fh:
             fh.write(header)
