@@ -25,7 +25,7 @@ from lxml import etree
 from lxml.cssselect import CSSSelector, SelectorError
 
 from .dom import drop, norm_space
-from .template import TemplateModel
+from .template import INFO_CACHE_SIZE, TemplateModel
 
 BLOCK_TAGS = frozenset(
     [
@@ -313,6 +313,7 @@ class Extractor:
         self.rules = rules
         self.hosts = internal_hosts
         self.use_learned = use_learned
+        self._removed_text: dict[bytes, str] = {}
 
     # -- layers -----------------------------------------------------------
 
@@ -324,8 +325,18 @@ class Extractor:
 
     def learned(self, body: etree._Element, out: list[Removed]) -> int:
         found = self.model.matches(body)
-        for el in found:
-            self._remove(el, "learned", "recurs across the site", out)
+        for el, markup in found:
+            if el.getparent() is None:
+                continue
+            # What a removed module said is a function of its markup, which
+            # recurs: worked out once per process.
+            text = self._removed_text.get(markup)
+            if text is None:
+                if len(self._removed_text) >= INFO_CACHE_SIZE:
+                    self._removed_text.clear()
+                text = self._removed_text[markup] = _short(_text(el))
+            out.append(Removed("learned", "recurs across the site", text))
+            drop(el)
         return len(found)
 
     def generic(self, body: etree._Element, out: list[Removed]) -> list[str]:

@@ -251,10 +251,11 @@ class TemplateModel:
         self.key_path = {}
         self.path_parent = {}
 
-    def matches(self, root: etree._Element) -> list[etree._Element]:
+    def matches(self, root: etree._Element) -> list[tuple[etree._Element, bytes]]:
         """The outermost elements under root (root itself aside) whose key is
-        template, in document order; row, cell and list-item parts never are."""
-        found: list[etree._Element] = []
+        template, in document order, each with its markup; row, cell and
+        list-item parts never are."""
+        found: list[tuple[etree._Element, bytes]] = []
         info: dict[etree._Element, TextInfo] = {}
         template = self.template
 
@@ -267,9 +268,13 @@ class TemplateModel:
                     continue
                 path, is_template_path, below = entry
                 if is_template_path and child.tag not in TABLE_PARTS:
-                    key = _key(path, self._cached_info(child, info))
+                    # Template modules are the same markup on page after page:
+                    # their serialisation (a C call) finds the text key worked
+                    # out before.
+                    markup = etree.tostring(child, with_tail=False)
+                    key = _key(path, self._cached_info(child, markup, info))
                     if key is not None and key in template:
-                        found.append(child)
+                        found.append((child, markup))
                         continue
                 if below:
                     walk(child, below)
@@ -279,10 +284,9 @@ class TemplateModel:
             walk(root, entry[2])
         return found
 
-    def _cached_info(self, el: etree._Element, info: dict[etree._Element, TextInfo]) -> TextInfo:
-        # Template modules are the same markup on page after page: their
-        # serialisation (a C call) finds the text key worked out before.
-        markup = etree.tostring(el, with_tail=False)
+    def _cached_info(
+        self, el: etree._Element, markup: bytes, info: dict[etree._Element, TextInfo]
+    ) -> TextInfo:
         cached = self._info_cache.get(markup)
         if cached is None:
             _text_info(el, info)
