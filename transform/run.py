@@ -16,6 +16,7 @@ Passes, each streaming over the captures:
 from __future__ import annotations
 
 import csv
+import functools
 import gc
 import hashlib
 import json
@@ -150,7 +151,7 @@ class UrlKeys:
         return part
 
     def _key(self, url: str) -> str:
-        parts = urlsplit(url)
+        parts = _split(url)
         path = parts.path.rstrip("/").lower() or "/"
         ignored = self.parts | self.all_parts | self.variants
         query = sorted(
@@ -163,7 +164,7 @@ class UrlKeys:
 
     def _part(self, url: str) -> tuple[bool, int | None]:
         show_all, number = False, None
-        for k, v in parse_qsl(urlsplit(url).query, keep_blank_values=True):
+        for k, v in parse_qsl(_split(url).query, keep_blank_values=True):
             k = k.lower()
             if k in self.all_parts and v not in ("", "0"):
                 show_all = True
@@ -189,8 +190,12 @@ class _Union:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
+# Grouping splits every captured URL for its key, its part and its order.
+_split = functools.lru_cache(maxsize=URL_MEMO)(urlsplit)
+
+
 def _primary_order(url: str) -> tuple[Any, ...]:
-    p = urlsplit(url)
+    p = _split(url)
     return (
         bool(p.query),
         "index.php" in p.path,
