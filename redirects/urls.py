@@ -19,6 +19,9 @@ _EXTENSION = re.compile(r"\.(?:html?|php|aspx?|jsp|cfm|shtml)$", re.IGNORECASE)
 _FRONT_CONTROLLER = re.compile(r"^/index\.php(?=/|$)", re.IGNORECASE)
 _DASHES = re.compile(r"[\s_+\-]+")
 _WORDS = re.compile(r"\w+", re.UNICODE)
+# A URL whose authority is a plain name or IPv4 host, at most with a numeric
+# port: urlsplit would find that host (ASCII URLs only).
+_PLAIN_HOST = re.compile(r"[a-z][a-z0-9+.-]*://([a-z0-9.-]+)(?::[0-9]*)?(?:[/?#]|\Z)", re.I)
 _TITLE_SEPARATORS = re.compile(r"\s+[|\-–—:»·]\s+")
 # A title piece on this share of the pages is the site's name, not the page's.
 AFFIX_SHARE = 0.3
@@ -32,6 +35,9 @@ def request_target(url: str) -> str:
 
 
 def host_of(url: str) -> str:
+    if url.isascii() and (plain := _PLAIN_HOST.match(url)):
+        # Nearly every URL: its host read without taking the URL apart.
+        return plain.group(1).lower().rstrip(".")
     return (urlsplit(url).hostname or "").lower().rstrip(".")
 
 
