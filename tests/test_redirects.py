@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import csv
 import json
+import random
 import re
 import shutil
 import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
-from redirects.urls import canonical, path_key, site_affixes, slug_of, title_key
+from redirects.inventory import valid_url
+from redirects.urls import canonical, host_of, path_key, site_affixes, slug_of, title_key
 from replica import generate, serve
 from replica.generate import iter_jsonl
 
@@ -59,6 +62,31 @@ def test_canonical_keeps_only_significant_params_in_profile_order() -> None:
     assert canonical(a, JOOMLA) == "/?option=com_content&view=article&id=7"
     assert canonical("http://x/a?start=3", JOOMLA) != canonical("http://x/a?start=4", JOOMLA)
     assert canonical("http://x/a?tmpl=component&print=1", JOOMLA) == "/a"
+
+
+def test_url_checks_read_plain_urls_as_urlsplit_does() -> None:
+    # valid_url and host_of skip urlsplit for plain ASCII URLs: same answers.
+    pieces = [
+        "http://", "HTTPS://", "ftp://", "x+y://", "", "host", "Host.Example", "1.2.3.4", "-", ".",
+        "@", "user:pw@", ":", ":80", ":abc", "[", "]", "[::1]", "/", "?", "#", "\\", " ", "\n",
+        "\t", "é", "\udc80", "%41", "_", "~",
+    ]  # fmt: skip
+    rng = random.Random(5)
+    for _ in range(20_000):
+        url = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 7)))
+        try:
+            parts = urlsplit(url)
+            host = (parts.hostname or "").lower().rstrip(".")
+            valid = bool(parts.hostname) and re.match(r"(?i)https?://", url) is not None
+        except ValueError:
+            host, valid = "ValueError", False
+        if valid and not url.isascii():
+            valid = not any("\ud800" <= c <= "\udfff" for c in url)
+        assert valid_url(url) == valid, url
+        try:
+            assert host_of(url) == host, url
+        except ValueError:
+            assert host == "ValueError", url
 
 
 def test_title_key_drops_the_site_name() -> None:
