@@ -6,11 +6,15 @@ Passes, each streaming over the captures:
              profile's presentation and part parameters are set aside);
 2. learn   - the template is learned from a sample of pages, one per group;
 3. extract - each page's content is extracted (a multi-part article from its
-             show-all capture, else its parts joined in order) into a
-             temporary file, with a fingerprint of its text;
-4. write   - pages whose text is the same are merged, and every page is
-             written as HTML, Markdown and JSON, with pages.jsonl and
-             attachments.csv beside them.
+             show-all capture, else its parts joined in order), with a
+             fingerprint of its text;
+4. write   - each page is written as HTML, Markdown and JSON as it comes, in
+             group order, with its pages.jsonl line; a page whose text an
+             earlier page has is merged into that one, whose record is
+             patched at the end; attachments.csv last.
+
+Learning and extraction run in forked worker processes (--workers); a page
+whose file id cannot depend on other pages is written by its worker.
 """
 
 from __future__ import annotations
