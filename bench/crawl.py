@@ -112,6 +112,17 @@ class Counter(LineCounter):
         return f"{self.poll():>7,} fetches  WARC {warc_bytes(self.warc_dir) / 1e6:8.1f} MB"
 
 
+class WorkersCounter(Counter):
+    """Fetches of a shared crawl, whose lines are in workers/<id>/crawl.log until --finish."""
+
+    def __init__(self, folder: Path, workers: list[str]) -> None:
+        super().__init__(folder / "none", None, folder.parent / "warc")
+        self.parts = [LineCounter(folder / w / "crawl.log") for w in workers]
+
+    def poll(self) -> int:
+        return sum(part.poll() for part in self.parts)
+
+
 def measure(
     cmd: list[str],
     *,
@@ -258,16 +269,19 @@ def run_wget(profile: Profile, proxy: str, workdir: Path, run: Run, timeout: flo
     run.ok = run.error is None and not run.timed_out
 
 
-def run_sunset(connect_to: list[str], workdir: Path, run: Run, timeout: float) -> None:
-    # sunset refuses to write into an existing crawl without --resume.
+def _fresh(workdir: Path) -> Path:
+    """Empty workdir (sunset refuses to write into an existing crawl) and a logs folder beside it."""
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.parent.mkdir(parents=True, exist_ok=True)
     logs = workdir.parent / f"{workdir.name}.logs"
     shutil.rmtree(logs, ignore_errors=True)
     logs.mkdir()
-    cmd = [sys.executable, "-m", "sunset", "crawl", "--profile", PROFILE, "--out", str(workdir)]
-    for entry in connect_to:
-        cmd += ["--connect-to", entry]
+    return logs
+
+
+def _measure_sunset(
+    cmd: list[str], workdir: Path, logs: Path, counter: Counter, run: Run, timeout: float, what: str
+) -> None:
     measure(
         cmd,
         run=run,
@@ -275,15 +289,30 @@ def run_sunset(connect_to: list[str], workdir: Path, run: Run, timeout: float) -
         env=dict(os.environ),
         stdout=logs / "stdout",
         stderr=logs / "stderr",
-        counter=Counter(workdir / "crawl.log", None, workdir / "warc"),
+        counter=counter,
         timeout=timeout,
     )
     if run.exit_code != 0 and not run.timed_out:
         first = first_line(logs / "stderr") or f"exit status {run.exit_code}"
-        run.error = f"sunset crawl failed: {first}"
+        run.error = f"{what} failed: {first}"
     if (workdir / "warc").exists():
         warc_stats(workdir / "warc", run)
     run.ok = run.error is None and not run.timed_out
+
+
+def _sunset_cmd(workdir: Path, connect_to: list[str], *extra: str) -> list[str]:
+    cmd = [sys.executable, "-m", "sunset", "crawl", "--profile", PROFILE, "--out", str(workdir)]
+    cmd += extra
+    for entry in connect_to:
+        cmd += ["--connect-to", entry]
+    return cmd
+
+
+def run_sunset(connect_to: list[str], workdir: Path, run: Run, timeout: float) -> None:
+    logs = _fresh(workdir)
+    counter = Counter(workdir / "crawl.log", None, workdir / "warc")
+    cmd = _sunset_cmd(workdir, connect_to)
+    _measure_sunset(cmd, workdir, logs, counter, run, timeout, "sunset crawl")
 
 
 @contextmanager
@@ -323,17 +352,9 @@ def run_workers(
     n: int, redis_url: str, connect_to: list[str], workdir: Path, run: Run, timeout: float
 ) -> None:
     """N `sunset crawl --redis` workers at once, then `--finish`, measured as one run."""
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.parent.mkdir(parents=True, exist_ok=True)
-    logs = workdir.parent / f"{workdir.name}.logs"
-    shutil.rmtree(logs, ignore_errors=True)
-    logs.mkdir()
+    logs = _fresh(workdir)
     _flush(redis_url)
-    base = [sys.executable, "-m", "sunset", "crawl", "--profile", PROFILE, "--out", str(workdir)]
-    base += ["--name", "bench", "--redis", redis_url]
-    for entry in connect_to:
-        base += ["--connect-to", entry]
-    worker = shlex.join(base)
+    worker = shlex.join(_sunset_cmd(workdir, connect_to, "--name", "bench", "--redis", redis_url))
     # One shell runs the workers side by side, waits for all, then merges;
     # measure() follows the whole process tree.
     script = (
@@ -343,22 +364,8 @@ def run_workers(
         + f"[ $rc -eq 0 ] && exec {worker} --finish"
         + "; exit $rc"
     )
-    measure(
-        ["sh", "-c", script],
-        run=run,
-        cwd=ROOT,
-        env=dict(os.environ),
-        stdout=logs / "stdout",
-        stderr=logs / "stderr",
-        counter=Counter(workdir / "crawl.log", None, workdir / "warc"),
-        timeout=timeout,
-    )
-    if run.exit_code != 0 and not run.timed_out:
-        first = first_line(logs / "stderr") or f"exit status {run.exit_code}"
-        run.error = f"shared crawl failed: {first}"
-    if (workdir / "warc").exists():
-        warc_stats(workdir / "warc", run)
-    run.ok = run.error is None and not run.timed_out
+    counter = WorkersCounter(workdir / "workers", [f"w{i}" for i in range(1, n + 1)])
+    _measure_sunset(["sh", "-c", script], workdir, logs, counter, run, timeout, "shared crawl")
 
 
 # --------------------------------------------------------------------------
