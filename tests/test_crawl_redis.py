@@ -85,46 +85,19 @@ def redis_server(folder: Path, port: int | None = None) -> Iterator[str]:
         proc.wait(timeout=10)
 
 
+def sunset_crawl(out: Path, redis_url: str, *extra: str) -> list[str]:
+    base = [sys.executable, "-m", "sunset", "crawl", "-p", "demo", "--out", str(out)]
+    return [*base, "--name", "shared", "--redis", redis_url, *extra]
+
+
 def worker_cmd(out: Path, run, redis_url: str, *extra: str) -> list[str]:
     connect = [a for entry in run.connect_to for a in ("--connect-to", entry)]
-    return [
-        sys.executable,
-        "-m",
-        "sunset",
-        "crawl",
-        "-p",
-        "demo",
-        "--out",
-        str(out),
-        "--name",
-        "shared",
-        "--redis",
-        redis_url,
-        *connect,
-        *extra,
-    ]
+    return sunset_crawl(out, redis_url, *connect, *extra)
 
 
 def finish(out: Path, redis_url: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sunset",
-            "crawl",
-            "-p",
-            "demo",
-            "--out",
-            str(out),
-            "--name",
-            "shared",
-            "--redis",
-            redis_url,
-            "--finish",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+        sunset_crawl(out, redis_url, "--finish"), capture_output=True, text=True, timeout=120
     )
 
 
@@ -317,18 +290,7 @@ def test_redis_lost_midway_then_back(site: Path, tmp_path: Path) -> None:
 def test_unreachable_redis_is_one_line(tmp_path: Path) -> None:
     port = free_port()
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sunset",
-            "crawl",
-            "-p",
-            "demo",
-            "--out",
-            str(tmp_path / "c"),
-            "--redis",
-            f"redis://127.0.0.1:{port}/0",
-        ],
+        sunset_crawl(tmp_path / "c", f"redis://127.0.0.1:{port}/0"),
         capture_output=True,
         text=True,
         timeout=60,
