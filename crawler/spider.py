@@ -210,18 +210,8 @@ class CaptureSpider(scrapy.Spider):
         if key in s.seen:  # this worker already offered it; most links end here
             return None
         s.seen.add(key)
-        refusal: tuple[int, str] | None = None
         cal = self.calendar_depth(canonical, cal_parent)
-        if s.scope.excluded(url):
-            refusal = (-5001, "excluded")
-        elif s.max_depth and hops.count("L") > s.max_depth:
-            refusal = (-5000, "guard:max-depth")
-        elif cal > self.calendar_chain_cap() and not seed:
-            refusal = (-5000, "guard:calendar")
-        elif not seed and (guard := s.guards.static(canonical)):
-            refusal = (-5000, f"guard:{guard}")
-        elif not s.allowed_by_robots(url, self.user_agent):
-            refusal = (-9998, "robots")
+        refusal = self.refusal(url, canonical, hops, seed, cal)
         if refusal:
             return Planned(url, hops, via, Candidate(key=key), refusal)
         request = self.make_request(url, hops, via, kind, cal)
@@ -325,6 +315,26 @@ class CaptureSpider(scrapy.Spider):
     def calendar_chain_cap(self) -> int:
         return max(1, (self.session.guards.max_calendar_variants - 1) // 2)
 
+    def refusal(
+        self, url: str, canonical: str, hops: str, seed: bool, cal: int
+    ) -> tuple[int, str] | None:
+        """(crawl-log code, note) if a rule that needs no counting refuses the URL.
+
+        The counted caps come after, locally (follow) or in Redis (a shared crawl).
+        """
+        s = self.session
+        if s.scope.excluded(url):
+            return (-5001, "excluded")
+        if s.max_depth and hops.count("L") > s.max_depth:
+            return (-5000, "guard:max-depth")
+        if not seed and cal > self.calendar_chain_cap():
+            return (-5000, "guard:calendar")
+        if not seed and (guard := s.guards.static(canonical)):
+            return (-5000, f"guard:{guard}")
+        if not s.allowed_by_robots(url, self.user_agent):
+            return (-9998, "robots")
+        return None
+
     def follow(
         self,
         url: str,
@@ -341,22 +351,12 @@ class CaptureSpider(scrapy.Spider):
         canonical = canonicalize(url)
         if not s.claim(canonical):
             return
-        if s.scope.excluded(url):
-            s.refuse(url, -5001, "excluded", hops, via)
-            return
-        if s.max_depth and hops.count("L") > s.max_depth:
-            s.refuse(url, -5000, "guard:max-depth", hops, via)
-            return
         cal = self.calendar_depth(canonical, cal_parent)
-        if cal > self.calendar_chain_cap() and not seed:
-            s.refuse(url, -5000, "guard:calendar", hops, via)
-            return
-        guard = s.guards.check(canonical)
-        if guard and not seed:
-            s.refuse(url, -5000, f"guard:{guard}", hops, via)
-            return
-        if not s.allowed_by_robots(url, self.user_agent):
-            s.refuse(url, -9998, "robots", hops, via)
+        refusal = self.refusal(url, canonical, hops, seed, cal)
+        if refusal is None and not seed and (capped := s.guards.count(canonical)):
+            refusal = (-5000, f"guard:{capped}")
+        if refusal:
+            s.refuse(url, refusal[0], refusal[1], hops, via)
             return
         if s.max_pages and s.stats["queued"] >= s.max_pages:
             s.stats["over-max-pages"] += 1

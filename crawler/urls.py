@@ -142,9 +142,10 @@ class Guards:
 
     def check(self, canonical: str) -> str | None:
         """Return the name of the guard that refuses this new URL, or None (and count it)."""
-        refused = self.static(canonical)
-        if refused:
-            return refused
+        return self.static(canonical) or self.count(canonical)
+
+    def count(self, canonical: str) -> str | None:
+        """The capped guards: count the URL against its path's caps, or name the cap it exceeds."""
         counted = self.counted(canonical)
         if counted:
             key, calendar = counted
