@@ -24,7 +24,7 @@ from sunset.errors import SunsetError
 from sunset.ui import console, summary_table
 
 from .resume import repair
-from .run import _index
+from .run import index_warcs
 from .session import seen_key
 from .shared import ALIVE_MS, Shared
 
@@ -118,17 +118,20 @@ def run_finish(out: Path, name: str, redis_url: str | None = None) -> int:
     remaining = 0
     if redis_url:
         shared = Shared(redis_url, name, worker="finish")
+        workers_now = shared.call("listing workers", shared.client.smembers, shared.workers_key)
         alive = [
             w.decode()
-            for w in shared.client.smembers(shared.workers_key)
-            if shared.client.exists(f"{shared.ns}alive:{w.decode()}")
+            for w in workers_now
+            if shared.call(
+                "listing workers", shared.client.exists, f"{shared.ns}alive:{w.decode()}"
+            )
         ]
         if alive:
             raise SunsetError(
                 f"--finish: worker {', '.join(sorted(alive))} is still running "
                 f"(its heartbeat is under {ALIVE_MS // 1000} s old)"
             )
-        shared.reclaim_dead()
+        shared.call("reclaiming leases", shared.reclaim_dead)
         remaining = shared.remaining()
         if remaining:
             raise SunsetError(
@@ -145,7 +148,7 @@ def run_finish(out: Path, name: str, redis_url: str | None = None) -> int:
         )
     files = sorted((out / "warc").glob("*.warc.gz"))
     index = out / "indexes" / "index.cdxj"
-    _index(files, index)
+    index_warcs(files, index)
     log_lines = _write_atomic(
         out / "crawl.log", heapq.merge(*(_lines(w / "crawl.log") for w in workers))
     )
@@ -183,7 +186,8 @@ def run_finish(out: Path, name: str, redis_url: str | None = None) -> int:
     }
     (out / "crawl.json").write_text(json.dumps(record, indent=2) + "\n")
     if shared is not None and not remaining:
-        shared.clear()  # the crawl is over; its frontier is not needed again
+        # The crawl is over; its frontier is not needed again.
+        shared.call("clearing the crawl's keys", shared.clear)
     summary_table(
         f"finish {name} — {out}",
         [

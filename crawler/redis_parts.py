@@ -41,7 +41,9 @@ class LeasedQueue(Base):
     """The shared priority queue; a pop leases the request to this worker."""
 
     def __init__(self, shared: Shared, spider: Any) -> None:
-        super().__init__(shared.client, spider, shared.queue_key, serializer=_Marshal)
+        # Requests are encoded by crawler.queue (compact marshal), not by
+        # scrapy-redis's serializer, which this queue never calls.
+        super().__init__(shared.client, spider, shared.queue_key)
         self.shared = shared
 
     def __len__(self) -> int:
@@ -55,18 +57,6 @@ class LeasedQueue(Base):
         request = decode(data, self.spider)
         request.meta[LEASE] = lease
         return request
-
-
-class _Marshal:
-    """scrapy-redis checks its queue has a serializer; ours is crawler.queue's."""
-
-    @staticmethod
-    def dumps(obj: Any) -> bytes:
-        raise NotImplementedError
-
-    @staticmethod
-    def loads(data: bytes) -> Any:
-        raise NotImplementedError
 
 
 class LeasedScheduler(Scheduler):

@@ -325,7 +325,7 @@ def run_crawl(opt: CrawlOptions) -> int:
     if shared is None:
         files = sorted((out / "warc").glob("*.warc.gz"))
         try:
-            _index(files, out / "indexes" / "index.cdxj")
+            index_warcs(files, out / "indexes" / "index.cdxj")
         except OSError as exc:
             # The WARCs are complete; the index can be rebuilt from them later.
             session.fatal = session.fatal or f"cannot write the CDXJ index: {exc.strerror or exc}"
@@ -452,7 +452,7 @@ def _first_error(out: Path) -> str:
     return "no start URL answered"
 
 
-def _index(files: list[Path], index: Path) -> None:
+def index_warcs(files: list[Path], index: Path) -> None:
     """CDXJ index of all WARC files, sorted, written atomically; file names relative to warc/."""
     from cdxj_indexer.main import CDXJIndexer
 
