@@ -15,8 +15,10 @@ import fcntl
 import heapq
 import json
 import os
+import re
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,18 +30,25 @@ from .run import index_warcs
 from .session import seen_key
 from .shared import ALIVE_MS, Shared
 
+# A crawl.log line: microsecond UTC time, then at least nine more fields.
+LOG_LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z(?: +\S+){9,}\n")
+# Reserved: worker ids start with a letter or digit, so no worker can be this.
+FINISH_ID = "-finish"
+
 
 def _workers(out: Path) -> list[Path]:
     folder = out / "workers"
     if not folder.is_dir():
         raise SunsetError(f"--finish: {out} holds no shared crawl (no workers/ folder)")
+    if not (out / "warc").is_dir():
+        raise SunsetError(f"--finish: {out} has no warc/ folder; nothing was archived there")
     return sorted(p for p in folder.iterdir() if p.is_dir())
 
 
 def _check_stopped(workers: list[Path]) -> None:
     for w in workers:
         lock = w / "lock"
-        if not lock.exists():
+        if not lock.is_file():
             continue
         with open(lock, "a+") as fh:
             try:
@@ -51,8 +60,16 @@ def _check_stopped(workers: list[Path]) -> None:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+@dataclass
+class Dropped:
+    """Lines of the workers' logs that are not what a worker writes (damage, not a kill)."""
+
+    log: int = 0
+    pages: int = 0
+
+
 def _lines(path: Path) -> Iterator[str]:
-    if not path.exists():
+    if not path.is_file():
         return
     with open(path, encoding="utf-8", errors="surrogateescape") as fh:
         for line in fh:
@@ -60,27 +77,53 @@ def _lines(path: Path) -> Iterator[str]:
                 yield line
 
 
+def _utf8(line: str) -> bool:
+    """False for a line holding bytes that were not UTF-8 (read as lone surrogates)."""
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _log_lines(path: Path, dropped: Dropped) -> Iterator[str]:
+    for line in _lines(path):
+        if LOG_LINE.fullmatch(line) and _utf8(line):
+            yield line
+        else:
+            dropped.log += 1
+
+
 def _write_atomic(path: Path, lines: Iterator[str]) -> int:
     tmp = path.with_name(path.name + ".tmp")
     n = 0
-    with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as fh:
-        for line in lines:
-            fh.write(line)
-            n += 1
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as fh:
+            for line in lines:
+                fh.write(line)
+                n += 1
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
     return n
 
 
-def _pages(workers: list[Path]) -> Iterator[str]:
+def _pages(workers: list[Path], dropped: Dropped) -> Iterator[str]:
     """Every worker's pages.jsonl in capture order, each URL once (the first capture)."""
 
     def parsed(path: Path) -> Iterator[tuple[str, str, str]]:
         for line in _lines(path):
             try:
                 rec = json.loads(line)
-                yield str(rec["ts"]), str(rec["url"]), line
+                ts, url = rec["ts"], rec["url"]
             except (ValueError, KeyError, TypeError):
-                continue
+                ts = url = None
+            if isinstance(ts, str) and isinstance(url, str) and _utf8(line):
+                yield ts, url, line
+            else:
+                dropped.pages += 1
 
     seen: set[bytes] = set()
     for _ts, url, line in heapq.merge(*(parsed(w / "pages.jsonl") for w in workers)):
@@ -109,36 +152,93 @@ def _twice(index: Path) -> list[str]:
     return twice
 
 
-def run_finish(out: Path, name: str, redis_url: str | None = None) -> int:
+def _summaries(w: Path) -> Iterator[dict | None]:
+    """Each run's summary of one worker (a restarted worker id has several); None if unreadable."""
+    lines = list(_lines(w / "runs.jsonl"))
+    if not lines and (w / "crawl.json").is_file():
+        try:
+            lines = [(w / "crawl.json").read_text(encoding="utf-8")]
+        except (OSError, UnicodeDecodeError):
+            lines = ["-"]
+    for line in lines:
+        try:
+            summary = json.loads(line)
+        except ValueError:
+            summary = None
+        stats = summary.get("stats") if isinstance(summary, dict) else None
+        ok = isinstance(stats, dict) and all(isinstance(v, int) for v in stats.values())
+        yield summary if ok else None
+
+
+def _tally(workers: list[Path]) -> tuple[Counter[str], list[dict[str, object]]]:
+    stats: Counter[str] = Counter()
+    per_worker: list[dict[str, object]] = []
+    for w in workers:
+        runs = list(_summaries(w))
+        good = [r for r in runs if r is not None]
+        for r in good:
+            stats.update(r["stats"])
+        entry: dict[str, object] = {
+            "worker": w.name,
+            "runs": len(good),
+            "responses": sum(r["stats"].get("responses", 0) for r in good),
+            "pages": sum(r["stats"].get("pages", 0) for r in good),
+            "reclaimed_from_lost_workers": sum(
+                int(r.get("reclaimed_from_lost_workers") or 0) for r in good
+            ),
+            "fatal": [r["fatal"] for r in good if r.get("fatal")],
+        }
+        if len(good) < len(runs):
+            entry["unreadable_summaries"] = len(runs) - len(good)
+            console.print(f"[yellow]workers/{w.name}: a run summary is unreadable; not counted")
+        if (w / "running").exists():
+            # Written as a run starts and removed after its summary: a run
+            # that left it ended without one (killed).
+            entry["stopped"] = "a run ended without a summary (killed)"
+        per_worker.append(entry)
+    return stats, per_worker
+
+
+def run_finish(out: Path, name: str, redis_url: str) -> int:
     workers = _workers(out)
     if not workers:
         raise SunsetError(f"--finish: {out}/workers/ is empty; no worker has run")
     _check_stopped(workers)
-    shared = None
-    remaining = 0
-    if redis_url:
-        shared = Shared(redis_url, name, worker="finish")
-        workers_now = shared.call("listing workers", shared.client.smembers, shared.workers_key)
-        alive = [
-            w.decode()
-            for w in workers_now
-            if shared.call(
-                "listing workers", shared.client.exists, f"{shared.ns}alive:{w.decode()}"
-            )
-        ]
-        if alive:
-            raise SunsetError(
-                f"--finish: worker {', '.join(sorted(alive))} is still running "
-                f"(its heartbeat is under {ALIVE_MS // 1000} s old)"
-            )
-        shared.call("reclaiming leases", shared.reclaim_dead)
-        remaining = shared.remaining()
-        if remaining:
-            raise SunsetError(
-                f"--finish: the crawl is not over, {remaining} requests are still queued in "
-                "Redis; start workers again to finish them"
-            )
+    shared = Shared(redis_url, name, worker=FINISH_ID)
+    if not shared.call("checking", shared.known):
+        raise SunsetError(
+            f"--finish: Redis at {shared.url} knows no shared crawl named {name!r}; "
+            "give the --name the workers used"
+        )
+    workers_now = shared.call("listing workers", shared.client.smembers, shared.workers_key)
+    alive = [
+        w.decode()
+        for w in workers_now
+        if shared.call("listing workers", shared.client.exists, f"{shared.ns}alive:{w.decode()}")
+    ]
+    if alive:
+        raise SunsetError(
+            f"--finish: worker {', '.join(sorted(alive))} is still running "
+            f"(or stopped less than {ALIVE_MS // 1000} s ago)"
+        )
+    shared.call("reclaiming leases", shared.reclaim_dead)
+    remaining = shared.remaining()
+    if remaining:
+        raise SunsetError(
+            f"--finish: the crawl is not over, {remaining} requests are still queued in "
+            "Redis; start workers again to finish them"
+        )
+    try:
+        return _merge(out, name, workers, shared)
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise SunsetError(
+            f"--finish: cannot write the merged crawl{where}: {exc.strerror or exc}; "
+            "the workers' files are untouched, run --finish again once fixed"
+        ) from None
 
+
+def _merge(out: Path, name: str, workers: list[Path], shared: Shared) -> int:
     checks = repair(out / "warc", out / "state" / "set-aside")
     torn = [c for c in checks if c.torn]
     for c in torn:
@@ -149,33 +249,22 @@ def run_finish(out: Path, name: str, redis_url: str | None = None) -> int:
     files = sorted((out / "warc").glob("*.warc.gz"))
     index = out / "indexes" / "index.cdxj"
     index_warcs(files, index)
+    dropped = Dropped()
     log_lines = _write_atomic(
-        out / "crawl.log", heapq.merge(*(_lines(w / "crawl.log") for w in workers))
+        out / "crawl.log", heapq.merge(*(_log_lines(w / "crawl.log", dropped) for w in workers))
     )
-    pages = _write_atomic(out / "pages.jsonl", _pages(workers))
+    pages = _write_atomic(out / "pages.jsonl", _pages(workers, dropped))
+    if dropped.log or dropped.pages:
+        console.print(
+            f"[yellow]left out {dropped.log} crawl.log and {dropped.pages} pages.jsonl lines "
+            "that are not what a worker writes"
+        )
     twice = _twice(index)
-
-    stats: Counter[str] = Counter()
-    per_worker = []
-    for w in workers:
-        with contextlib.suppress(OSError, ValueError):
-            summary = json.loads((w / "crawl.json").read_text())
-            stats.update({k: int(v) for k, v in summary.get("stats", {}).items()})
-            per_worker.append(
-                {
-                    "worker": w.name,
-                    "seconds": summary.get("seconds"),
-                    "responses": summary.get("stats", {}).get("responses", 0),
-                    "pages": summary.get("stats", {}).get("pages", 0),
-                    "fatal": summary.get("fatal"),
-                    "reclaimed_from_lost_workers": summary.get("reclaimed_from_lost_workers", 0),
-                }
-            )
-        if not (w / "crawl.json").exists():
-            per_worker.append({"worker": w.name, "stopped": "without a summary (killed)"})
+    stats, per_worker = _tally(workers)
+    finished = datetime.now(UTC).isoformat()
     record = {
         "name": name,
-        "finished": datetime.now(UTC).isoformat(),
+        "finished": finished,
         "shared": True,
         "workers": per_worker,
         "stats": dict(sorted(stats.items())),
@@ -183,11 +272,10 @@ def run_finish(out: Path, name: str, redis_url: str | None = None) -> int:
         "warc_files": [f.name for f in files],
         "torn_files_repaired": [c.path.name for c in torn],
         "urls_captured_twice": twice,
+        "lines_left_out": {"crawl.log": dropped.log, "pages.jsonl": dropped.pages},
     }
-    (out / "crawl.json").write_text(json.dumps(record, indent=2) + "\n")
-    if shared is not None and not remaining:
-        # The crawl is over; its frontier is not needed again.
-        shared.call("clearing the crawl's keys", shared.clear)
+    _write_atomic(out / "crawl.json", iter([json.dumps(record, indent=2) + "\n"]))
+    shared.call("clearing the crawl's keys", shared.finish, finished)
     summary_table(
         f"finish {name} — {out}",
         [

@@ -36,7 +36,7 @@ from sunset.ui import console, summary_table
 from .fetch import Client
 from .resume import read_previous, repair
 from .session import Session, seen_key
-from .shared import Shared
+from .shared import Shared, redacted
 from .spider import CaptureSpider
 from .urls import Guards, Scope
 from .warc import CONFORMS_TO, WarcFiles
@@ -170,9 +170,13 @@ def run_crawl(opt: CrawlOptions) -> int:
         logs_dir = out / "workers" / shared.worker
         lock = _lock_worker(logs_dir, shared.worker)
         shared.join(_fingerprint(settings_record))
+        try:
+            (logs_dir / "running").write_text(f"{os.getpid()}\n")
+        except OSError as exc:
+            raise SunsetError(f"cannot write {logs_dir}: {exc.strerror or exc}") from None
         prefix = f"{opt.name}-{shared.worker}"
         info["sunset-worker"] = shared.worker
-        settings_record["redis"] = _redacted(opt.redis)
+        settings_record["redis"] = redacted(opt.redis)
         settings_record["worker"] = shared.worker
     warcs = WarcFiles(
         out / "warc",
@@ -348,6 +352,11 @@ def run_crawl(opt: CrawlOptions) -> int:
         summary["reclaimed_from_lost_workers"] = shared.reclaimed
     try:
         (logs_dir / "crawl.json").write_text(json.dumps(summary, indent=2) + "\n")
+        if shared is not None:
+            # A worker id can run again (after Redis was lost): --finish adds up every run.
+            with open(logs_dir / "runs.jsonl", "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(summary) + "\n")
+            (logs_dir / "running").unlink(missing_ok=True)
     except OSError as exc:
         session.fatal = session.fatal or f"cannot write crawl.json: {exc.strerror or exc}"
     refused = sum(v for k, v in st.items() if k.startswith("refused:"))
@@ -396,13 +405,6 @@ def _fingerprint(settings: dict[str, object]) -> str:
     )
     text = json.dumps({k: settings.get(k) for k in keys}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _redacted(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@", 1)
-    return url
 
 
 def _lock_worker(folder: Path, worker: str) -> IO[str]:

@@ -25,11 +25,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import socket
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 import redis.asyncio
@@ -154,16 +156,37 @@ class RedisLost(SunsetError):
     """Redis stopped answering mid-crawl."""
 
 
+# A crawl's name is part of every key and of SCAN patterns: no glob characters.
+CRAWL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for messages and records."""
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@", 1)
+    return url
+
+
 def connect(url: str) -> redis.Redis:
     """A client for URL, checked with PING; a clear one-line error if Redis is not there."""
+    shown = redacted(url)
+    path = urlsplit(url).path if url.startswith(("redis://", "rediss://")) else ""
+    if path.strip("/") and not path.strip("/").isdigit():
+        raise SunsetError(f"--redis {shown}: the path must be a database number, such as /0")
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30)
+        # Every call but the blocking slot wait (on its own client) answers
+        # at once; 10 s means a server that is there but silent.
+        client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
     except ValueError as exc:
-        raise SunsetError(f"--redis {url}: not a Redis URL ({exc})") from None
+        raise SunsetError(f"--redis {shown}: not a Redis URL ({exc})") from None
     try:
         client.ping()
     except RedisError as exc:
-        raise SunsetError(f"--redis {url}: cannot reach Redis ({_reason(exc)})") from None
+        reason = _reason(exc)
+        if "auth" in reason.lower():
+            reason = "it needs a password: redis://:PASSWORD@host:port/db"
+        raise SunsetError(f"--redis {shown}: cannot reach Redis ({reason})") from None
     return client
 
 
@@ -188,7 +211,12 @@ class Shared:
     """One worker's handle on the crawl-wide state in Redis."""
 
     def __init__(self, url: str, crawl: str, worker: str | None = None) -> None:
-        self.url = url
+        if not CRAWL_NAME.fullmatch(crawl):
+            raise SunsetError(
+                f"crawl name {crawl!r}: a shared crawl's name is up to 64 letters, digits, "
+                "'_', '-' and '.'"
+            )
+        self.url = redacted(url)
         self.client = connect(url)
         self.ns = f"sunset:{crawl}:"
         self.queue_key = self.ns + "queue"
@@ -248,6 +276,11 @@ class Shared:
         )
         if not ok:
             raise SunsetError(f"worker {self.worker} is already running in this crawl")
+        if self.finished():
+            self.call("registering", self.client.delete, self._alive(self.worker))
+            raise SunsetError(
+                "this crawl was finished with --finish; start a new one with another --name"
+            )
         first = self.call(
             "registering", self.client.set, self.ns + "settings", settings_fingerprint, nx=True
         )
@@ -460,8 +493,15 @@ class Shared:
     def keys(self) -> Iterator[bytes]:
         return self.client.scan_iter(match=self.ns + "*")
 
-    def clear(self) -> int:
-        n = 0
+    def known(self) -> bool:
+        """Whether a worker ever started this crawl in this Redis database."""
+        return bool(self.client.exists(self.ns + "settings", self.ns + "finished"))
+
+    def finished(self) -> bool:
+        return bool(self.call("checking", self.client.exists, self.ns + "finished"))
+
+    def finish(self, when: str) -> None:
+        """Drop the crawl's frontier, keeping a marker so no late worker starts it afresh."""
         for key in list(self.keys()):
-            n += int(self.client.delete(key))
-        return n
+            self.client.delete(key)
+        self.client.set(self.ns + "finished", when)

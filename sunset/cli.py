@@ -396,8 +396,18 @@ def crawl(
     run_name = name or (profile.path.stem if profile.path else "crawl")
     if successor and not name:
         run_name += "-successor"
+    if redis_url is not None and not redis_url.strip():
+        raise SunsetError("--redis is empty; give the Redis URL, e.g. redis://127.0.0.1:6379/0")
     if worker is not None and not redis_url:
         raise SunsetError("--worker names a worker of a shared crawl; give --redis too")
+    if finish and not redis_url:
+        raise SunsetError(
+            "--finish needs --redis (the crawl's Redis), to check that no work is left"
+        )
+    if finish and (resume or worker is not None):
+        raise SunsetError(
+            "--finish merges a stopped shared crawl; it takes no --resume or --worker"
+        )
     if worker is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}", worker):
         raise SunsetError(
             f"--worker {worker!r}: use up to 40 letters, digits, '_', '-' and '.' (it goes in file names)"

@@ -326,3 +326,62 @@ def test_scrapy_redis_and_pywb_each_have_their_redis_client() -> None:
         [str(pywb_python), "-m", "pip", "check"], capture_output=True, text=True, timeout=120
     )
     assert check.returncode == 0, check.stdout
+
+
+def test_finish_and_workers_refuse_bad_input(tmp_path: Path) -> None:
+    """--finish on damaged worker files, the wrong name, no Redis; a worker after the finish."""
+    import redis
+
+    out = tmp_path / "crawl"
+    (out / "warc").mkdir(parents=True)
+    a = out / "workers" / "a"
+    a.mkdir(parents=True)
+    good = "2026-11-23T10:00:00.000001Z   200 10 http://h/ - - text/html 1 sha1:X worker:a\n"
+    (a / "crawl.log").write_text(good + "\x00\x01 garbage that is not a log line\n", "utf-8")
+    (a / "pages.jsonl").write_text(
+        '{"url": "http://h/", "ts": "2026-11-23T10:00:00Z", "title": "", "status": 200}\n'
+        '{"url": null, "ts": null}\n',
+        "utf-8",
+    )
+    (a / "runs.jsonl").write_text('null\n{"stats": {"pages": 1, "responses": 2}}\n', "utf-8")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "sunset", "crawl", "-p", "demo", "--out", str(out), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    def one_line_error(result: subprocess.CompletedProcess[str], text: str) -> None:
+        assert result.returncode != 0, result.stdout
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and text in lines[0], result.stderr
+
+    with redis_server(tmp_path / "redis") as url:
+        redis.Redis.from_url(url).set("sunset:fake:settings", "x")
+        redis.Redis.from_url(url).set("sunset:other:queue", "x")
+        one_line_error(run("--name", "fake", "--finish"), "--finish needs --redis")
+        one_line_error(run("--name", "*", "--redis", url, "--finish"), "crawl name '*'")
+        one_line_error(run("--name", "fake", "--redis", "", "--finish"), "--redis is empty")
+        one_line_error(run("--name", "nope", "--redis", url, "--finish"), "knows no shared crawl")
+        one_line_error(
+            run("--name", "fake", "--redis", url.replace("/0", "/abc"), "--finish"),
+            "must be a database number",
+        )
+        done = run("--name", "fake", "--redis", url, "--finish")
+        assert done.returncode == 0, done.stderr
+        record = json.loads((out / "crawl.json").read_text())
+        assert record["lines_left_out"] == {"crawl.log": 1, "pages.jsonl": 1}
+        assert (out / "crawl.log").read_text() == good
+        assert record["stats"] == {"pages": 1, "responses": 2}
+        assert record["workers"][0]["unreadable_summaries"] == 1
+        # Another crawl's keys are untouched; this one keeps only its marker.
+        keys = sorted(k.decode() for k in redis.Redis.from_url(url).keys("*"))
+        assert keys == ["sunset:fake:finished", "sunset:other:queue"]
+        one_line_error(run("--name", "fake", "--redis", url), "was finished with --finish")
+        again = run("--name", "fake", "--redis", url, "--finish")
+        assert again.returncode == 0, again.stderr
+    secret = run("--name", "fake", "--redis", f"redis://:s3cret@127.0.0.1:{free_port()}/0")
+    one_line_error(secret, "cannot reach Redis")
+    assert "s3cret" not in secret.stderr
