@@ -13,6 +13,13 @@ in-scope URL wget captured must be in sunset's.
     .venv/bin/python bench/crawl.py --tools wget --pages 10000 --latency 20 --timeout 7200
     .venv/bin/python bench/crawl.py --pages 1000 --latency 20 --workers 1 2 4 --repeat 3
 
+The third tool, `scrapy`, is Scrapy alone (bench/scrapy_floor.py): its own
+download handler and default middlewares fetching the replica's list of
+capturable URLs once each, at the profile's per-host concurrency, through the
+same nginx proxy as wget, parsing nothing and writing nothing. No crawler
+built on Scrapy can be faster than that on the same machine, so its ratio to
+wget shows which targets Scrapy can reach at all.
+
 --workers N... adds, beside wget and the single-process sunset, a shared crawl
 of N `sunset crawl --redis` workers (a redis-server on loopback, flushed
 before each run) followed by `sunset crawl --finish`; its wall time covers
@@ -41,7 +48,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -269,6 +276,60 @@ def run_wget(profile: Profile, proxy: str, workdir: Path, run: Run, timeout: flo
     run.ok = run.error is None and not run.timed_out
 
 
+def run_scrapy_floor(
+    profile: Profile, site: Path, proxy: str, workdir: Path, run: Run, timeout: float
+) -> None:
+    """Scrapy alone (bench/scrapy_floor.py) fetching every capturable URL of the replica once."""
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    urls = workdir / "urls.txt"
+    with (
+        open(site / "ground-truth" / "urls.jsonl", encoding="utf-8") as src,
+        open(urls, "w", encoding="utf-8") as dst,
+    ):
+        for line in src:
+            entry = json.loads(line)
+            if entry.get("capture") and in_scope(entry["url"], profile):
+                dst.write(entry["url"] + "\n")
+    fetched = workdir / "fetched.jsonl"
+    cmd = [
+        sys.executable,
+        str(Path(__file__).with_name("scrapy_floor.py")),
+        str(urls),
+        str(fetched),
+        "--proxy",
+        proxy,
+        "--concurrency",
+        str(profile.crawl.concurrency_per_host),
+    ]
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    measure(
+        cmd,
+        run=run,
+        cwd=workdir,
+        env=env,
+        stdout=workdir / "stdout",
+        stderr=workdir / "stderr",
+        counter=Counter(fetched, None, workdir),
+        timeout=timeout,
+    )
+    if run.exit_code != 0 and not run.timed_out:
+        run.error = f"scrapy floor failed: {first_line(workdir / 'stderr')}"
+    html: set[str] = set()
+    with suppress(OSError), open(fetched, encoding="utf-8") as fh:
+        for line in fh:
+            url, status, ctype = json.loads(line)
+            run.requests += 1
+            run.responses += 1
+            if status == 200:
+                run.urls.add(url)
+                if ctype.split(";")[0].strip().lower() == "text/html":
+                    html.add(url)
+    run.html_pages = len(html)
+    run.pages_per_s = round(run.html_pages / run.wall_s, 2) if run.wall_s else 0.0
+    run.ok = run.error is None and not run.timed_out
+
+
 def _fresh(workdir: Path) -> Path:
     """Empty workdir (sunset refuses to write into an existing crawl) and a logs folder beside it."""
     shutil.rmtree(workdir, ignore_errors=True)
@@ -418,6 +479,9 @@ def bench_config(
                 run = Run(tool, pages, latency, k + 1)
                 if tool == "wget":
                     run_wget(profile, srv.proxy, base / f"wget-{cfg}", run, timeout)
+                elif tool == "scrapy":
+                    work = base / f"scrapy-{cfg}"
+                    run_scrapy_floor(profile, site, srv.proxy, work, run, timeout)
                 elif tool.startswith("workers-"):
                     assert redis_url
                     n = int(tool.removeprefix("workers-"))
@@ -464,6 +528,9 @@ def bench_config(
         result["workers_speedup"] = {
             t: round(m["pages_per_s"] / w["pages_per_s"], 2) for t, m in shared_runs.items()
         }
+    floor = medians.get("scrapy")
+    if w and floor and w["pages_per_s"]:
+        result["scrapy_floor_speedup"] = round(floor["pages_per_s"] / w["pages_per_s"], 2)
     one = medians.get("workers-1")
     if one and one["pages_per_s"]:
         result["workers_scaling"] = {
@@ -543,6 +610,11 @@ def print_report(results: list[dict[str, object]], ratios: dict[str, float]) -> 
             )
         if "speedup" in r:
             out.print(f"{cfg}: sunset pages/s ÷ wget pages/s = {r['speedup']}")
+        if "scrapy_floor_speedup" in r:
+            out.print(
+                f"{cfg}: Scrapy alone (fetch only) pages/s ÷ wget pages/s"
+                f" = {r['scrapy_floor_speedup']}"
+            )
         for tool, ratio in r.get("workers_speedup", {}).items():  # type: ignore[union-attr]
             scale = r.get("workers_scaling", {}).get(tool)  # type: ignore[union-attr]
             out.print(
@@ -575,7 +647,14 @@ def main(argv: list[str] | None = None) -> int:
         help="per-response delays in ms (default: 0 20)",
     )
     ap.add_argument("--quick", action="store_true", help="only 1,000 pages at 0 ms")
-    ap.add_argument("--tools", nargs="+", choices=("wget", "sunset"), default=["wget", "sunset"])
+    ap.add_argument(
+        "--tools",
+        nargs="+",
+        choices=("wget", "sunset", "scrapy"),
+        default=["wget", "sunset", "scrapy"],
+        help="scrapy: Scrapy alone fetching the replica's URL list, parsing and writing"
+        " nothing (bench/scrapy_floor.py), the floor under any Scrapy-based crawler",
+    )
     ap.add_argument(
         "--workers",
         type=int,
