@@ -168,8 +168,19 @@ def run_crawl(opt: CrawlOptions) -> int:
     if opt.redis:
         shared = Shared(opt.redis, opt.name, opt.worker)
         logs_dir = out / "workers" / shared.worker
+        fresh = not logs_dir.exists()
         lock = _lock_worker(logs_dir, shared.worker)
-        shared.join(_fingerprint(settings_record))
+        try:
+            shared.join(_fingerprint(settings_record))
+        except SunsetError:
+            # Refused before it wrote anything: no empty worker folder is left
+            # for --finish to find.
+            lock.close()
+            if fresh:
+                with contextlib.suppress(OSError):
+                    (logs_dir / "lock").unlink()
+                    logs_dir.rmdir()
+            raise
         try:
             (logs_dir / "running").write_text(f"{os.getpid()}\n")
         except OSError as exc:

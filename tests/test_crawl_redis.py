@@ -379,7 +379,10 @@ def test_finish_and_workers_refuse_bad_input(tmp_path: Path) -> None:
         # Another crawl's keys are untouched; this one keeps only its marker.
         keys = sorted(k.decode() for k in redis.Redis.from_url(url).keys("*"))
         assert keys == ["sunset:fake:finished", "sunset:other:queue"]
+        workers_before = sorted(p.name for p in (out / "workers").iterdir())
         one_line_error(run("--name", "fake", "--redis", url), "was finished with --finish")
+        # The refused worker leaves no folder of its own behind.
+        assert sorted(p.name for p in (out / "workers").iterdir()) == workers_before
         again = run("--name", "fake", "--redis", url, "--finish")
         assert again.returncode == 0, again.stderr
     secret = run("--name", "fake", "--redis", f"redis://:s3cret@127.0.0.1:{free_port()}/0")
