@@ -34,6 +34,7 @@ from sunset.profile import ConnectTo, Profile
 from sunset.ui import console, summary_table
 
 from .fetch import Client
+from .indexing import LiveIndexer, write_index
 from .resume import read_previous, repair
 from .session import Session, seen_key
 from .shared import Shared, redacted
@@ -196,6 +197,12 @@ def run_crawl(opt: CrawlOptions) -> int:
         info,
         first_serial=(prev.max_serial + 1) if prev else 0,
     )
+    live = None
+    if shared is None:
+        # --finish indexes a shared crawl, after it has checked every worker's files.
+        LiveIndexer.clear_stale(out / "indexes")
+        live = LiveIndexer(out / "indexes")
+        warcs.on_open = live.follow
     session = Session(
         folder=logs_dir,
         warcs=warcs,
@@ -337,13 +344,15 @@ def run_crawl(opt: CrawlOptions) -> int:
             lock.close()
     elapsed = time.monotonic() - started
     files = [Path(w) for w in warcs.files]
-    if shared is None:
+    if live is not None:
         files = sorted((out / "warc").glob("*.warc.gz"))
         try:
-            index_warcs(files, out / "indexes" / "index.cdxj")
+            index_warcs(files, out / "indexes" / "index.cdxj", live.finish(warcs.cut))
         except OSError as exc:
             # The WARCs are complete; the index can be rebuilt from them later.
             session.fatal = session.fatal or f"cannot write the CDXJ index: {exc.strerror or exc}"
+        finally:
+            live.close()
     st = session.stats
     summary = {
         "name": opt.name,
@@ -465,18 +474,12 @@ def _first_error(out: Path) -> str:
     return "no start URL answered"
 
 
-def index_warcs(files: list[Path], index: Path) -> None:
-    """CDXJ index of all WARC files, sorted, written atomically; file names relative to warc/."""
-    from cdxj_indexer.main import CDXJIndexer
+def index_warcs(files: list[Path], index: Path, parts: dict[Path, Path] | None = None) -> None:
+    """CDXJ index of all WARC files, sorted, written atomically; file names relative to warc/.
 
-    index.parent.mkdir(parents=True, exist_ok=True)
-    tmp = index.with_suffix(".cdxj.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        if files:
-            CDXJIndexer(
-                fh, [str(f) for f in files], sort=True, dir_root=str(files[0].parent)
-            ).process_all()
-    os.replace(tmp, index)
+    `parts` are sorted indexes of some of the files, already made while they were written.
+    """
+    write_index(files, index, parts)
 
 
 def _progress(

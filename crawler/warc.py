@@ -18,6 +18,7 @@ import os
 import socket
 import uuid
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -96,6 +97,11 @@ class WarcFiles:
         self.path: Path | None = None
         self.size = 0
         self.files: list[Path] = []
+        # Told of each file once its warcinfo record is on disk (the live indexer).
+        self.on_open: Callable[[Path], None] | None = None
+        # Names of files cut back after a failed write: a reader that followed
+        # them may have seen bytes that are no longer there.
+        self.cut: set[str] = set()
         # warcio frames each record; compression is done here, one gzip member
         # per record as before, at level 6: warcio's fixed level 9 costs about
         # twice the CPU for a percent or two of size.
@@ -122,6 +128,8 @@ class WarcFiles:
                 "warcinfo", "", [("WARC-Filename", name)], block, "application/warc-fields"
             )
         )
+        if self.on_open is not None:
+            self.on_open(self.path)
 
     def close(self) -> None:
         if self.fh is None or self.path is None:
@@ -194,6 +202,7 @@ class WarcFiles:
                 view = view[written or 0 :]
         except OSError as exc:
             # Leave the file ending on a whole record, whatever reached the disk.
+            self.cut.add(self.path.name.removesuffix(".open"))
             with contextlib.suppress(OSError):
                 self.fh.truncate(offset)
                 self.fh.seek(offset)
