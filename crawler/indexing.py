@@ -36,6 +36,7 @@ from typing import IO
 # Parts are kept here while the crawl runs; one folder per crawling process.
 PARTS_PREFIX = ".live-"
 POLL = 0.05
+SORT_BUFFER = 4 * 1024 * 1024
 
 
 def index_files(files: list[Path], out: IO[str]) -> None:
@@ -192,7 +193,9 @@ def _child(fd: int, open_path: Path, part: Path) -> int:
         with open(tmp, "w", encoding="utf-8") as out:
             # process_all() opens files by name; the growing stream is handed to
             # process_one() instead, under the name the file will have once closed.
-            sorter = SortingWriter(out)
+            # Sorted in runs of a few MB spilled to disk: this process runs
+            # beside the crawl, so its memory adds to the crawl's.
+            sorter = SortingWriter(out, SORT_BUFFER)
             CDXJIndexer(sorter, []).process_one(
                 io.BufferedReader(src, 1 << 16), sorter, src.final.name
             )
