@@ -216,6 +216,12 @@ def _scope_regex(patterns: Iterable[str]) -> str:
     return "|".join(f"(?:{p})" for p in patterns)
 
 
+def _without_proxy() -> dict[str, str]:
+    # Proxy variables from the caller's shell would send the tool elsewhere
+    # than the nginx proxy it is given.
+    return {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+
+
 def run_wget(profile: Profile, proxy: str, workdir: Path, run: Run, timeout: float) -> None:
     if shutil.which("wget") is None:
         run.error = "wget not found (install the Debian package wget)"
@@ -256,13 +262,11 @@ def run_wget(profile: Profile, proxy: str, workdir: Path, run: Run, timeout: flo
     if profile.site.include:
         cmd.append(f"--accept-regex={_scope_regex(profile.site.include)}")
     cmd.extend(profile.site.start_urls)
-    # Proxy variables from the caller's shell would send wget elsewhere.
-    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     measure(
         cmd,
         run=run,
         cwd=workdir,
-        env=env,
+        env=_without_proxy(),
         stdout=workdir / "wget.stdout",
         stderr=workdir / "wget.stderr",
         counter=Counter(log, b" URL:", workdir),
@@ -302,12 +306,11 @@ def run_scrapy_floor(
         "--concurrency",
         str(profile.crawl.concurrency_per_host),
     ]
-    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     measure(
         cmd,
         run=run,
         cwd=workdir,
-        env=env,
+        env=_without_proxy(),
         stdout=workdir / "stdout",
         stderr=workdir / "stderr",
         counter=Counter(fetched, None, workdir),
