@@ -2,10 +2,11 @@
 
 Indexing a WARC file takes about a seventh of the time the crawl took to write
 it, all of it CPU. Done after the crawl, as it used to be, that was a wait at
-the end (1.4 s of 15 for 1,000 pages; minutes for a large site). Instead, as
-each file is opened, a child process follows it as it grows and indexes its
-records with cdxj-indexer into a sorted part; at the end the parts are merged.
-A part is only used when it is sure to describe the finished file:
+the end (1.4 s of 15 for 1,000 pages; minutes for a large site). Instead one
+child process, started with the crawl, follows each file as it grows (the
+crawl tells it the name of each new file on its stdin) and indexes its records
+with cdxj-indexer into a sorted part; at the end the parts are merged. A part
+is only used when it is sure to describe the finished file:
 
 - the child read exactly the bytes the file ends with: it saw the file renamed
   from `.open` (the writer closed it) and then read to its end, and the byte
@@ -14,9 +15,11 @@ A part is only used when it is sure to describe the finished file:
   read bytes that are no longer there); such files are indexed again.
 
 Any file without a good part is indexed at the end as before. The result is
-byte-identical to indexing every file at the end (tested).
+byte-identical to indexing every file at the end (tested). When the crawl
+dies, the child's stdin closes: it stops at the file it is on, which was never
+closed, and leaves no part of it.
 
-    python -m crawler.indexing FD FILE.warc.gz.open PART.cdxj   (what the child runs)
+    python -m crawler.indexing PARTS_FOLDER   (what the child runs; paths on stdin)
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import select
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
@@ -37,6 +41,8 @@ from typing import IO
 PARTS_PREFIX = ".live-"
 POLL = 0.05
 SORT_BUFFER = 4 * 1024 * 1024
+# Files merged at once: each is an open file, and a crawl may have thousands.
+MERGE_FAN_IN = 64
 
 
 def index_files(files: list[Path], out: IO[str]) -> None:
@@ -58,27 +64,43 @@ def write_index(files: list[Path], index: Path, parts: dict[Path, Path] | None =
     index.parent.mkdir(parents=True, exist_ok=True)
     tmp = index.with_suffix(".cdxj.tmp")
     todo = [f for f in files if f not in parts]
-    scratch = index.with_suffix(".cdxj.rest")
+    scratch: list[Path] = []
     try:
+        sources = [parts[f] for f in files if f in parts]
         if todo:
-            with open(scratch, "w", encoding="utf-8") as fh:
+            scratch.append(index.with_suffix(".cdxj.rest"))
+            with open(scratch[-1], "w", encoding="utf-8") as fh:
                 index_files(todo, fh)
-        sources = [parts[f] for f in files if f in parts] + ([scratch] if todo else [])
-        with contextlib.ExitStack() as stack, open(tmp, "w", encoding="utf-8") as out:
-            readers = [stack.enter_context(open(p, encoding="utf-8")) for p in sources]
-            out.writelines(heapq.merge(*readers))
+            sources.append(scratch[-1])
+        while len(sources) > MERGE_FAN_IN:
+            batch, sources = sources[:MERGE_FAN_IN], sources[MERGE_FAN_IN:]
+            scratch.append(index.with_suffix(f".cdxj.merge{len(scratch)}"))
+            _merge(batch, scratch[-1])
+            sources.append(scratch[-1])
+            for done in batch:
+                if done in scratch:
+                    done.unlink()
+        _merge(sources, tmp)
         os.replace(tmp, index)
     finally:
         tmp.unlink(missing_ok=True)
-        scratch.unlink(missing_ok=True)
+        for path in scratch:
+            path.unlink(missing_ok=True)
+
+
+def _merge(sources: list[Path], dest: Path) -> None:
+    with contextlib.ExitStack() as stack, open(dest, "w", encoding="utf-8") as out:
+        readers = [stack.enter_context(open(p, encoding="utf-8")) for p in sources]
+        out.writelines(heapq.merge(*readers))
 
 
 class LiveIndexer:
-    """Starts a child per WARC file as it opens; at the end, hands back the parts that hold."""
+    """One child process indexing each WARC file while it is written; the parts that hold."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder / f"{PARTS_PREFIX}{os.getpid()}"
-        self.children: dict[Path, tuple[subprocess.Popen[bytes], Path]] = {}
+        self.child: subprocess.Popen[bytes] | None = None
+        self.files: list[Path] = []  # final names, in the order they were opened
 
     @staticmethod
     def clear_stale(folder: Path) -> None:
@@ -87,73 +109,122 @@ class LiveIndexer:
             shutil.rmtree(old, ignore_errors=True)
 
     def follow(self, open_path: Path) -> None:
-        final = open_path.with_name(open_path.name.removesuffix(".open"))
-        part = self.folder / (final.name + ".cdxj")
+        """Called by the WARC writer once a new file holds its warcinfo record."""
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            # The child gets the open file itself: a small file may be closed
-            # and renamed before the child has started.
-            with open(open_path, "rb") as fh:
-                fd = fh.fileno()
-                child = subprocess.Popen(
-                    [sys.executable, "-m", "crawler.indexing", str(fd), str(open_path), str(part)],
+            if self.child is None:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                self.child = subprocess.Popen(
+                    [sys.executable, "-m", "crawler.indexing", str(self.folder)],
                     stdin=subprocess.PIPE,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
-                    pass_fds=(fd,),
+                    # Out of the terminal's process group: Ctrl-C is for the
+                    # crawl, which then closes the child's stdin.
+                    process_group=0,
                 )
-        except OSError:
+                assert self.child.stdin is not None
+                os.set_blocking(self.child.stdin.fileno(), False)
+            assert self.child.stdin is not None
+            line = os.fsencode(open_path) + b"\n"
+            # Never blocks: a child so far behind (or stuck) that the pipe is
+            # full is given up, and its files are indexed at the end.
+            if os.write(self.child.stdin.fileno(), line) != len(line):
+                raise BlockingIOError
+        except BlockingIOError:
+            with contextlib.suppress(OSError):
+                self.child.kill()
+            return
+        except (OSError, ValueError):
             return  # indexed at the end instead
-        self.children[final] = (child, part)
+        self.files.append(open_path.with_name(open_path.name.removesuffix(".open")))
 
     def finish(self, cut: Iterable[str] = ()) -> dict[Path, Path]:
-        """Wait for the children; the parts that describe their finished files."""
+        """Wait for the child; the parts that describe their finished files."""
+        if self.child is None:
+            return {}
         cut = set(cut)
+        # Closing stdin says no file is coming; one never renamed (the writer
+        # failed) is left without a part.
+        with contextlib.suppress(OSError, ValueError):
+            assert self.child.stdin is not None
+            self.child.stdin.close()
+        try:
+            self.child.wait(timeout=_patience(self.files))
+        except subprocess.TimeoutExpired:
+            self.child.kill()
+            self.child.wait()
         good: dict[Path, Path] = {}
-        for final, (child, part) in self.children.items():
-            # Closing stdin tells a child whose file was never renamed (the
-            # writer failed) that no more is coming.
-            with contextlib.suppress(OSError):
-                assert child.stdin is not None
-                child.stdin.close()
-            try:
-                code = child.wait(timeout=_patience(final))
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
-                continue
-            if code == 0 and part.is_file() and final.name not in cut:
+        for final in self.files:
+            part = self.folder / (final.name + ".cdxj")
+            if part.is_file() and final.name not in cut:
                 good[final] = part
-        self.children.clear()
         return good
 
     def close(self) -> None:
-        for child, _part in self.children.values():
+        if self.child is not None and self.child.poll() is None:
             with contextlib.suppress(OSError):
-                child.kill()
-                child.wait()
-        self.children.clear()
+                self.child.kill()
+            self.child.wait()
+        if self.child is not None and self.child.stdin is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self.child.stdin.close()
+        self.child = None
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def _patience(final: Path) -> float:
-    # A child keeps pace with the crawl, so at the end it has at most the tail
-    # left; the bound only matters if it is stuck, and then the file is
-    # indexed again. cdxj-indexer reads well over 2 MB/s.
-    try:
-        size = final.stat().st_size
-    except OSError:
-        size = 0
+def _patience(files: list[Path]) -> float:
+    # The child keeps pace with the crawl, so at the end it has at most the
+    # tail of the last file left; the bound only matters if it is stuck, and
+    # then the files are indexed again. cdxj-indexer reads well over 2 MB/s.
+    size = 0
+    for final in files[-2:]:
+        with contextlib.suppress(OSError):
+            size += final.stat().st_size
     return 60 + size / 2e6
 
 
-class _Follow(io.RawIOBase):
-    """A growing `.open` file read to its end once the writer has renamed it."""
+class _Paths:
+    """The file names the crawl sends on stdin, read without blocking."""
 
-    def __init__(self, fd: int, path: Path) -> None:
+    def __init__(self) -> None:
+        self.fd = sys.stdin.fileno()
+        self.pending = b""
+        self.queue: list[Path] = []
+        self.closed = False
+
+    def poll(self, timeout: float) -> None:
+        """Take what has arrived, waiting up to `timeout` for something."""
+        if self.closed:
+            return
+        ready, _, _ = select.select([self.fd], [], [], timeout)
+        if not ready:
+            return
+        data = os.read(self.fd, 65536)
+        if not data:
+            self.closed = True
+            return
+        self.pending += data
+        *lines, self.pending = self.pending.split(b"\n")
+        self.queue.extend(Path(os.fsdecode(line)) for line in lines if line)
+
+    def next(self) -> Path | None:
+        while not self.queue and not self.closed:
+            self.poll(1.0)
+        return self.queue.pop(0) if self.queue else None
+
+
+class _Follow(io.RawIOBase):
+    """A growing `.open` file, read to its end once the writer has renamed it."""
+
+    def __init__(self, path: Path, paths: _Paths) -> None:
         self.path = path
         self.final = path.with_name(path.name.removesuffix(".open"))
-        self.fh = open(fd, "rb", buffering=0)  # noqa: SIM115 - closed by close()
+        self.paths = paths
+        try:
+            self.fh = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
+        except FileNotFoundError:
+            # Closed and renamed before we got here: complete under its final name.
+            self.fh = open(self.final, "rb", buffering=0)  # noqa: SIM115
         self.total = 0
         self.done = False
 
@@ -173,9 +244,9 @@ class _Follow(io.RawIOBase):
                 # is; one more read drains it.
                 self.done = True
                 continue
-            ready, _, _ = select.select([sys.stdin], [], [], POLL)
-            if ready and not sys.stdin.buffer.read1(1):
-                self.done = True  # the crawl ended (or died) without renaming it
+            if self.paths.closed:
+                raise _CrawlGone
+            self.paths.poll(POLL)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -183,19 +254,29 @@ class _Follow(io.RawIOBase):
         super().close()
 
 
-def _child(fd: int, open_path: Path, part: Path) -> int:
+class _CrawlGone(Exception):
+    """stdin closed while a file was still being written: the crawl ended or died."""
+
+
+def _index_one(path: Path, paths: _Paths, folder: Path) -> bool:
     from cdxj_indexer.main import CDXJIndexer, SortingWriter
 
-    src = _Follow(fd, open_path)
+    final = path.with_name(path.name.removesuffix(".open"))
+    part = folder / (final.name + ".cdxj")
     tmp = part.with_suffix(".tmp")
     ok = False
+    sorter = None
+    try:
+        src = _Follow(path, paths)
+    except OSError:
+        return False  # gone (set aside, or the folder removed): indexed at the end
     try:
         with open(tmp, "w", encoding="utf-8") as out:
-            # process_all() opens files by name; the growing stream is handed to
-            # process_one() instead, under the name the file will have once closed.
             # Sorted in runs of a few MB spilled to disk: this process runs
             # beside the crawl, so its memory adds to the crawl's.
             sorter = SortingWriter(out, SORT_BUFFER)
+            # process_all() opens files by name; the growing stream is handed to
+            # process_one() instead, under the name the file will have once closed.
             CDXJIndexer(sorter, []).process_one(
                 io.BufferedReader(src, 1 << 16), sorter, src.final.name
             )
@@ -205,16 +286,34 @@ def _child(fd: int, open_path: Path, part: Path) -> int:
         ok = False
     finally:
         src.close()
+        if sorter is not None and not ok:
+            for run in sorter.tmp_files:
+                with contextlib.suppress(OSError):
+                    os.unlink(run)
     if ok:
         os.replace(tmp, part)
-        return 0
-    tmp.unlink(missing_ok=True)
-    return 1
+    else:
+        tmp.unlink(missing_ok=True)
+    return ok
+
+
+def _child(folder: Path) -> int:
+    # cdxj-indexer spills its sorted runs to the temporary folder: keep them in
+    # the parts folder, which the crawl removes whatever happens to this process.
+    tempfile.tempdir = str(folder)
+    crawl = os.getppid()
+    paths = _Paths()
+    while (path := paths.next()) is not None:
+        if os.getppid() != crawl:
+            break  # the crawl died: nobody will merge what is left
+        if not _index_one(path, paths, folder) and paths.closed and not _renamed(path):
+            break  # the crawl is gone and this file was never closed: nothing more to do
+    return 0
+
+
+def _renamed(path: Path) -> bool:
+    return path.with_name(path.name.removesuffix(".open")).exists()
 
 
 if __name__ == "__main__":
-    import signal
-
-    # The parent's Ctrl-C reaches the whole group; it decides, and kills us if need be.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    sys.exit(_child(int(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])))
+    sys.exit(_child(Path(sys.argv[1])))

@@ -329,6 +329,10 @@ def run_crawl(opt: CrawlOptions) -> int:
     try:
         process.crawl(crawler, session=session, user_agent=user_agent, frontier=frontier)
         process.start()
+    except BaseException:
+        if live is not None:
+            live.close()  # no index is made of a crawl that raised; no child is left
+        raise
     finally:
         stop_progress.set()
         ticker.join(timeout=2)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,8 +61,11 @@ def test_index_made_while_writing_equals_index_made_after(tmp_path: Path) -> Non
     warcs = write_crawl(tmp_path, 600, max_size=60_000, pause=0.05)
     live: LiveIndexer = warcs.live  # type: ignore[attr-defined]
     files = sorted((tmp_path / "warc").glob("*.warc.gz"))
-    assert len(files) > 3  # rotated: a child per file
+    assert len(files) > 3  # rotated
+    assert live.child is not None
+    pid = live.child.pid
     parts = live.finish(warcs.cut)
+    assert live.child.pid == pid  # one child for all the files
     assert sorted(parts) == files  # every file's part holds
     index = tmp_path / "indexes" / "index.cdxj"
     write_index(files, index, parts)
@@ -110,7 +114,7 @@ warcs = WarcFiles(Path({str(tmp_path)!r}) / "warc", "t", 0, {{"software": "test"
 live = LiveIndexer(Path({str(tmp_path)!r}) / "indexes")
 warcs.on_open = live.follow
 warcs.write_exchange(exchange(1))
-print(next(iter(live.children.values()))[0].pid, flush=True)
+print(live.child.pid, flush=True)
 time.sleep(60)
 """
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
@@ -132,3 +136,65 @@ time.sleep(60)
     assert parts == []
     LiveIndexer.clear_stale(tmp_path / "indexes")
     assert not list((tmp_path / "indexes").glob(f"{PARTS_PREFIX}*"))
+
+
+def test_many_parts_merge_in_rounds(tmp_path: Path, monkeypatch) -> None:
+    from crawler import indexing
+
+    warcs = write_crawl(tmp_path, 300, max_size=8_000)
+    live: LiveIndexer = warcs.live  # type: ignore[attr-defined]
+    files = sorted((tmp_path / "warc").glob("*.warc.gz"))
+    parts = live.finish(warcs.cut)
+    assert len(parts) == len(files) > 20
+    # A crawl of thousands of files must not hold thousands open at once.
+    monkeypatch.setattr(indexing, "MERGE_FAN_IN", 4)
+    opened: list[int] = []
+    real_merge = indexing._merge
+
+    def counting(sources: list[Path], dest: Path) -> None:
+        opened.append(len(sources))
+        real_merge(sources, dest)
+
+    monkeypatch.setattr(indexing, "_merge", counting)
+    del parts[files[3]]  # and one file indexed at the end, merged with the parts
+    write_index(files, tmp_path / "index.cdxj", parts)
+    live.close()
+    assert max(opened) <= 4 and len(opened) > 1
+    assert (tmp_path / "index.cdxj").read_bytes() == reference(files, tmp_path / "ref.cdxj")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "index.cdxj",
+        "indexes",
+        "ref.cdxj",
+        "warc",
+    ]
+
+
+def test_a_stuck_child_never_blocks_the_crawl(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    warcs = WarcFiles(tmp_path / "warc", "t", 1, {"software": "test"})  # a file per record
+    live = LiveIndexer(tmp_path / "indexes")
+    warcs.on_open = live.follow
+    warcs.write_exchange(exchange(0))
+    assert live.child is not None
+    os.kill(live.child.pid, signal.SIGSTOP)  # stops reading its stdin
+
+    def crawl() -> None:
+        for n in range(1, 1200):  # enough file names to fill the pipe many times over
+            warcs.write_exchange(exchange(n))
+
+    writer = threading.Thread(target=crawl, daemon=True)
+    writer.start()
+    writer.join(timeout=60)
+    if writer.is_alive():
+        live.child.kill()  # unblock it, then fail
+        writer.join()
+        raise AssertionError("the crawl blocked on the stuck indexing child")
+    warcs.close()
+    parts = live.finish(warcs.cut)
+    files = sorted((tmp_path / "warc").glob("*.warc.gz"))
+    assert len(files) == 1200 and len(parts) < 2
+    write_index(files, tmp_path / "index.cdxj", parts)
+    live.close()
+    assert (tmp_path / "index.cdxj").read_bytes() == reference(files, tmp_path / "ref.cdxj")
