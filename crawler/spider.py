@@ -38,6 +38,8 @@ from .warc import WarcWriteError
 # How long a worker waits for robots.txt fetched by another worker: that
 # worker may be killed, and its lease then expires and is re-done.
 ROBOTS_WAIT_S = 600.0
+# Raw URLs remembered by follow(): more than a page template links to.
+RECENT_URLS = 8192
 
 
 @dataclass
@@ -70,6 +72,10 @@ class CaptureSpider(scrapy.Spider):
         self.user_agent = user_agent
         self.frontier = frontier  # requests rebuilt from a previous run's WARCs (resume)
         self.pending_robots = 0
+        # Raw URLs follow() has already decided on (True: off-site). Menus
+        # repeat the same links on every page, and a URL seen before can only
+        # be a duplicate again, so most calls end here. Bounded, oldest out.
+        self.recent: dict[str, bool] = {}
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> CaptureSpider:
@@ -345,7 +351,15 @@ class CaptureSpider(scrapy.Spider):
         cal_parent: int = 0,
     ) -> Iterator[scrapy.Request]:
         s = self.session
-        if not s.scope.host_allowed(url):
+        recent = self.recent
+        if url in recent:
+            if recent[url]:
+                s.stats["offsite"] += 1
+            return
+        if len(recent) >= RECENT_URLS:
+            del recent[next(iter(recent))]
+        offsite = recent[url] = not s.scope.host_allowed(url)
+        if offsite:
             s.stats["offsite"] += 1
             return
         canonical = canonicalize(url)
