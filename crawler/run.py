@@ -175,12 +175,13 @@ def run_crawl(opt: CrawlOptions) -> int:
             shared.join(_fingerprint(settings_record))
         except SunsetError:
             # Refused before it wrote anything: no empty worker folder is left
-            # for --finish to find.
-            lock.close()
+            # for --finish to find. Removed while the lock is still held, so a
+            # worker starting with the same id cannot lock a file then deleted.
             if fresh:
                 with contextlib.suppress(OSError):
                     (logs_dir / "lock").unlink()
                     logs_dir.rmdir()
+            lock.close()
             raise
         try:
             (logs_dir / "running").write_text(f"{os.getpid()}\n")
