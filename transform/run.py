@@ -133,26 +133,12 @@ class UrlKeys:
         self.all_parts = {p.lower() for p in pages.all_parts_params}
         self.variants = {p.lower() for p in pages.variant_params}
         # The same URLs come up again and again (grouping, parts, the links
-        # of an article index): each is worked out once.
-        self._keys: dict[str, str] = {}
-        self._parts: dict[str, tuple[bool, int | None]] = {}
-
-    def key(self, url: str) -> str:
-        key = self._keys.get(url)
-        if key is None:
-            if len(self._keys) >= URL_MEMO:
-                self._keys.clear()
-            key = self._keys[url] = self._key(url)
-        return key
-
-    def part(self, url: str) -> tuple[bool, int | None]:
-        """(shows all parts, part number) of a URL."""
-        part = self._parts.get(url)
-        if part is None:
-            if len(self._parts) >= URL_MEMO:
-                self._parts.clear()
-            part = self._parts[url] = self._part(url)
-        return part
+        # of an article index): each is worked out once, in a bounded memo.
+        self.key: Callable[[str], str] = functools.lru_cache(maxsize=URL_MEMO)(self._key)
+        # (shows all parts, part number) of a URL.
+        self.part: Callable[[str], tuple[bool, int | None]] = functools.lru_cache(maxsize=URL_MEMO)(
+            self._part
+        )
 
     def _key(self, url: str) -> str:
         parts = _split(url)
