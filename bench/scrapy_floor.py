@@ -33,11 +33,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--proxy", required=True, help="HOST:PORT of the HTTP proxy (nginx)")
     ap.add_argument("--concurrency", type=int, default=8)
     args = ap.parse_args(argv)
-    with open(args.urls, encoding="utf-8") as fh:
-        urls = [line.strip() for line in fh if line.strip()]
+    if args.concurrency < 1:
+        ap.error("--concurrency must be at least 1")
+    try:
+        with open(args.urls, encoding="utf-8") as fh:
+            urls = [line.strip() for line in fh if line.strip()]
+        out: IO[str] = open(args.out, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        ap.error(f"{exc.filename}: {exc.strerror}")
     proxy = f"http://{args.proxy}"
-
-    out: IO[str] = open(args.out, "w", encoding="utf-8")  # noqa: SIM115 - closed below
 
     class Floor(scrapy.Spider):
         name = "floor"
