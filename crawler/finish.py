@@ -31,7 +31,9 @@ from .session import seen_key
 from .shared import ALIVE_MS, Shared
 
 # A crawl.log line: microsecond UTC time, then at least nine more fields.
-LOG_LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z(?: +\S+){9,}\n")
+# Fields are split on spaces only: a worker escapes spaces and newlines in a
+# field but keeps other whitespace (a no-break space in a refused URL).
+LOG_LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z(?: +[^ \n]+){9,}\n")
 # Reserved: worker ids start with a letter or digit, so no worker can be this.
 FINISH_ID = "-finish"
 
@@ -166,7 +168,11 @@ def _summaries(w: Path) -> Iterator[dict | None]:
         except ValueError:
             summary = None
         stats = summary.get("stats") if isinstance(summary, dict) else None
-        ok = isinstance(stats, dict) and all(isinstance(v, int) for v in stats.values())
+        ok = (
+            isinstance(stats, dict)
+            and all(isinstance(v, int) for v in stats.values())
+            and isinstance(summary.get("reclaimed_from_lost_workers", 0), int | None)
+        )
         yield summary if ok else None
 
 
@@ -234,7 +240,7 @@ def run_finish(out: Path, name: str, redis_url: str) -> int:
         where = f" ({exc.filename})" if exc.filename else ""
         raise SunsetError(
             f"--finish: cannot write the merged crawl{where}: {exc.strerror or exc}; "
-            "the workers' files are untouched, run --finish again once fixed"
+            "the workers' own logs are untouched, run --finish again once fixed"
         ) from None
 
 

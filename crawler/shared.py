@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 import redis
 import redis.asyncio
-from redis.exceptions import RedisError
+from redis.exceptions import AuthenticationError, RedisError
 
 from sunset.errors import SunsetError
 
@@ -162,31 +162,40 @@ CRAWL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 def redacted(url: str) -> str:
     """The URL without its password, for messages and records."""
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@", 1)
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        # Not parseable (an unclosed IPv6 bracket): hide everything after the scheme.
+        return url.split("://", 1)[0] + "://***" if "://" in url else "***"
+    if password:
+        return url.replace(f":{password}@", ":***@", 1)
     return url
 
 
 def connect(url: str) -> redis.Redis:
     """A client for URL, checked with PING; a clear one-line error if Redis is not there."""
     shown = redacted(url)
-    path = urlsplit(url).path if url.startswith(("redis://", "rediss://")) else ""
+    try:
+        path = urlsplit(url).path if url.startswith(("redis://", "rediss://")) else ""
+    except ValueError as exc:
+        raise SunsetError(f"--redis {shown}: not a Redis URL ({exc})") from None
     if path.strip("/") and not path.strip("/").isdigit():
         raise SunsetError(f"--redis {shown}: the path must be a database number, such as /0")
     try:
         # Every call but the blocking slot wait (on its own client) answers
         # at once; 10 s means a server that is there but silent.
         client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
-    except ValueError as exc:
-        raise SunsetError(f"--redis {shown}: not a Redis URL ({exc})") from None
-    try:
         client.ping()
+    except AuthenticationError:
+        raise SunsetError(
+            f"--redis {shown}: Redis refused the password, or needs one: "
+            "redis://:PASSWORD@host:port/db"
+        ) from None
     except RedisError as exc:
-        reason = _reason(exc)
-        if "auth" in reason.lower():
-            reason = "it needs a password: redis://:PASSWORD@host:port/db"
-        raise SunsetError(f"--redis {shown}: cannot reach Redis ({reason})") from None
+        raise SunsetError(f"--redis {shown}: cannot reach Redis ({_reason(exc)})") from None
+    except (ValueError, TypeError) as exc:
+        # redis-py rejects unknown URL options only when it connects.
+        raise SunsetError(f"--redis {shown}: not a Redis URL ({_reason(exc)})") from None
     return client
 
 

@@ -388,3 +388,56 @@ def test_finish_and_workers_refuse_bad_input(tmp_path: Path) -> None:
     secret = run("--name", "fake", "--redis", f"redis://:s3cret@127.0.0.1:{free_port()}/0")
     one_line_error(secret, "cannot reach Redis")
     assert "s3cret" not in secret.stderr
+
+
+def test_finish_keeps_odd_log_lines_and_redis_urls_fail_in_one_line(tmp_path: Path) -> None:
+    """Found by review: lines a worker wrote that --finish dropped, URLs that gave tracebacks."""
+    import redis
+
+    out = tmp_path / "crawl"
+    (out / "warc").mkdir(parents=True)
+    a = out / "workers" / "a"
+    a.mkdir(parents=True)
+    # A refused in-site URL keeps a no-break space (only spaces are escaped).
+    odd = "2026-11-23T10:00:00.000001Z -5001 - http://h/a\u00a0b L http://h/ - - - excluded\n"
+    (a / "crawl.log").write_text(odd, "utf-8")
+    (a / "runs.jsonl").write_text(
+        '{"stats": {"pages": 1}, "reclaimed_from_lost_workers": "x"}\n{"stats": {"pages": 2}}\n',
+        "utf-8",
+    )
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "sunset", "crawl", "-p", "demo", "--out", str(out), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    def one_line_error(result: subprocess.CompletedProcess[str], text: str) -> str:
+        assert result.returncode != 0, result.stdout
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and text in lines[0], result.stderr
+        return lines[0]
+
+    for bad in ("redis://[::1/0", "redis://127.0.0.1:1/0?foo=bar"):
+        one_line_error(run("--name", "odd", "--redis", bad, "--finish"), "not a Redis URL")
+    # A host that cannot be resolved is not a password problem.
+    line = one_line_error(
+        run("--name", "odd", "--redis", "redis://auth-host.invalid:6379/0", "--finish"),
+        "cannot reach Redis",
+    )
+    assert "password" not in line
+    with redis_server(tmp_path / "redis") as url:
+        client = redis.Redis.from_url(url)
+        client.set("sunset:odd:settings", "x")
+        client.config_set("requirepass", "s3cret")
+        one_line_error(run("--name", "odd", "--redis", url, "--finish"), "password")
+        authed = url.replace("redis://", "redis://:s3cret@")
+        done = run("--name", "odd", "--redis", authed, "--finish")
+        assert done.returncode == 0, done.stderr
+        assert (out / "crawl.log").read_text("utf-8") == odd
+        record = json.loads((out / "crawl.json").read_text())
+        assert record["lines_left_out"] == {"crawl.log": 0, "pages.jsonl": 0}
+        assert record["stats"] == {"pages": 2}
+        assert record["workers"][0]["unreadable_summaries"] == 1
