@@ -25,8 +25,8 @@ from pathlib import Path
 from sunset.errors import SunsetError
 from sunset.ui import console, summary_table
 
+from .indexing import write_index
 from .resume import repair
-from .run import index_warcs
 from .session import seen_key
 from .shared import ALIVE_MS, Shared
 
@@ -254,7 +254,7 @@ def _merge(out: Path, name: str, workers: list[Path], shared: Shared) -> int:
         )
     files = sorted((out / "warc").glob("*.warc.gz"))
     index = out / "indexes" / "index.cdxj"
-    index_warcs(files, index)
+    write_index(files, index)
     dropped = Dropped()
     log_lines = _write_atomic(
         out / "crawl.log", heapq.merge(*(_log_lines(w / "crawl.log", dropped) for w in workers))

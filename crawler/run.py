@@ -352,7 +352,7 @@ def run_crawl(opt: CrawlOptions) -> int:
     if live is not None:
         files = sorted((out / "warc").glob("*.warc.gz"))
         try:
-            index_warcs(files, out / "indexes" / "index.cdxj", live.finish(warcs.cut))
+            write_index(files, out / "indexes" / "index.cdxj", live.finish(warcs.cut))
         except OSError as exc:
             # The WARCs are complete; the index can be rebuilt from them later.
             session.fatal = session.fatal or f"cannot write the CDXJ index: {exc.strerror or exc}"
@@ -477,14 +477,6 @@ def _first_error(out: Path) -> str:
     except OSError:
         pass
     return "no start URL answered"
-
-
-def index_warcs(files: list[Path], index: Path, parts: dict[Path, Path] | None = None) -> None:
-    """CDXJ index of all WARC files, sorted, written atomically; file names relative to warc/.
-
-    `parts` are sorted indexes of some of the files, already made while they were written.
-    """
-    write_index(files, index, parts)
 
 
 def _progress(
