@@ -10,11 +10,9 @@ into the crawl folder, so transform, redirects and package see one archive.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import heapq
 import json
-import os
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -23,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sunset.errors import SunsetError
+from sunset.paths import replacing
 from sunset.ui import console, summary_table
 
 from .indexing import write_index
@@ -97,18 +96,11 @@ def _log_lines(path: Path, dropped: Dropped) -> Iterator[str]:
 
 
 def _write_atomic(path: Path, lines: Iterator[str]) -> int:
-    tmp = path.with_name(path.name + ".tmp")
     n = 0
-    try:
-        with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as fh:
-            for line in lines:
-                fh.write(line)
-                n += 1
-        os.replace(tmp, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    with replacing(path, "w", encoding="utf-8", errors="surrogateescape") as fh:
+        for line in lines:
+            fh.write(line)
+            n += 1
     return n
 
 

@@ -17,12 +17,13 @@ of it. The example in the header follows the mod_rewrite documentation.
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import Iterable
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
+
+from sunset.paths import replacing
 
 from .model import GONE, Refused, Row, Site
 from .nginx import Prepared, fallbacks, prepare
@@ -131,13 +132,13 @@ def write_apache(
             confidence = row.confidence if row.confidence == row.confidence else -math.inf
             lines.add((seq, prepared.key, confidence, line))
         lines.flush()
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", encoding="ascii", newline="\n") as fh:
+        # UTF-8: the header names the install path, which may not be ASCII;
+        # the map lines themselves are ASCII (_line refuses any other).
+        with replacing(path, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(header)
             for (line,) in db.execute(_KEPT):
                 fh.write(line)
                 written += 1
-    os.replace(tmp, path)
     return ApacheResult(path=path, written=written, refused=refused)
 
 
@@ -149,4 +150,4 @@ def _line(prepared: Prepared) -> str | None:
     if key.startswith("#") or _SPACE.search(key) or _SPACE.search(value):
         return None
     line = f"{key} {value}\n"
-    return line if len(line) <= MAX_LINE else None
+    return line if len(line) <= MAX_LINE and line.isascii() else None

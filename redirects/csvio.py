@@ -8,11 +8,11 @@ and ``new`` columns and ignores the rest.
 from __future__ import annotations
 
 import csv
-import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from sunset.errors import SunsetError
+from sunset.paths import replacing
 
 from .model import MOVED, Row
 
@@ -30,9 +30,8 @@ def _text_cell(value: str) -> str:
 def write_csv(rows: Iterable[Row], path: Path) -> int:
     """Write one line per row (UTF-8, ``COLUMNS`` order); return the number of rows."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
     count = 0
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+    with replacing(path, "w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(COLUMNS)
         for row in rows:
@@ -49,7 +48,6 @@ def write_csv(rows: Iterable[Row], path: Path) -> int:
                 )
             )
             count += 1
-    os.replace(tmp, path)
     return count
 
 

@@ -45,7 +45,6 @@ from __future__ import annotations
 import functools
 import html
 import json
-import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -56,6 +55,7 @@ from typing import NamedTuple
 
 from sunset.errors import SunsetError
 from sunset.nginx import MAX_TOKEN, map_key_bytes, quote
+from sunset.paths import replacing
 
 from .model import GONE, MOVED, Collision, Refused, Row, Site
 from .store import Buffer, create, open_scratch
@@ -852,11 +852,9 @@ class NginxResult:
 
 def _write_atomic(path: Path, chunks: Iterable[bytes]) -> None:
     # nginx reloaded mid-write would read half a map; a rename is all or nothing.
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
+    with replacing(path, "wb") as fh:
         for chunk in chunks:
             fh.write(chunk)
-    os.replace(tmp, path)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -10,8 +10,8 @@ fly and only the entries the capped lists can show are kept.
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
-import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
@@ -24,6 +24,7 @@ from typing import Any
 from redirects.model import GONE, METHODS, Collision, Refused, Row
 from redirects.store import BATCH, create, open_scratch, storable
 from sunset.htmlpage import clip, csp_hash, esc, is_web_url
+from sunset.paths import replacing
 
 UNMATCHED = ("archive", "parent", "home")
 
@@ -607,20 +608,24 @@ def _document(
         (
             "unmatched",
             f"Needs review: unmatched — {unmatched.pages:,} pages, {unmatched.urls:,} URLs",
-            lambda: [
-                "<p>No successor page was found; these go to the archive, a parent page or the "
-                "home page. Most variants first.</p>",
-                *_entries_html(db, unmatched, "unmatched", low_confidence),
-            ],
+            lambda: itertools.chain(
+                [
+                    "<p>No successor page was found; these go to the archive, a parent page "
+                    "or the home page. Most variants first.</p>"
+                ],
+                _entries_html(db, unmatched, "unmatched", low_confidence),
+            ),
         ),
         (
             "low",
             f"Needs review: confidence below {low_confidence:g} — "
             f"{low.pages:,} pages, {low.urls:,} URLs",
-            lambda: [
-                "<p>A successor was proposed but the evidence is weak. Least confident first.</p>",
-                *_entries_html(db, low, "low", low_confidence),
-            ],
+            lambda: itertools.chain(
+                [
+                    "<p>A successor was proposed but the evidence is weak. Least confident first.</p>"
+                ],
+                _entries_html(db, low, "low", low_confidence),
+            ),
         ),
         (
             "refused",
@@ -676,16 +681,10 @@ def write_report(
     # Rows per legacy URL and page wait on disk (redirects.store), so a
     # report of any size takes the same memory.
     path = Path(path)
-    # Replace atomically so a reviewer never opens a half-written report.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with closing(open_scratch()) as db:
-            stats = _aggregate(db, rows, low_confidence, list_limit)
-            with open(tmp, "w", encoding="utf-8") as fh:
-                for piece in _document(
-                    db, stats, refused, collisions, summary, low_confidence, list_limit
-                ):
-                    fh.write(piece)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with closing(open_scratch()) as db:
+        stats = _aggregate(db, rows, low_confidence, list_limit)
+        with replacing(path, "w", encoding="utf-8") as fh:
+            for piece in _document(
+                db, stats, refused, collisions, summary, low_confidence, list_limit
+            ):
+                fh.write(piece)

@@ -6,8 +6,12 @@ directory, so a run is self-contained and easy to delete or ship.
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, Any
 
 from sunset.errors import SunsetError
 
@@ -31,3 +35,19 @@ def default_out(name: str) -> Path:
             " pass --out to write elsewhere"
         )
     return output_root() / name
+
+
+@contextmanager
+def replacing(path: Path, mode: str = "w", **kwargs: Any) -> Iterator[IO[Any]]:
+    """Write `path` whole or not at all: a file beside it, renamed over it at the end.
+
+    A reader (nginx reloading, a reviewer opening the report) never sees half a
+    file, and a failure part-way leaves the old file and no temporary one.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, mode, **kwargs) as fh:
+            yield fh
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
