@@ -592,3 +592,64 @@ def test_fingerprint_is_the_words_as_the_regex_module_splits_them() -> None:
         text = " ".join(blocks).lower()
         expected = hashlib.sha1(re.sub(r"\W+", " ", text).strip().encode()).hexdigest()
         assert _fingerprint(SimpleNamespace(blocks=blocks)) == expected, blocks
+
+
+def test_a_record_that_inflates_past_the_cap_is_streamed_not_held(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Found by review: a small gzip record that inflates hugely was inflated whole."""
+    from transform import archive
+
+    body = b"<html><body><p>" + b"z" * 200_000 + b"</p></body></html>"
+    out = io.BytesIO()
+    writer = WARCWriter(out, gzip=True)
+    http = StatusAndHeaders("200 OK", [("Content-Type", "text/html")], protocol="HTTP/1.1")
+    writer.write_record(
+        writer.create_warc_record(
+            "http://h/x", "response", payload=io.BytesIO(body), http_headers=http
+        )
+    )
+    (tmp_path / "warc").mkdir()
+    (tmp_path / "warc" / "a.warc.gz").write_bytes(out.getvalue())
+    loc = archive.Location("a.warc.gz", 0, len(out.getvalue()))
+    assert loc.length < 5_000  # compresses well: the fast path would take it whole
+    whole = archive.read_payload(tmp_path, loc, "http://h/x", 10**6)
+    monkeypatch.setattr(archive, "WHOLE_RECORD_INFLATED", 10_000)
+    with open(tmp_path / "warc" / "a.warc.gz", "rb") as fh:
+        assert archive._whole_response(fh, loc) is None
+    streamed = archive.read_payload(tmp_path, loc, "http://h/x", 10**6)
+    assert streamed == whole and streamed.body == body
+    with pytest.raises(ValueError, match="too-large"):
+        archive.read_payload(tmp_path, loc, "http://h/x", 100_000)
+
+
+def test_an_interrupted_run_keeps_only_the_pages_it_listed(
+    protostar, tmp_path: Path, monkeypatch
+) -> None:
+    """Found by review: workers write pages ahead of the parent, so Ctrl-C left unlisted ones."""
+    from sunset.profile import load_profile
+    from transform import run as transform_run
+
+    monkeypatch.setattr(transform_run, "MIN_PARALLEL_GROUPS", 0)
+    real_page_id = transform_run._page_id
+    calls = 0
+
+    def interrupted(url: str, taken: set[str]) -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 40:
+            raise KeyboardInterrupt
+        return real_page_id(url, taken)
+
+    monkeypatch.setattr(transform_run, "_page_id", interrupted)
+    _, run, *_ = protostar
+    out = tmp_path / "cut"
+    opt = transform_run.TransformOptions(
+        crawl_dir=run, out=out, profile=load_profile("demo"), progress=False, workers=2
+    )
+    with pytest.raises(KeyboardInterrupt):
+        transform_run.run_transform(opt)
+    listed = {json.loads(line)["id"] for line in (out / "pages.jsonl").read_text().splitlines()}
+    assert 30 <= len(listed) < 40
+    on_disk = {p.name.rsplit(".", 1)[0] for p in (out / "pages").iterdir()}
+    assert on_disk == listed

@@ -244,6 +244,7 @@ def read_payload(
 # Records up to this many bytes on disk are read in one go and parsed here;
 # bigger ones are streamed by warcio, so memory stays flat.
 WHOLE_RECORD_BYTES = 4 * 1000**2
+WHOLE_RECORD_INFLATED = 16 * 1000**2
 # warcio's own header parsers, as its ArchiveIterator sets them up.
 _WARC_HEADERS = StatusAndHeadersParser(ArcWarcRecordLoader.WARC_TYPES)
 _HTTP_HEADERS = StatusAndHeadersParser(ArcWarcRecordLoader.HTTP_TYPES, verify=False)
@@ -264,8 +265,10 @@ def _whole_response(
     try:
         member = os.pread(fh.fileno(), loc.length, loc.offset)
         inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        data = inflate.decompress(member)
-        if not inflate.eof or inflate.unused_data:
+        # Capped: a small record can inflate to gigabytes (found by review);
+        # one that would go past the cap is streamed by warcio instead.
+        data = inflate.decompress(member, WHOLE_RECORD_INFLATED)
+        if not inflate.eof or inflate.unused_data or inflate.unconsumed_tail:
             return None
         stream = io.BytesIO(data)
         rec_headers = _WARC_HEADERS.parse(stream)

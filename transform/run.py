@@ -19,6 +19,7 @@ whose file id cannot depend on other pages is written by its worker.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import gc
@@ -418,6 +419,7 @@ def run_transform(opt: TransformOptions, ui: Any = None) -> tuple[int, Summary]:
     ctx = _ExtractContext(
         opt.crawl_dir, extractor, keys, groups, _settled_ids(groups), inv, pages_dir
     )
+    completed = False
     try:
         with (
             open(out / "pages.jsonl", "w", encoding="utf-8") as index,
@@ -463,10 +465,15 @@ def run_transform(opt: TransformOptions, ui: Any = None) -> tuple[int, Summary]:
         if extra_urls:
             _add_merged_urls(out / "pages.jsonl", pages_dir, written, extra_urls)
         summary.attachments = _write_attachments(out / "attachments.csv", inv, doc_pages, size_of)
+        completed = True
     except OSError as exc:
         raise TransformError(f"{out}: cannot write: {exc.strerror or exc}") from None
     finally:
         log.close()
+        if not completed:
+            # Workers write pages before this process takes them: a run cut
+            # short (Ctrl-C, a full disk) keeps only the pages pages.jsonl lists.
+            _drop_unlisted(pages_dir, set(written))
     summary.reasons = dict(sorted(log.reasons.items()))
     summary.seconds = round(time.monotonic() - started, 2)
     (out / "transform.json").write_text(
@@ -829,6 +836,14 @@ def _write_page(
     line, pretty = _dumps(rec)
     _write_file(f"{stem}.json", pretty + "\n")
     return line, [(a["url"], a["size"]) for a in rec["attachments"]]
+
+
+def _drop_unlisted(pages_dir: Path, listed: set[str]) -> None:
+    with contextlib.suppress(OSError):
+        for path in pages_dir.iterdir():
+            stem = path.name.rsplit(".", 1)[0]
+            if stem not in listed:
+                path.unlink(missing_ok=True)
 
 
 def _unlink_page(pages_dir: Path, page_id: str | None) -> None:
