@@ -317,27 +317,35 @@ class Extractor:
 
     # -- layers -----------------------------------------------------------
 
-    def _remove(self, el: etree._Element, layer: str, why: str, out: list[Removed]) -> None:
+    def _remove(
+        self,
+        el: etree._Element,
+        layer: str,
+        why: str,
+        out: list[Removed],
+        markup: bytes | None = None,
+    ) -> None:
         if el.getparent() is None:
             return
-        out.append(Removed(layer, why, _short(_text(el))))
+        text = _short(_text(el)) if markup is None else self._said(el, markup)
+        out.append(Removed(layer, why, text))
         drop(el)
 
     def learned(self, body: etree._Element, out: list[Removed]) -> int:
         found = self.model.matches(body)
         for el, markup in found:
-            if el.getparent() is None:
-                continue
-            # What a removed module said is a function of its markup, which
-            # recurs: worked out once per process.
-            text = self._removed_text.get(markup)
-            if text is None:
-                if len(self._removed_text) >= INFO_CACHE_SIZE:
-                    self._removed_text.clear()
-                text = self._removed_text[markup] = _short(_text(el))
-            out.append(Removed("learned", "recurs across the site", text))
-            drop(el)
+            self._remove(el, "learned", "recurs across the site", out, markup)
         return len(found)
+
+    def _said(self, el: etree._Element, markup: bytes) -> str:
+        # What a removed module said is a function of its markup, which
+        # recurs: worked out once per process.
+        text = self._removed_text.get(markup)
+        if text is None:
+            if len(self._removed_text) >= INFO_CACHE_SIZE:
+                self._removed_text.clear()
+            text = self._removed_text[markup] = _short(_text(el))
+        return text
 
     def generic(self, body: etree._Element, out: list[Removed]) -> list[str]:
         crumbs: list[str] = []
