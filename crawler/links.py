@@ -58,6 +58,21 @@ REQUISITE_RELS = frozenset(
 )
 
 
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+
+
+def looks_like_html(body: bytes) -> bool:
+    head = body[:512].lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html", b"<head", b"<body")) or b"<html" in head
+
+
+def is_html(ctype: str, body: bytes) -> bool:
+    """Whether a response is parsed as HTML for its links (ctype: lower-cased Content-Type)."""
+    return ctype.startswith(HTML_TYPES) or (
+        (not ctype or ctype.startswith("text/plain")) and looks_like_html(body)
+    )
+
+
 def _clean(url: str | None) -> str | None:
     if not url:
         return None
@@ -72,7 +87,9 @@ def _join_cached(base: str, ref: str) -> str | None:
     try:
         return urljoin(base, ref).split("#", 1)[0]
     except ValueError:
-        return None
+        # No parser takes it (a bad IPv6 literal): passed on as written, so
+        # the crawl logs it as an invalid URL instead of losing it unsaid.
+        return ref.split("#", 1)[0]
 
 
 def _join(base: str, ref: str) -> str | None:

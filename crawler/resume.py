@@ -13,10 +13,14 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
+from urllib.parse import urljoin, urlsplit
 
 from warcio.archiveiterator import ArchiveIterator
 
-from .links import css_links, html_links, robots_sitemaps, sitemap_links
+from .hops import add as hops_add
+from .links import css_links, html_links, is_html, robots_sitemaps, sitemap_links
+from .session import robots_rules
 from .urls import canonicalize, host_of
 
 
@@ -125,17 +129,34 @@ def _hops(fields: bytes) -> str:
     return ""
 
 
-def read_previous(folder: Path) -> Previous:
+def read_previous(folder: Path, max_body: int = 100 * 1000**2) -> Previous:
+    """What the WARCs in `folder` captured, and the frontier: every URL they link
+    to that none of them captured, found exactly as the live crawl finds it."""
     prev = Previous()
-    candidates: dict[str, tuple[str, str]] = {}  # canonical -> (url, hops, via) of a found link
-    found: list[tuple[str, str, str]] = []
+    # canonical -> (url, hop, via) of the first link found to it
+    found: dict[str, tuple[str, str, str]] = {}
     hops_of: dict[str, str] = {}
+    # Redirect targets and the URL that redirected to them: a 3xx response has
+    # no metadata record, so its place in a redirect chain is rebuilt from these.
+    redirected_from: dict[str, str] = {}
+    # A revisit's body is its original's, but its links are resolved against
+    # its own URL (byte-identical pages in different folders link to different
+    # pages), so the originals of link-bearing payloads are found again by offset.
+    originals: dict[str, tuple[Path, int]] = {}
+    revisited: list[tuple[str, str]] = []  # (URL, payload digest)
+    robots_moved: dict[str, str] = {}  # host -> where its robots.txt redirected
+
+    def add(links: Iterator[tuple[str, str, str]]) -> None:
+        for link in links:
+            found.setdefault(canonicalize(link[0]), link)
+
     for path in sorted(folder.glob("*.warc.gz")):
         serial = path.name.rsplit("-", 2)[-2] if path.name.count("-") >= 3 else ""
         if serial.isdigit():
             prev.max_serial = max(prev.max_serial, int(serial))
         with open(path, "rb") as fh:
-            for rec in ArchiveIterator(fh):
+            records = ArchiveIterator(fh)
+            for rec in records:
                 kind = rec.rec_type
                 url = rec.rec_headers.get_header("WARC-Target-URI") or ""
                 if kind == "metadata":
@@ -151,35 +172,107 @@ def read_previous(folder: Path) -> Previous:
                 if kind == "response" and status == 200 and digest and digest not in prev.revisits:
                     prev.revisits[digest] = (url, date)
                 if kind == "revisit":
+                    if 200 <= status < 300 and digest:
+                        revisited.append((url, digest))
                     continue
-                if url.endswith("/robots.txt"):
-                    body = rec.content_stream().read() if status == 200 else None
-                    prev.robots[host_of(url)] = body
+                if url.endswith("/robots.txt") and (200 <= status < 300 or 400 <= status < 500):
+                    # Only a final answer is reused; after a server error the
+                    # resumed crawl asks again.
+                    body = rec.content_stream().read() if status < 300 else None
+                    truncated = bool(rec.rec_headers.get_header("WARC-Truncated"))
+                    prev.robots[host_of(url)] = robots_rules(status, body, truncated)[0]
+                elif url.endswith("/robots.txt") and 300 <= status < 400 and rec.http_headers:
+                    location = rec.http_headers.get_header("Location") or ""
+                    robots_moved[host_of(url)] = urljoin(url, location)
                 if 300 <= status < 400 and rec.http_headers:
                     location = rec.http_headers.get_header("Location")
                     if location:
-                        from urllib.parse import urljoin
-
-                        found.append((urljoin(url, location), "R", url))
+                        target = urljoin(url, location)
+                        add(iter([(target, "R", url)]))
+                        redirected_from.setdefault(canonicalize(target), url)
                     continue
-                if status != 200 or rec.rec_headers.get_header("WARC-Truncated"):
+                # As the live crawl: the spider parses every 2xx body, a
+                # truncated one too (its links are what arrived).
+                if not 200 <= status < 300:
                     continue
-                found.extend(_links(rec, url))
-    for url, hop, via in found:
-        key = canonicalize(url)
-        if key in prev.captured or key in candidates:
+                add(_links(rec, url, max_body))
+                if digest and digest not in originals and _may_link(rec):
+                    # Asked only now: warcio reads the record to its end to answer.
+                    originals[digest] = (path, records.get_record_offset())
+    add(_revisit_links(revisited, originals, max_body))
+    for host, target in robots_moved.items():
+        # As the live crawl decided: another robots.txt's rules, or none.
+        if not urlsplit(target).path.endswith("/robots.txt"):
+            prev.robots.setdefault(host, b"")
+        elif host_of(target) in prev.robots:
+            prev.robots.setdefault(host, prev.robots[host_of(target)])
+    candidates: dict[str, tuple[str, str, str]] = {}
+    for key, (url, hop, via) in found.items():
+        if key in prev.captured:
             continue
-        base = hops_of.get(via, "")
-        candidates[key] = (url, "S" if hop == "S" else base + hop, via)
+        base = hops_of.get(via)
+        if base is None:
+            base = _redirect_chain(via, redirected_from)
+        candidates[key] = (url, "S" if hop == "S" else hops_add(base, hop), via)
     prev.frontier = [{"url": u, "hops": h, "via": v} for u, h, v in candidates.values()]
     return prev
 
 
-def _links(rec: object, url: str) -> Iterator[tuple[str, str, str]]:
+def _may_link(rec: object) -> bool:
+    """Whether a response is of a kind _links reads (so worth finding again for a revisit)."""
+    http = rec.http_headers  # type: ignore[attr-defined]
+    ctype = (http.get_header("Content-Type") or "").lower() if http else ""
+    return not ctype or any(k in ctype for k in ("html", "css", "xml", "text/plain"))
+
+
+def _revisit_links(
+    revisited: list[tuple[str, str]], originals: dict[str, tuple[Path, int]], max_body: int
+) -> Iterator[tuple[str, str, str]]:
+    """The links of each revisit: its original's body read again, resolved against its own URL."""
+    todo = sorted((originals[digest], url) for url, digest in revisited if digest in originals)
+    fh: IO[bytes] | None = None
+    current: Path | None = None
+    try:
+        for (path, offset), url in todo:
+            if path != current:
+                if fh is not None:
+                    fh.close()
+                fh, current = open(path, "rb"), path  # noqa: SIM115 - closed below
+            fh.seek(offset)
+            yield from _links(next(iter(ArchiveIterator(fh))), url, max_body)
+    finally:
+        if fh is not None:
+            fh.close()
+
+
+def _redirect_chain(url: str, redirected_from: dict[str, str]) -> str:
+    """ "R" once per redirect that led to `url`, so the redirect guard counts a
+    chain the same across a resume (the hops before the chain are not known)."""
+    hops = ""
+    seen = {url}
+    while (source := redirected_from.get(canonicalize(url))) is not None and source not in seen:
+        hops = hops_add(hops, "R")
+        seen.add(source)
+        url = source
+    return hops
+
+
+def _read_upto(stream: IO[bytes], limit: int) -> bytes:
+    # warcio's read(n) returns what one buffer fill gives, not n bytes.
+    parts, size = [], 0
+    while size < limit and (part := stream.read(min(1 << 20, limit - size))):
+        parts.append(part)
+        size += len(part)
+    return b"".join(parts)
+
+
+def _links(rec: object, url: str, max_body: int) -> Iterator[tuple[str, str, str]]:
     http = rec.http_headers  # type: ignore[attr-defined]
     ctype = (http.get_header("Content-Type") or "").lower() if http else ""
     try:
-        body = rec.content_stream().read()  # type: ignore[attr-defined]
+        # Decoded no further than the live crawl decodes it: a small
+        # compressed body can inflate without end.
+        body = _read_upto(rec.content_stream(), max_body)  # type: ignore[attr-defined]
     except Exception:  # a body that will not decode yields no links, as in the live crawl
         return
     if url.endswith("/robots.txt"):
@@ -194,7 +287,7 @@ def _links(rec: object, url: str) -> Iterator[tuple[str, str, str]]:
     elif "css" in ctype:
         for u, hop, _ in css_links(body, url):
             yield u, hop, url
-    elif "html" in ctype or not ctype:
+    elif is_html(ctype, body):
         charset = ctype.split("charset=")[1].strip() if "charset=" in ctype else None
         for u, hop, _ in html_links(body, url, charset):
             yield u, hop, url

@@ -124,7 +124,7 @@ def run_crawl(opt: CrawlOptions) -> int:
                     f"[yellow]{chk.path.name}: {chk.error or 'torn tail'}; kept "
                     f"{chk.records} whole records, original moved to state/set-aside/"
                 )
-        prev = read_previous(out / "warc")
+        prev = read_previous(out / "warc", opt.max_body_size or c.max_body_size)
 
     user_agent = c.user_agent
     settings_record = {
@@ -237,6 +237,7 @@ def run_crawl(opt: CrawlOptions) -> int:
             session.remember_payload(digest, url, date)
         for host, body in prev.robots.items():
             session.load_robots(host, body)
+            session.robots_policy[host] = "robots-ok:earlier-run"
         frontier = prev.frontier
     session.open_logs()
     hosts = len(p.site.allowed_hosts)
@@ -267,6 +268,9 @@ def run_crawl(opt: CrawlOptions) -> int:
         "SPIDER_MIDDLEWARES": {
             # Breadth-first order comes from the spider's own hop count.
             "scrapy.spidermiddlewares.depth.DepthMiddleware": None,
+            # It drops long URLs without a crawl.log line; the spider's
+            # url-length guard refuses them, logged, live and on resume alike.
+            "scrapy.spidermiddlewares.urllength.UrlLengthMiddleware": None,
         },
         "DUPEFILTER_CLASS": "crawler.scrapy_parts.SessionDupeFilter",
         "CONCURRENT_REQUESTS": max(16, per_host * hosts),
@@ -274,13 +278,18 @@ def run_crawl(opt: CrawlOptions) -> int:
         "DOWNLOAD_DELAY": settings_record["delay"],
         "AUTOTHROTTLE_ENABLED": c.autothrottle,
         "AUTOTHROTTLE_TARGET_CONCURRENCY": float(per_host),
+        # Scrapy starts at 5 s whatever the profile says; start at the
+        # profile's delay and let the measured latency move it from there.
+        "AUTOTHROTTLE_START_DELAY": settings_record["delay"],
         "RETRY_TIMES": settings_record["retries"],
         "DOWNLOAD_TIMEOUT": settings_record["timeout"],
         # The handler enforces the body limit itself (and keeps what it cut);
         # this only bounds decompression of an archived gzip body.
         "DOWNLOAD_MAXSIZE": settings_record["max_body_size"] * 20,
         "DOWNLOAD_WARNSIZE": 0,
-        "REDIRECT_MAX_TIMES": 20,
+        # One past the redirect guard, so the hop it refuses reaches the
+        # ScopeGate and is logged instead of being dropped by Scrapy unsaid.
+        "REDIRECT_MAX_TIMES": session.guards.max_redirects + 1,
         # Breadth-first, with the pending queue on disk so memory stays flat.
         "SCHEDULER_DISK_QUEUE": "crawler.queue.CompactDiskQueue",
         "SCHEDULER_MEMORY_QUEUE": "scrapy.squeues.FifoMemoryQueue",
@@ -370,6 +379,7 @@ def run_crawl(opt: CrawlOptions) -> int:
         "warc_files": [f.name for f in files],
         "settings": settings_record,
         "fatal": session.fatal,
+        "robots": dict(sorted(session.robots_policy.items())),
         "reason": crawler.stats.get_value("finish_reason") if crawler.stats else None,
     }
     if shared is not None:
@@ -413,6 +423,13 @@ def run_crawl(opt: CrawlOptions) -> int:
         return 0
     if st["responses"] == 0 and not (prev and prev.responses):
         raise CrawlFailed(f"nothing was captured: {_first_error(out)}")
+    for host, policy in sorted(session.robots_policy.items()):
+        if policy.endswith(":disallow-all"):
+            console.print(
+                f"[yellow]robots.txt of {host} could not be read in full ({policy}): "
+                "RFC 9309 says to assume everything is disallowed, so nothing else there "
+                "was fetched; --ignore-robots crawls it anyway"
+            )
     return 0
 
 

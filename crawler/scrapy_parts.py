@@ -28,8 +28,9 @@ from scrapy.http import Headers, Response
 from scrapy.responsetypes import responsetypes
 
 from .fetch import FetchError
+from .hops import add as hops_add
 from .shared import RedisLost
-from .urls import host_of
+from .urls import canonicalize, host_of
 from .warc import WarcWriteError, sha1_b32
 
 if TYPE_CHECKING:
@@ -90,6 +91,9 @@ class RawHttpDownloadHandler:
             if s.shared is not None and host and slot:
                 s.shared.free_slot(host, slot)
         request.meta[EXCHANGE] = ex
+        # What AutoThrottle reads to adapt the delay to the server's pace;
+        # Scrapy's own handler sets it, and without it the delay stays at the start value.
+        request.meta["download_latency"] = ex.duration
         resp_headers = Headers()
         for k, v in ex.headers:
             resp_headers.appendlist(k, v)
@@ -191,7 +195,7 @@ class WarcMiddleware:
         if 300 <= ex.status < 400 and ex.header("location"):
             # RedirectMiddleware builds the next hop's request from this meta:
             # record that it was reached by a redirect, from this URL.
-            request.meta["hops"] = request.meta.get("hops", "") + "R"
+            request.meta["hops"] = hops_add(request.meta.get("hops", ""), "R")
             request.meta["via"] = ex.url
         return response
 
@@ -235,18 +239,33 @@ class ScopeGate:
     def process_request(self, request: Request) -> None:
         s = self.session
         if request.meta.get("robots_txt"):
+            if request.meta.get("redirect_times") and not request.url.split("?")[0].endswith(
+                "/robots.txt"
+            ):
+                # A robots.txt redirected to a page (often the home page): no
+                # rules there, and fetching it here would claim that page.
+                raise IgnoreRequest(f"robots.txt redirected elsewhere: {request.url}")
             return None
+        if request.meta.get(CHECKED):
+            return None  # a request the spider has just decided on
         hops = request.meta.get("hops", "")
         via = request.meta.get("via")
         if not s.scope.host_allowed(request.url):
             s.stats["offsite"] += 1
             raise IgnoreRequest(f"offsite: {request.url}")
-        if s.scope.excluded(request.url):
-            s.refuse(request.url, -5001, "excluded", hops, via)
-            raise IgnoreRequest(f"excluded: {request.url}")
-        if not s.allowed_by_robots(request.url, self.user_agent):
-            s.refuse(request.url, -9998, "robots", hops, via)
-            raise IgnoreRequest(f"robots.txt: {request.url}")
+        # The spider's own rules, so a redirect hop is decided as a link to the
+        # same URL would be, and as a resumed crawl decides it.
+        refusal = s.refusal(
+            request.url,
+            canonicalize(request.url),
+            hops,
+            False,
+            int(request.meta.get("cal", 0)),
+            self.user_agent,
+        )
+        if refusal:
+            s.refuse(request.url, refusal[0], refusal[1], hops, via)
+            raise IgnoreRequest(f"{refusal[1]}: {request.url}")
         return None
 
 

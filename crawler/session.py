@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from typing import IO
 from protego import Protego
 
 from .fetch import Client
+from .hops import links as hops_links
 from .shared import RedisLost, Shared
 from .urls import Guards, Scope, canonicalize, host_of
 from .warc import WarcFiles
@@ -42,9 +44,49 @@ def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+# Characters that would split a crawl.log field (str.split() splits on every
+# Unicode space) or a line: escaped as %XX of their UTF-8 bytes.
+_UNSAFE = re.compile(r"[\s\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+def _escape(m: re.Match[str]) -> str:
+    return "".join(f"%{b:02X}" for b in m.group().encode("utf-8", "surrogatepass"))
+
+
 def _field(value: object) -> str:
     text = "-" if value is None or value == "" else str(value)
-    return text.replace(" ", "%20").replace("\n", "%0A")
+    return _UNSAFE.sub(_escape, text)
+
+
+# What robots.txt rules stand for when none can be read (RFC 9309 2.3.1):
+# a server or network error means "assume complete disallow"; a 4xx means
+# there are no rules. The policy is applied as rules so that every mode of the
+# crawl (a shared crawl publishes them to the other workers) decides alike.
+DISALLOW_ALL = b"User-agent: *\nDisallow: /\n"
+# RFC 9309 2.5 asks for at least 500 KiB to be parsed, and Google ignores the
+# rest; an archive of a site keeps to all of its owner's rules, so this only
+# bounds memory against a file that never ends.
+ROBOTS_PARSE_LIMIT = 8 * 1024 * 1024
+
+
+def robots_rules(status: int | None, body: bytes | None, truncated: bool) -> tuple[bytes, str]:
+    """(rules to apply, policy note for the log) for a robots.txt fetch outcome.
+
+    status None: no response at all (connection failed or timed out after the retries).
+    """
+    if status is None:
+        return DISALLOW_ALL, "robots-unreachable:disallow-all"
+    if 200 <= status < 300:
+        body = body or b""
+        if truncated and len(body) < ROBOTS_PARSE_LIMIT:
+            return DISALLOW_ALL, "robots-incomplete:disallow-all"
+        return body[:ROBOTS_PARSE_LIMIT], "robots-ok"
+    if 400 <= status < 500:
+        return b"", "robots-unavailable:allow-all"
+    # 5xx after the retries, or a redirect chain that never ended in an answer.
+    if 300 <= status < 400:
+        return b"", "robots-redirects:allow-all"
+    return DISALLOW_ALL, "robots-unreachable:disallow-all"
 
 
 @dataclass
@@ -62,6 +104,9 @@ class Session:
     use_sitemap: bool
     seeds: list[str]
     robots: dict[str, Protego | None] = field(default_factory=dict)
+    # How each host's rules were decided (robots-ok, robots-unreachable:disallow-all, ...).
+    robots_policy: dict[str, str] = field(default_factory=dict)
+    robots_rules: dict[str, bytes] = field(default_factory=dict)  # as applied
     # Payload digest (raw 20 bytes) -> "WARC-Date URL" of its first capture.
     revisits: dict[bytes, str] = field(default_factory=dict)
     # Canonical URLs already captured or queued, as 12-byte digests: a third
@@ -164,7 +209,51 @@ class Session:
         return rules is None or rules.can_fetch(url, user_agent)
 
     def load_robots(self, host: str, body: bytes | None) -> None:
-        self.robots[host] = Protego.parse(body.decode("utf-8", "replace")) if body else None
+        """Apply robots rules for a host (b"" or None: no rules, everything allowed)."""
+        self.robots[host] = (
+            Protego.parse(body[:ROBOTS_PARSE_LIMIT].decode("utf-8", "replace")) if body else None
+        )
+
+    # -- what to refuse
+
+    def calendar_depth(self, canonical: str, parent: int) -> int:
+        """Steps along a chain of calendar links (0: not a calendar URL).
+
+        The calendar cap counts per path and so depends on the order pages are
+        fetched: a walk one way (the endless future) can use it all while the
+        other way (the real past months) waits, as it does when a shared
+        crawl's worker dies holding that page. Capping each chain at half the
+        cap (less one for the page the walk started from) keeps both ways.
+        """
+        if not any(p.search(canonical) for p in self.guards.calendar_patterns):
+            return 0
+        return parent + 1
+
+    def calendar_chain_cap(self) -> int:
+        return max(1, (self.guards.max_calendar_variants - 1) // 2)
+
+    def refusal(
+        self, url: str, canonical: str, hops: str, seed: bool, cal: int, user_agent: str
+    ) -> tuple[int, str] | None:
+        """(crawl-log code, note) if a rule that needs no counting refuses the URL.
+
+        One decision for every way a URL arrives: a link (follow), a shared
+        crawl's plan, a redirect hop (ScopeGate) and a resumed frontier. The
+        counted caps come after, locally (follow) or in Redis (a shared crawl).
+        """
+        if self.scope.excluded(url):
+            return (-5001, "excluded")
+        if self.max_depth and hops_links(hops) > self.max_depth:
+            return (-5000, "guard:max-depth")
+        if guard := self.guards.redirects(hops):
+            return (-5000, f"guard:{guard}")
+        if not seed and cal > self.calendar_chain_cap():
+            return (-5000, "guard:calendar")
+        if not seed and (guard := self.guards.static(canonical)):
+            return (-5000, f"guard:{guard}")
+        if not self.allowed_by_robots(url, user_agent):
+            return (-9998, "robots")
+        return None
 
     def first_time(self, url: str) -> bool:
         """True the first time a URL (by canonical form) is offered for capture."""

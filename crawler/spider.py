@@ -15,14 +15,23 @@ from urllib.parse import urlsplit
 import scrapy
 from scrapy import signals
 from scrapy.crawler import Crawler
-from scrapy.exceptions import DontCloseSpider
+from scrapy.exceptions import DontCloseSpider, IgnoreRequest
 from scrapy.http import Response, TextResponse
 
-from .links import css_links, html_links, html_title, robots_sitemaps, sitemap_links
+from .hops import add as hops_add
+from .hops import length as hops_length
+from .links import (
+    css_links,
+    html_links,
+    html_title,
+    is_html,
+    robots_sitemaps,
+    sitemap_links,
+)
 from .queue import encode
 from .redis_parts import LEASE
 from .scrapy_parts import CHECKED, RECORD
-from .session import Session, seen_key
+from .session import Session, robots_rules, seen_key
 from .shared import (
     CAP_CALENDAR,
     CAP_VARIANTS,
@@ -32,7 +41,7 @@ from .shared import (
     Candidate,
     RedisLost,
 )
-from .urls import canonicalize, host_of
+from .urls import canonicalize, host_of, invalid, variants_guard
 from .warc import WarcWriteError
 
 # How long a worker waits for robots.txt fetched by another worker: that
@@ -40,6 +49,8 @@ from .warc import WarcWriteError
 ROBOTS_WAIT_S = 600.0
 # Raw URLs remembered by follow(): more than a page template links to.
 RECENT_URLS = 8192
+# Redirects a robots.txt fetch follows (RFC 9309 asks for at least five).
+ROBOTS_REDIRECTS = 5
 
 
 @dataclass
@@ -53,14 +64,6 @@ class Planned:
     refusal: tuple[int, str] | None = None
 
 
-HTML_TYPES = ("text/html", "application/xhtml+xml")
-
-
-def looks_like_html(body: bytes) -> bool:
-    head = body[:512].lstrip().lower()
-    return head.startswith((b"<!doctype html", b"<html", b"<head", b"<body")) or b"<html" in head
-
-
 class CaptureSpider(scrapy.Spider):
     name = "sunset"
 
@@ -72,6 +75,9 @@ class CaptureSpider(scrapy.Spider):
         self.user_agent = user_agent
         self.frontier = frontier  # requests rebuilt from a previous run's WARCs (resume)
         self.pending_robots = 0
+        # Hosts whose robots.txt redirects to another host's, by that host.
+        self.aliases: dict[str, list[str]] = {}
+        self.tasks: set[asyncio.Future[None]] = set()
         # Raw URLs follow() has already decided on (True: off-site). Menus
         # repeat the same links on every page, and a URL seen before can only
         # be a duplicate again, so most calls end here. Bounded, oldest out.
@@ -80,9 +86,61 @@ class CaptureSpider(scrapy.Spider):
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> CaptureSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
+        crawler.signals.connect(spider.on_dropped, signal=signals.request_dropped)
         if spider.session.shared is not None:
             crawler.signals.connect(spider.on_idle, signal=signals.spider_idle)
         return spider
+
+    def on_dropped(self, request: scrapy.Request, spider: Any = None) -> None:
+        """A robots.txt redirect to a robots.txt already claimed (apex to www, http
+        to https): that host's rules are this host's too, without a second fetch."""
+        if not request.meta.get("robots_txt"):
+            return
+        host = request.meta.get("robots_host") or host_of(request.url)
+        target = host_of(request.url)
+        s = self.session
+        if target in s.robots_policy:
+            policy = s.robots_policy[target]
+            if target != host:
+                policy = f"same-as:{target}:{policy}"
+            self.decided(self.apply_robots(host, s.robots_rules[target], policy))
+        elif target == host:  # back to itself: a loop
+            rules, policy = robots_rules(310, None, False)
+            self.decided(self.apply_robots(host, rules, policy))
+        else:
+            self.aliases.setdefault(target, []).append(host)
+            if s.shared is not None:
+                task = asyncio.ensure_future(self.await_shared_rules(host, target))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+
+    async def await_shared_rules(self, host: str, target: str) -> None:
+        """A shared crawl: another worker may fetch the target; its rules arrive through Redis."""
+        s = self.session
+        assert s.shared is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ROBOTS_WAIT_S
+        while host not in s.robots_policy and not s.fatal:
+            try:
+                known, body = s.shared.robots(target)
+            except RedisLost as exc:
+                s.fail(str(exc))
+                return
+            if known:
+                self.apply_robots(host, body or b"", f"same-as:{target}")
+                return
+            if loop.time() > deadline:
+                s.fail(f"no worker fetched robots.txt for {target}")
+                return
+            await asyncio.sleep(0.1)
+
+    def decided(self, hosts: int) -> None:
+        """Schedule what waited for robots rules, once every host has its rules (local crawl)."""
+        if self.session.shared is not None:
+            return
+        engine = self.crawler.engine
+        for request in self._robots_done(hosts):
+            engine.crawl(request)
 
     def on_idle(self) -> None:
         """A shared crawl is over only when no worker has anything queued or leased."""
@@ -105,8 +163,10 @@ class CaptureSpider(scrapy.Spider):
             url = f"{scheme}://{netloc}/robots.txt"
             if host_of(url) in s.robots:  # known from the WARCs of an earlier run
                 continue
-            if s.first_time(url):
-                robots.append(url)
+            # Fetched even when an earlier run did (its answer was not final:
+            # a server error or a redirect); claimed so a link to it is not.
+            s.first_time(url)
+            robots.append(url)
         self.pending_robots = len(robots)
         for url in robots:
             yield self.robots_request(url)
@@ -170,8 +230,12 @@ class CaptureSpider(scrapy.Spider):
                 "via": None,
                 CHECKED: True,
                 "robots_txt": True,
-                "handle_httpstatus_all": True,
-                "dont_redirect": True,
+                "robots_host": host_of(url),
+                # 4xx and 5xx (after the retries) reach on_robots. Redirects
+                # are followed, five at most (RFC 9309 2.3.1.2), and only to
+                # another robots.txt (ScopeGate; see on_dropped).
+                "handle_httpstatus_list": list(range(400, 600)),
+                "redirect_ttl": ROBOTS_REDIRECTS,
             },
         )
 
@@ -208,6 +272,9 @@ class CaptureSpider(scrapy.Spider):
     ) -> Planned | None:
         """What follow() decides, for a shared crawl: the claim itself happens in Redis."""
         s = self.session
+        if invalid(url):
+            s.refuse(url, -7, "invalid-url", hops, via)
+            return None
         if not s.scope.host_allowed(url):
             s.stats["offsite"] += 1
             return None
@@ -216,8 +283,8 @@ class CaptureSpider(scrapy.Spider):
         if key in s.seen:  # this worker already offered it; most links end here
             return None
         s.seen.add(key)
-        cal = self.calendar_depth(canonical, cal_parent)
-        refusal = self.refusal(url, canonical, hops, seed, cal)
+        cal = s.calendar_depth(canonical, cal_parent)
+        refusal = s.refusal(url, canonical, hops, seed, cal, self.user_agent)
         if refusal:
             return Planned(url, hops, via, Candidate(key=key), refusal)
         request = self.make_request(url, hops, via, kind, cal)
@@ -242,7 +309,8 @@ class CaptureSpider(scrapy.Spider):
             elif code == CAP_CALENDAR:
                 s.refuse(plan.url, -5000, "guard:calendar", plan.hops, plan.via)
             elif code == CAP_VARIANTS:
-                s.refuse(plan.url, -5000, "guard:query-variants", plan.hops, plan.via)
+                guard = variants_guard(plan.candidate.path)
+                s.refuse(plan.url, -5000, f"guard:{guard}", plan.hops, plan.via)
             elif code == OVER_MAX:
                 s.stats["over-max-pages"] += 1
 
@@ -263,16 +331,15 @@ class CaptureSpider(scrapy.Spider):
 
     def on_robots(self, response: Response) -> Iterator[scrapy.Request]:
         s = self.session
-        host = host_of(response.url)
-        body = response.body if response.status == 200 else None
-        s.load_robots(host, body)
+        host = response.meta.get("robots_host") or host_of(response.url)
+        rules, policy = robots_rules(response.status, response.body, "truncated" in response.flags)
+        hosts = self.apply_robots(host, rules, policy)
         sitemaps = []
-        if body and s.use_sitemap:
+        if rules and policy == "robots-ok" and s.use_sitemap:
             sitemaps = [
-                (sm, "P", response.url, "sitemap") for sm in robots_sitemaps(body, response.url)
+                (sm, "P", response.url, "sitemap") for sm in robots_sitemaps(rules, response.url)
             ]
         if s.shared is not None:
-            self.publish_robots(host, body)
             self.release(
                 response.request,
                 self.plan_many((u, h, v, k, False) for u, h, v, k in sitemaps),
@@ -280,66 +347,51 @@ class CaptureSpider(scrapy.Spider):
             return
         for sm, hops, via, kind in sitemaps:
             yield from self.follow(sm, hops, via, kind=kind)
-        yield from self._robots_done()
+        yield from self._robots_done(hosts)
 
     def on_robots_failed(self, failure: Any) -> Iterator[scrapy.Request]:
         request = failure.request
-        host = host_of(request.url)
-        self.session.load_robots(host, None)
+        host = request.meta.get("robots_host") or host_of(request.url)
+        response = getattr(failure.value, "response", None)
+        if response is not None:  # a redirect without a Location, say
+            status: int | None = response.status
+        elif isinstance(failure.value, IgnoreRequest):
+            # Redirected past the limit, or to a page that is not a robots.txt:
+            # RFC 9309 lets both count as "unavailable".
+            status = 310
+        else:
+            status = None  # no answer at all, after the retries
+        rules, policy = robots_rules(status, None, False)
+        hosts = self.apply_robots(host, rules, policy)
         if self.session.shared is not None:
-            self.publish_robots(host, None)
             self.release(request)
             return
-        yield from self._robots_done()
+        yield from self._robots_done(hosts)
 
-    def publish_robots(self, host: str, body: bytes | None) -> None:
-        assert self.session.shared is not None
-        try:
-            self.session.shared.publish_robots(host, body)
-        except RedisLost as exc:
-            self.session.fail(str(exc))
-
-    def _robots_done(self) -> Iterator[scrapy.Request]:
-        self.pending_robots -= 1
-        if self.pending_robots == 0:
-            yield from self.after_robots()
-
-    def calendar_depth(self, canonical: str, parent: int) -> int:
-        """Steps along a chain of calendar links (0: not a calendar URL).
-
-        The calendar cap counts per path and so depends on the order pages are
-        fetched: a walk one way (the endless future) can use it all while the
-        other way (the real past months) waits, as it does when a shared
-        crawl's worker dies holding that page. Capping each chain at half the
-        cap (less one for the page the walk started from) keeps both ways.
-        """
-        g = self.session.guards
-        if not any(p.search(canonical) for p in g.calendar_patterns):
-            return 0
-        return parent + 1
-
-    def calendar_chain_cap(self) -> int:
-        return max(1, (self.session.guards.max_calendar_variants - 1) // 2)
-
-    def refusal(
-        self, url: str, canonical: str, hops: str, seed: bool, cal: int
-    ) -> tuple[int, str] | None:
-        """(crawl-log code, note) if a rule that needs no counting refuses the URL.
-
-        The counted caps come after, locally (follow) or in Redis (a shared crawl).
-        """
+    def apply_robots(self, host: str, rules: bytes, policy: str) -> int:
+        """Rules for a host (and the hosts redirected to its robots.txt), decided
+        once and written down (crawl.json), shared with other workers; how many
+        hosts were decided."""
         s = self.session
-        if s.scope.excluded(url):
-            return (-5001, "excluded")
-        if s.max_depth and hops.count("L") > s.max_depth:
-            return (-5000, "guard:max-depth")
-        if not seed and cal > self.calendar_chain_cap():
-            return (-5000, "guard:calendar")
-        if not seed and (guard := s.guards.static(canonical)):
-            return (-5000, f"guard:{guard}")
-        if not s.allowed_by_robots(url, self.user_agent):
-            return (-9998, "robots")
-        return None
+        s.load_robots(host, rules)
+        s.robots_rules[host] = rules
+        s.robots_policy[host] = policy
+        if s.shared is not None:
+            try:
+                s.shared.publish_robots(host, rules)
+            except RedisLost as exc:
+                s.fail(str(exc))
+        decided = 1
+        for alias in self.aliases.pop(host, []):
+            decided += self.apply_robots(alias, rules, f"same-as:{host}:{policy}")
+        return decided
+
+    def _robots_done(self, hosts: int = 1) -> Iterator[scrapy.Request]:
+        if self.pending_robots <= 0:
+            return
+        self.pending_robots -= hosts
+        if self.pending_robots <= 0:
+            yield from self.after_robots()
 
     def follow(
         self,
@@ -358,6 +410,10 @@ class CaptureSpider(scrapy.Spider):
             return
         if len(recent) >= RECENT_URLS:
             del recent[next(iter(recent))]
+        if invalid(url):
+            recent[url] = False
+            s.refuse(url, -7, "invalid-url", hops, via)
+            return
         offsite = recent[url] = not s.scope.host_allowed(url)
         if offsite:
             s.stats["offsite"] += 1
@@ -365,8 +421,8 @@ class CaptureSpider(scrapy.Spider):
         canonical = canonicalize(url)
         if not s.claim(canonical):
             return
-        cal = self.calendar_depth(canonical, cal_parent)
-        refusal = self.refusal(url, canonical, hops, seed, cal)
+        cal = s.calendar_depth(canonical, cal_parent)
+        refusal = s.refusal(url, canonical, hops, seed, cal, self.user_agent)
         if refusal is None and not seed and (capped := s.guards.count(canonical)):
             refusal = (-5000, f"guard:{capped}")
         if refusal:
@@ -383,7 +439,7 @@ class CaptureSpider(scrapy.Spider):
     ) -> scrapy.Request:
         # Breadth-first (fewer hops first), and a page's requisites right after
         # it, so a page and what it needs are captured close in time.
-        priority = -2 * len(hops) + (3 if hops[-1:] in ("E", "R") else 0)
+        priority = -2 * hops_length(hops) + (3 if hops[-1:] in ("E", "R") else 0)
         meta: dict[str, Any] = {"hops": hops, "via": via, CHECKED: True}
         if kind:
             meta["kind"] = kind
@@ -411,9 +467,7 @@ class CaptureSpider(scrapy.Spider):
             links = [(u, "S", "sitemap/loc") for u in pages]
         elif "css" in ctype or (not ctype and response.url.lower().endswith(".css")):
             links = list(css_links(body, response.url))
-        elif ctype.startswith(HTML_TYPES) or (
-            (not ctype or ctype.startswith("text/plain")) and looks_like_html(body)
-        ):
+        elif is_html(ctype, body):
             encoding = None
             if isinstance(response, TextResponse):
                 try:
@@ -434,7 +488,7 @@ class CaptureSpider(scrapy.Spider):
         # Sitemap entries start a new discovery chain, as Heritrix counts them.
         targets = [(u, hops, response.url, "sitemap", False) for u in nested]
         targets += [
-            (u, "S" if hop == "S" else hops + hop, response.url, None, False)
+            (u, "S" if hop == "S" else hops_add(hops, hop), response.url, None, False)
             for u, hop, _ctx in links
         ]
         if s.shared is not None:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from urllib.parse import urlsplit, urlunsplit
 
+from .hops import trailing
+
 DEFAULT_PORTS = {"http": 80, "https": 443}
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _PCT = re.compile(rb"%([0-9A-Fa-f]{2})")
@@ -71,6 +73,49 @@ def canonicalize(url: str) -> str:
     return urlunsplit((scheme, netloc, path, query, ""))
 
 
+def invalid(url: str) -> bool:
+    """True for a URL no HTTP request can be made from (a bad port or IPv6
+    literal, no host): refused with a log line, never raised mid-page."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port
+    except ValueError:
+        return True
+    return parts.scheme.lower() in DEFAULT_PORTS and not parts.hostname
+
+
+# A path segment that is an opaque token rather than a name: a long run of
+# letters and digits mixed (a session id, a cache key), a UUID, or an ASP.NET
+# cookieless session "(S(...))". One inside a path makes every page's links a
+# new URL, so such paths are counted per shape, as query variants are.
+_TOKEN_SEGMENT = re.compile(
+    r"(?=[A-Za-z]*\d)(?=\d*[A-Za-z])[A-Za-z0-9]{16,}"
+    r"|[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+    r"|\([A-Za-z]\(.*\)\)"
+)
+
+
+def path_shape(path: str) -> str | None:
+    """The path with its token segments (all but the last) replaced by "*", or
+    None when it has none. The last segment is left alone: there a token names
+    one document among many (a download, a record), not a session."""
+    segments = path.split("/")
+    last = len(segments) - 1
+    while last > 0 and not segments[last]:
+        last -= 1
+    shaped = False
+    for i in range(1, last):
+        if _TOKEN_SEGMENT.fullmatch(segments[i]):
+            segments[i] = "*"
+            shaped = True
+    return "/".join(segments) if shaped else None
+
+
+def variants_guard(key: str) -> str:
+    """The guard named when a counter key is over its cap."""
+    return "path-variants" if "/*/" in key or key.endswith("/*") else "query-variants"
+
+
 @lru_cache(maxsize=4096)
 def host_of(url: str) -> str:
     return (urlsplit(url).hostname or "").lower().rstrip(".")
@@ -117,6 +162,12 @@ class Guards:
     max_calendar_variants: int = 24
     trap_patterns: tuple[re.Pattern[str], ...] = ()
     calendar_patterns: tuple[re.Pattern[str], ...] = ()
+    # Longer URLs are refused (with a log line): 2,083 is what browsers and
+    # Scrapy have long used, and past it servers answer 414 or truncate.
+    max_url_length: int = 2083
+    # Redirects in a row before the next hop is refused (RFC 9110 warns of
+    # loops past five; browsers give up at about twenty).
+    max_redirects: int = 20
     _variants: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     _calendar: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
@@ -154,12 +205,14 @@ class Guards:
                     return "calendar"
                 self._calendar[key] += 1
             if self._variants[key] >= self.max_query_variants:
-                return "query-variants"
+                return variants_guard(key)
             self._variants[key] += 1
         return None
 
     def static(self, canonical: str) -> str | None:
-        """The guards that need no counting: depth, repeated segments, trap patterns."""
+        """The guards that need no counting: length, depth, repeated segments, trap patterns."""
+        if len(canonical) > self.max_url_length:
+            return "url-length"
         parts = urlsplit(canonical)
         segments = [s for s in parts.path.split("/") if s]
         if len(segments) > self.max_path_depth:
@@ -173,15 +226,21 @@ class Guards:
             return "trap-pattern"
         return None
 
+    def redirects(self, hops: str) -> str | None:
+        """The guard that refuses one more hop of a redirect chain, or None."""
+        return "redirect-hops" if trailing(hops, "R") > self.max_redirects else None
+
     def counted(self, canonical: str) -> tuple[str, bool] | None:
-        """(per-path counter key, is a calendar URL) for a URL with a query, else None.
+        """(per-path counter key, is a calendar URL) for a URL with a query or a
+        token in its path, else None.
 
         A shared crawl keeps these counters in Redis (crawler/shared.py) so the
         caps hold for all workers together.
         """
         parts = urlsplit(canonical)
-        if not parts.query:
+        shape = path_shape(parts.path)
+        if not parts.query and shape is None:
             return None
-        return f"{parts.netloc}{parts.path}", any(
+        return f"{parts.netloc}{shape or parts.path}", any(
             p.search(canonical) for p in self.calendar_patterns
         )

@@ -47,6 +47,9 @@ DEFAULT_TRAP_PATTERNS: tuple[str, ...] = (
 DEFAULT_CALENDAR_PATTERNS: tuple[str, ...] = (
     r"(?i)[?&](month|date|year|day|week)=",
     r"(?i)/calendar/\d{4}/\d{1,2}",
+    # A path that ends in a year and month (and maybe a day): a month view
+    # such as /events/2019/11 or /cal/2019-11-04, not a post beneath it.
+    r"/(?:19|20)\d\d[/-](?:0?[1-9]|1[0-2])(?:[/-](?:0?[1-9]|[12]\d|3[01]))?/?(?:\?|$)",
 )
 
 DEFAULT_SIGNIFICANT_QUERY_PARAMS: tuple[str, ...] = (
@@ -111,7 +114,9 @@ class Crawl:
     user_agent: str = DEFAULT_USER_AGENT
     contact: str | None = None
     operator: str | None = None
-    max_depth: int = 0
+    # Link hops from a seed (0: no limit). Heritrix's default: far deeper than
+    # any menu, and the end of a chain of pages that only ever links onward.
+    max_depth: int = 20
     max_path_depth: int = 12
     max_repeated_segments: int = 3
     max_query_variants: int = 50

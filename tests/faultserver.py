@@ -18,6 +18,7 @@ Usage::
 from __future__ import annotations
 
 import gzip
+import hashlib
 import socket
 import socketserver
 import struct
@@ -39,6 +40,8 @@ TRICKLE_INTERVAL = 0.2  # /endless sends a few bytes this often
 HUGE_SIZE = 50 * 1000**2  # decimal MB, as the profile's sizes are
 SHORT_BODY_DECLARED = 5000
 SHORT_BODY_SENT = 1000
+TREE_NODES = 400  # /tree/0 .. /tree/399
+TREE_BRANCHING = 3  # each /tree/N links to its children only, never to a menu
 
 # How long a handler waits for a client that connected but sends nothing, so
 # a stuck client cannot keep a thread (and shutdown) waiting for ever.
@@ -267,6 +270,12 @@ class FaultOptions:
     slow_headers_seconds: float = SLOW_HEADERS_SECONDS
     trickle_interval: float = TRICKLE_INTERVAL
     huge_size: int = HUGE_SIZE
+    robots_delay: float = 0.0  # seconds before robots.txt answers
+    robots_body: bytes = ROBOTS_TXT
+    robots_status: int = 200
+    tree_nodes: int = TREE_NODES
+    tree_branching: int = TREE_BRANCHING
+    page_delay: float = 0.0  # seconds before each /tree/ page answers
 
 
 class _Handler(socketserver.BaseRequestHandler):
@@ -287,7 +296,7 @@ class _Handler(socketserver.BaseRequestHandler):
             if req.method not in ("GET", "HEAD"):
                 self._send_simple(405, "Method Not Allowed", html_page("not allowed"), head=False)
                 return
-            ROUTES.get(req.path, _Handler.not_found)(self, req, nth)
+            route_for(req.path)(self, req, nth)
         except OSError:
             pass  # the client went away, or shutdown closed the socket
         finally:
@@ -349,7 +358,14 @@ class _Handler(socketserver.BaseRequestHandler):
         self._ok(req, index_page())
 
     def robots(self, req: Request, nth: int) -> None:
-        self._ok(req, ROBOTS_TXT, content_type="text/plain")
+        options = self.server.options
+        if options.robots_delay and self.server.stopping.wait(options.robots_delay):
+            return
+        if options.robots_status != 200:
+            body = html_page(f"status {options.robots_status}")
+            self._send_simple(options.robots_status, "Robots", body, head=req.method == "HEAD")
+            return
+        self._ok(req, options.robots_body, content_type="text/plain")
 
     def flaky(self, req: Request, nth: int) -> None:
         if nth <= self.server.options.flaky_failures:
@@ -527,13 +543,30 @@ def serve_faults(
     slow_headers_seconds: float = SLOW_HEADERS_SECONDS,
     trickle_interval: float = TRICKLE_INTERVAL,
     huge_size: int = HUGE_SIZE,
+    robots_delay: float = 0.0,
+    robots_body: bytes = ROBOTS_TXT,
+    robots_status: int = 200,
+    tree_nodes: int = 0,
+    tree_branching: int = 0,
+    page_delay: float = 0.0,
 ) -> Iterator[FaultServer]:
     """Serve the faults on 127.0.0.1 (an ephemeral port) until the block exits.
 
     On exit every handler is woken and joined and the listening socket is
     closed, so nothing is left listening or running.
     """
-    options = FaultOptions(flaky_failures, slow_headers_seconds, trickle_interval, huge_size)
+    options = FaultOptions(
+        flaky_failures,
+        slow_headers_seconds,
+        trickle_interval,
+        huge_size,
+        robots_delay,
+        robots_body,
+        robots_status,
+        tree_nodes or TREE_NODES,
+        tree_branching or TREE_BRANCHING,
+        page_delay,
+    )
     server = _Server(options)
     thread = threading.Thread(
         target=server.serve_forever,
@@ -549,3 +582,146 @@ def serve_faults(
         server.stop_handlers()
         server.server_close()
         thread.join(timeout=5)
+
+
+# -- issue 14: crawl faults (discovery, traps, robots, resume) --
+#
+# Routes under a prefix answer a whole family of paths (an endless calendar,
+# a tree of pages); they are looked up after the exact ROUTES.
+
+PREFIX_ROUTES: dict[str, Callable[[_Handler, Request, int], None]] = {}
+
+
+def route_for(path: str) -> Callable[[_Handler, Request, int], None]:
+    handler = ROUTES.get(path)
+    if handler is not None:
+        return handler
+    for prefix in sorted(PREFIX_ROUTES, key=len, reverse=True):
+        if path.startswith(prefix):
+            return PREFIX_ROUTES[prefix]
+    return _Handler.not_found
+
+
+def tree_children(n: int, nodes: int, branching: int) -> range:
+    return range(n * branching + 1, min(n * branching + branching, nodes - 1) + 1)
+
+
+def _tree(h: _Handler, req: Request, nth: int) -> None:
+    """/tree/N links to its children only: what a page holds is the only way to its subtree."""
+    options = h.server.options
+    tail = req.path.removeprefix("/tree/")
+    if not tail.isdigit() or int(tail) >= options.tree_nodes:
+        h.not_found(req, nth)
+        return
+    if options.page_delay and h.server.stopping.wait(options.page_delay):
+        return
+    n = int(tail)
+    kids = tree_children(n, options.tree_nodes, options.tree_branching)
+    items = "".join(f'<li><a href="/tree/{k}">node {k}</a></li>' for k in kids)
+    h._ok(req, html_page(f"tree {n}", f"<ul>{items}</ul>"))
+
+
+RTREE_DEPTH = 4  # /rtree/a/b/c/d/ : 81 leaves under 40 folders (a few refused as repeats)
+RTREE_INNER = html_page("folder", '<a href="a/">a</a> <a href="b/">b</a> <a href="c/">c</a>')
+RTREE_LEAF = html_page("leaf", "<p>nothing below</p>")
+
+
+def _rtree(h: _Handler, req: Request, nth: int) -> None:
+    """/rtree/…/ folders whose pages are byte-identical, linking on by relative links:
+    every capture after the first is a revisit, and only its URL tells its links apart."""
+    depth = req.path.removeprefix("/rtree/").count("/")
+    if depth > RTREE_DEPTH:
+        h.not_found(req, nth)
+        return
+    options = h.server.options
+    if options.page_delay and h.server.stopping.wait(options.page_delay):
+        return
+    h._ok(req, RTREE_INNER if depth < RTREE_DEPTH else RTREE_LEAF)
+
+
+# A page whose links include ones no URL parser accepts, between good ones.
+BAD_LINKS = (
+    "/bad-links/ok-1",
+    "http://127.0.0.1:99999/port-out-of-range",
+    "/bad-links/ok-2",
+    "http://[::1/unclosed-ipv6",
+    "/bad-links/ok-3",
+    "http://[vfoo]/bad-ipv6-literal",
+    "/bad-links/ok-4",
+)
+
+
+def _bad_links(h: _Handler, req: Request, nth: int) -> None:
+    if req.path == "/bad-links":
+        items = "".join(f'<li><a href="{u}">{u}</a></li>' for u in BAD_LINKS)
+        h._ok(req, html_page("bad links", f"<ul>{items}</ul>"))
+    else:
+        h._ok(req, html_page(req.path.rsplit("/", 1)[-1]))
+
+
+LONG_SEGMENT = "x" * 2100
+
+
+def _long_url(h: _Handler, req: Request, nth: int) -> None:
+    """/long links to a URL over 2,000 characters, and to a plain page after it."""
+    if req.path == "/long":
+        body = f'<a href="/long/{LONG_SEGMENT}">long</a> <a href="/long/after">after</a>'
+        h._ok(req, html_page("long", body))
+    else:
+        h._ok(req, html_page("long target"))
+
+
+REDIRECT_CHAIN = 30  # hops in /chain-redirect/0 -> 1 -> ... -> 30 (a 200)
+
+
+def _redirect_chain(h: _Handler, req: Request, nth: int) -> None:
+    tail = req.path.removeprefix("/redirect-chain/")
+    n = int(tail) if tail.isdigit() else 0
+    if n >= REDIRECT_CHAIN:
+        h._ok(req, html_page("end of the chain"))
+    else:
+        h._redirect(req, f"/redirect-chain/{n + 1}")
+
+
+def _link_chain(h: _Handler, req: Request, nth: int) -> None:
+    """/link-chain/N links to /link-chain/N+1, for ever: only a depth limit ends it."""
+    tail = req.path.removeprefix("/link-chain/")
+    n = int(tail) if tail.isdigit() else 0
+    h._ok(req, html_page(f"chain {n}", f'<a href="/link-chain/{n + 1}">next</a>'))
+
+
+def _path_calendar(h: _Handler, req: Request, nth: int) -> None:
+    """/cal/YYYY/M: a month view linking to the months before and after, endlessly."""
+    bits = req.path.removeprefix("/cal/").split("/")
+    try:
+        year, month = int(bits[0]), int(bits[1])
+    except (IndexError, ValueError):
+        year, month = 2019, 11
+    prev = (year, month - 1) if month > 1 else (year - 1, 12)
+    nxt = (year, month + 1) if month < 12 else (year + 1, 1)
+    body = (
+        f'<a href="/cal/{prev[0]}/{prev[1]}">previous month</a> '
+        f'<a href="/cal/{nxt[0]}/{nxt[1]}">next month</a>'
+    )
+    h._ok(req, html_page(f"calendar {year}-{month:02d}", body))
+
+
+def _path_session(h: _Handler, req: Request, nth: int) -> None:
+    """/sess/<id>/page: every page links on under a fresh session id, as cookieless sessions do."""
+    token = hashlib.sha1(f"{req.path}:{nth}".encode()).hexdigest()[:24]
+    body = f'<a href="/sess/{token}/page">on</a> <a href="/sess/{token}/other">other</a>'
+    h._ok(req, html_page("session", body))
+
+
+PREFIX_ROUTES.update(
+    {
+        "/tree/": _tree,
+        "/rtree/": _rtree,
+        "/bad-links": _bad_links,
+        "/long": _long_url,
+        "/redirect-chain/": _redirect_chain,
+        "/link-chain/": _link_chain,
+        "/cal/": _path_calendar,
+        "/sess/": _path_session,
+    }
+)

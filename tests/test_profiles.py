@@ -121,7 +121,7 @@ start_urls = ["https://www.example.org/", "https://www.example.org/a", "http://E
         30,
         2,
     )
-    assert (crawl.max_depth, crawl.max_path_depth, crawl.max_repeated_segments) == (0, 12, 3)
+    assert (crawl.max_depth, crawl.max_path_depth, crawl.max_repeated_segments) == (20, 12, 3)
     assert crawl.max_query_variants == 50
     assert crawl.max_body_size == 100_000_000
     assert crawl.warc_max_size == 1_000_000_000
