@@ -272,11 +272,31 @@ def _page_stem(url: str) -> str:
     return stem.strip("-")[:80] or "home"
 
 
+class TakenIds(set[str]):
+    """Page ids given so far, and per stem the suffix its next page tries first.
+
+    Suffixes of one stem are given in increasing order and never taken back,
+    so a stem's next page starts past its last suffix: ten thousand pages
+    with one stem (URLs that differ only past the stem's 80 characters) cost
+    ten thousand tries, not fifty million.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.next_suffix: dict[str, int] = {}
+
+
 def _page_id(url: str, taken: set[str]) -> str:
     stem = _page_stem(url)
+    counters = taken.next_suffix if isinstance(taken, TakenIds) else {}
     out, n = stem, 2
-    while out in taken:
-        out, n = f"{stem}-{n}", n + 1
+    if stem in taken:
+        n = counters.get(stem, 2)
+        out = f"{stem}-{n}"
+        while out in taken:
+            n += 1
+            out = f"{stem}-{n}"
+        counters[stem] = n + 1
     taken.add(out)
     return out
 
@@ -469,7 +489,7 @@ def _run(
     first_by_print: dict[str, int] = {}
     extra_urls: dict[int, list[str]] = {}
     written: list[str] = []  # page ids, in pages.jsonl order
-    taken: set[str] = set()
+    taken = TakenIds()
     doc_pages: dict[str, list[str]] = {}
     ctx = _ExtractContext(
         opt.crawl_dir,
