@@ -107,6 +107,10 @@ def safe_url(base: str, href: str) -> str | None:
     return absolute
 
 
+def _is_web(url: str) -> bool:
+    return url[:6].lower().startswith(("http:", "https:"))
+
+
 class RulesError(ValueError):
     pass
 
@@ -607,7 +611,7 @@ class Extractor:
             if absolute is None:
                 del a.attrib["href"]  # the link goes; its text stays
                 continue
-            if absolute.startswith(("mailto:", "tel:")):
+            if not _is_web(absolute):  # mailto:, tel:
                 a.set("href", absolute)
                 continue
             new = self.rewrite.get(absolute)
@@ -621,7 +625,7 @@ class Extractor:
             src = img.get("src")
             if src:
                 absolute = safe_url(base, src)
-                if absolute is None or absolute.startswith(("mailto:", "tel:")):
+                if absolute is None or not _is_web(absolute):
                     del img.attrib["src"]
                     continue
                 img.set("src", absolute)
