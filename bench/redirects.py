@@ -734,6 +734,11 @@ class Migration:
         (legacy / "crawl.json").write_text(json.dumps({"profile": PROFILE}) + "\n")
         offsets = self._write_warc(legacy / "warc" / WARC_NAME)
         self._write_pages(legacy / "content" / "pages.jsonl")
+        # What a finished `sunset transform` leaves beside its pages.jsonl:
+        # redirects refuses a content folder without it.
+        (legacy / "content" / "transform.json").write_text(
+            json.dumps({"complete": True, "exit": "finished"}) + "\n"
+        )
         self._write_cdxj(legacy / "indexes" / "index.cdxj", offsets)
         rows = self._write_new(folder / "new.csv")
         truth = self.truth_of()

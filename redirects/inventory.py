@@ -29,6 +29,7 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 
 from sunset.errors import SunsetError
+from sunset.transformed import require_finished
 
 from .store import BATCH, create, present, scan, storable
 from .urls import AFFIX_SHARE, absolute, affix_floor, canonical, request_target, title_pieces
@@ -347,6 +348,12 @@ def transform_records(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def content_pages(crawl_dir: Path) -> Path | None:
+    """The crawl's transform ``pages.jsonl``, None when transform has not run.
+
+    SunsetError when transform's output there is unfinished (it crashed or
+    was stopped): a part of its pages would pass for all of them.
+    """
+    require_finished(crawl_dir / "content")
     path = crawl_dir / "content" / "pages.jsonl"
     return path if path.is_file() else None
 

@@ -254,6 +254,10 @@ def _plan(opts: RedirectOptions, db: sqlite3.Connection) -> Plan:
     crawl_dir = opts.crawl_dir
     if not crawl_dir.is_dir():
         raise SunsetError(f"{crawl_dir}: no such crawl folder")
+    # An unfinished transform of either site is refused before anything is written.
+    for crawl in (crawl_dir, opts.new_crawl):
+        if crawl is not None:
+            content_pages(crawl)
     out = opts.out or crawl_dir / "redirects"
     if opts.install_dir is not None and not _PLAIN_DIR.fullmatch(str(opts.install_dir)):
         raise SunsetError(

@@ -35,6 +35,7 @@ from urllib.parse import quote, urlsplit
 from sunset import __version__
 from sunset.errors import SunsetError
 from sunset.htmlpage import clip, csp_hash, esc, is_web_url
+from sunset.transformed import require_finished
 
 # Where `sunset replay CRAWL_DIR` listens by default; the collection path under it
 # is the crawl's name (see collection_name). Every function takes the base as a
@@ -567,6 +568,8 @@ def gather(crawl_dir: Path, *, list_cap: int = LIST_CAP) -> Audit:
     warcs = _warc_files(crawl_dir)
     if not warcs:
         raise SunsetError(f"{crawl_dir}: no WARC files under warc/")
+    # The report shows transform's counts: never those of a run that did not finish.
+    require_finished(crawl_dir / "content")
     log_path = crawl_dir / "crawl.log"
     if not log_path.is_file():
         raise SunsetError(f"{crawl_dir}: no crawl.log")

@@ -463,6 +463,13 @@ def crawl(
     default=None,
     help="Processes that extract pages (default: the CPU count, at most 4).",
 )
+@click.option(
+    "--max-page-size",
+    default="8MB",
+    show_default=True,
+    metavar="SIZE",
+    help="A page longer than this (once decompressed) is cut here, and the cut logged.",
+)
 def transform(
     crawl_dir: Path,
     profile_ref: str | None,
@@ -471,6 +478,7 @@ def transform(
     no_rules: bool,
     no_learned: bool,
     workers: int | None,
+    max_page_size: str,
 ) -> None:
     """Extract each page's real content, stripping the site template.
 
@@ -479,7 +487,7 @@ def transform(
     main-content fallback take out what is left; each page records what was
     removed and why. Writes pages/ (HTML, Markdown, JSON per page),
     pages.jsonl, attachments.csv, transform.log and transform.json (see
-    transform/CONTRACT.md). Exit code 1 when some captures were skipped.
+    transform/CONTRACT.md). Exit code 1 when some HTML captures were skipped.
 
     \b
     Examples:
@@ -487,8 +495,13 @@ def transform(
       sunset transform output/wigan --profile ./wigan-tweaked.toml
       sunset transform output/demo/crawl --rewrite-links output/demo/crawl/redirects/redirects.csv
     """
+    from sunset.profile import parse_size
     from transform.run import TransformError, TransformOptions, run_transform
 
+    try:
+        max_page_bytes = parse_size(max_page_size)
+    except ValueError as exc:
+        raise SunsetError(f"--max-page-size {max_page_size}: {exc}") from None
     profile = _crawl_profile(crawl_dir, profile_ref)
     try:
         code, summary = run_transform(
@@ -500,6 +513,7 @@ def transform(
                 use_learned=not no_learned,
                 **({"workers": workers} if workers else {}),
                 rewrite_links=rewrite_links,
+                max_page_bytes=max_page_bytes,
             )
         )
     except TransformError as exc:
@@ -518,6 +532,7 @@ def transform(
             ("template learned from", f"{summary.template.get('pages_learned', 0)} pages"),
             ("skipped", summary.skipped),
             *[(f"  {k}", v) for k, v in summary.reasons.items()],
+            ("not HTML (noted in the log)", summary.not_html),
             ("seconds", summary.seconds),
             ("output", str(out or crawl_dir / "content")),
         ],

@@ -725,3 +725,189 @@ PREFIX_ROUTES.update(
         "/sess/": _path_session,
     }
 )
+
+
+# -- issue 14: transform faults --
+# Pages that crawl fine but once broke `sunset transform`. None is linked from
+# "/": a transform test starts its crawl at one of the T14_* start pages.
+
+T14_START = "/t14/"  # every page below but the "clean" ones
+T14_CLEAN_START = "/t14/clean/"  # ordinary pages only, one of them slow to extract
+T14_BIG_SIZE = 3 * 1000**2
+# Inflated size of the gzip bomb: under the crawler's decompression bound for
+# a 10MB body limit (20x), far over what one page may take in transform.
+T14_BOMB_INFLATED = 180 * 1000**2
+T14_BOMB_MEMBER = 6 * 1000**2
+
+
+def _t14_page(title: str, body: str) -> bytes:
+    return html_page(title, body + f"\n<p>{title}: words that make this page a page.</p>")
+
+
+# One href per way a link once raised out of urljoin/urlsplit or lxml.
+T14_BAD_HREF_BODY = _t14_page(
+    "bad href",
+    "<p>Bad href page survives with its text.</p>\n<ul>\n"
+    '<li><a href="http://[::1/bad">broken IPv6 link</a></li>\n'
+    '<li><a href="/t14/ctl&#1;entity">control entity link</a></li>\n'
+    '<li><a href="/t14/ctl\x01raw">raw control link</a></li>\n'
+    '<li><a href="http://exa\u2100mple.test/">NFKC link</a></li>\n'
+    '<li><a href="http://127.0.0.1:99999999/">bad port link</a></li>\n'
+    "</ul>\n"
+    '<p><img src="http://[::1/img.png" alt="bad image"> <a href="/t14/plain">a good link</a></p>',
+)
+
+T14_UNSAFE_LINKS: tuple[tuple[str, str], ...] = (
+    ("javascript:alert%286%29", "percent"),
+    ("JaVaScRiPt:alert(1)", "mixed case"),
+    ("java&#9;script:alert(2)", "tab entity"),
+    ("java\tscript:alert(3)", "raw tab"),
+    ("&#106;avascript:alert(4)", "letter entity"),
+    (" javascript:alert(5)", "leading space"),
+    ("&#1;javascript:alert(7)", "leading control"),
+    ("java&#10;script:alert(8)", "newline entity"),
+    ("vbscript:msgbox(9)", "vbscript"),
+    ("VBScript:msgbox(10)", "vbscript case"),
+    ("data:text/html;base64,PHNjcmlwdD5hbGVydCgxMSk8L3NjcmlwdD4=", "data html"),
+    ("DATA:text/html,<script>alert(12)</script>", "data case"),
+    ("javascript://127.0.0.1/%0aalert(13)", "host-shaped"),
+)
+T14_UNSAFE_IMAGES: tuple[tuple[str, str], ...] = (
+    ("javascript:alert(14)", "js image"),
+    ("JAVASCRIPT:alert(15)", "js image case"),
+    ("data:text/html,<script>alert(16)</script>", "data image"),
+    ("vbscript:msgbox(17)", "vb image"),
+)
+T14_UNSAFE_BODY = _t14_page(
+    "unsafe links",
+    "<p>Unsafe links page keeps its words.</p>\n<p>"
+    + "\n".join(f'<a href="{href}">{text}</a>' for href, text in T14_UNSAFE_LINKS)
+    + "</p>\n<p>"
+    + "\n".join(f'<img src="{src}" alt="{alt}">' for src, alt in T14_UNSAFE_IMAGES)
+    + '</p>\n<p><a href="mailto:webmaster@example.test">mail us</a>'
+    ' <a href="/t14/plain">plain page</a> <img src="/t14/pic.png" alt="fine image"></p>',
+)
+
+# One NUL early in the page, inside its text: browsers show the page.
+T14_NUL_BODY = _t14_page("nul byte", "<p>Before the NUL\x00after the NUL, the page goes on.</p>")
+
+T14_DOUBLE_GZIP_PLAIN = _t14_page("double gzip", "<p>Twice compressed text is still text.</p>")
+T14_DOUBLE_GZIP_BODY = gzip.compress(gzip.compress(T14_DOUBLE_GZIP_PLAIN, mtime=0), mtime=0)
+
+T14_BIG_HEAD = (
+    b"<!DOCTYPE html>\n<html><head><title>big page</title></head>\n<body>\n"
+    b"<h1>big page</h1>\n<p>The first words of the big page.</p>\n"
+)
+T14_BIG_TAIL = b"<p>The last words of the big page.</p>\n</body></html>\n"
+
+
+def t14_big_body(size: int = T14_BIG_SIZE) -> bytes:
+    line = b"<p>big page filler words, one paragraph after another.</p>\n"
+    count = (size - len(T14_BIG_HEAD) - len(T14_BIG_TAIL)) // len(line)
+    return T14_BIG_HEAD + line * count + T14_BIG_TAIL
+
+
+T14_BOMB_HEAD = _t14_page("gzip bomb", "<p>The start of the gzip bomb page.</p>").replace(
+    b"</body></html>\n", b""
+)
+
+
+def t14_bomb_body(inflated: int = T14_BOMB_INFLATED) -> bytes:
+    """A page that inflates to `inflated` bytes of blank space; gzip members
+    concatenated (which gzip allows), so it is made in a moment."""
+    filler = gzip.compress(b" " * T14_BOMB_MEMBER, mtime=0)
+    members = max(1, (inflated - len(T14_BOMB_HEAD)) // T14_BOMB_MEMBER)
+    return (
+        gzip.compress(T14_BOMB_HEAD, mtime=0)
+        + filler * members
+        + gzip.compress(b"<p>The end of the bomb.</p></body></html>\n", mtime=0)
+    )
+
+
+T14_CASE_WORDS = {
+    "Case": "Capital letters in the path: an article about apples.",
+    "case": "Small letters in the path: a different article, about pears.",
+}
+
+
+def _t14_case_body(variant: str) -> bytes:
+    return _t14_page(f"weird {variant}", f"<p>{T14_CASE_WORDS[variant]}</p>")
+
+
+T14_CLEAN_PAGES = ("a", "b", "c")
+
+
+def t14_slow_body() -> bytes:
+    """An ordinary page that takes transform a second or so (a long list of
+    links, off-site so the crawler does not follow them): a window in which
+    to interrupt it."""
+    items = "\n".join(
+        f'<li><a href="http://elsewhere.test/{i}">Elsewhere {i}</a> and <b>more</b></li>'
+        for i in range(30_000)
+    )
+    return _t14_page("slow page", f"<ul>\n{items}\n</ul>")
+
+
+def _t14_index(title: str, paths: list[str]) -> bytes:
+    items = "\n".join(f'<li><a href="{p}">{p}</a></li>' for p in paths)
+    return html_page(title, f"<ul>\n{items}\n</ul>")
+
+
+T14_LINKED: tuple[str, ...] = (
+    "/t14/plain",
+    "/t14/bad-href",
+    "/t14/unsafe",
+    "/t14/nul",
+    "/t14/double-gzip",
+    "/t14/big",
+    "/t14/bomb",
+    "/t14/weird/Case",
+    "/t14/weird/case",
+)
+
+
+def _t14_ok(body: bytes, **kw: object) -> Callable[[_Handler, Request, int], None]:
+    def handler(self: _Handler, req: Request, nth: int) -> None:
+        self._ok(req, body, **kw)  # type: ignore[arg-type]
+
+    return handler
+
+
+def _t14_lazy(make: Callable[[], bytes], **kw: object) -> Callable[[_Handler, Request, int], None]:
+    made: list[bytes] = []
+
+    def handler(self: _Handler, req: Request, nth: int) -> None:
+        if not made:
+            made.append(make())
+        self._ok(req, made[0], **kw)  # type: ignore[arg-type]
+
+    return handler
+
+
+ROUTES.update(
+    {
+        T14_START: _t14_ok(_t14_index("transform faults", list(T14_LINKED))),
+        "/t14/plain": _t14_ok(_t14_page("plain", "<p>An ordinary page among the faults.</p>")),
+        "/t14/bad-href": _t14_ok(T14_BAD_HREF_BODY),
+        "/t14/unsafe": _t14_ok(T14_UNSAFE_BODY),
+        "/t14/nul": _t14_ok(T14_NUL_BODY),
+        # Sent whatever the client accepts: a hostile server does.
+        "/t14/double-gzip": _t14_ok(
+            T14_DOUBLE_GZIP_BODY, extra=[("Content-Encoding", "gzip, gzip")]
+        ),
+        "/t14/big": _t14_lazy(t14_big_body),
+        "/t14/bomb": _t14_lazy(t14_bomb_body, extra=[("Content-Encoding", "gzip")]),
+        "/t14/weird/Case": _t14_ok(_t14_case_body("Case")),
+        "/t14/weird/case": _t14_ok(_t14_case_body("case")),
+        T14_CLEAN_START: _t14_ok(
+            _t14_index(
+                "clean pages", [f"/t14/clean/{n}" for n in T14_CLEAN_PAGES] + ["/t14/clean/slow"]
+            )
+        ),
+        **{
+            f"/t14/clean/{n}": _t14_ok(_t14_page(f"clean {n}", f"<p>Clean page {n}.</p>"))
+            for n in T14_CLEAN_PAGES
+        },
+        "/t14/clean/slow": _t14_lazy(t14_slow_body),
+    }
+)

@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -365,6 +366,29 @@ def test_rewrite_links_uses_the_redirect_csv(tmp_path: Path) -> None:
     assert "(https://new.test/one/)" in md and 'href="https://new.test/one/"' in html
 
 
+def test_rewrite_links_never_writes_an_unsafe_url(tmp_path: Path) -> None:
+    """Issue 14: the scheme allow-list holds for the redirect map's URLs too."""
+    pages = normal_pages()
+    pages[f"{HOST}/linker"] = (
+        "text/html",
+        page("Linker", "<h1>Linker</h1><p>See <a href='/p2'>page two</a> for more.</p>"),
+    )
+    crawl = make_crawl(tmp_path / "c", pages)
+    csv = tmp_path / "redirects.csv"
+    csv.write_text(f"old,new,method\n{HOST}/p2,JavaScript:alert(1),exact\n")
+    result = sunset("transform", str(crawl), "--rewrite-links", str(csv))
+    assert result.returncode == 0, result.stderr
+    line = next(
+        x
+        for x in (crawl / "content" / "pages.jsonl").read_text().splitlines()
+        if json.loads(x)["url"].endswith("/linker")
+    )
+    rec = json.loads(line)
+    outputs = [line] + [(crawl / "content" / f).read_text() for f in rec["files"].values()]
+    assert not any("javascript" in text.lower() for text in outputs)
+    assert f"({HOST}/p2)" in (crawl / "content" / rec["files"]["md"]).read_text()
+
+
 # -- the two legacy captures in ../shared/seeds ---------------------------------
 
 SEEDS = [
@@ -653,3 +677,75 @@ def test_an_interrupted_run_keeps_only_the_pages_it_listed(
     assert 30 <= len(listed) < 40
     on_disk = {p.name.rsplit(".", 1)[0] for p in (out / "pages").iterdir()}
     assert on_disk == listed
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_page_that_raises_is_logged_and_skipped_not_the_run(
+    protostar, tmp_path: Path, monkeypatch, workers: int
+) -> None:
+    """Issue 14: one page's exception (a bad href, once) lost the whole run."""
+    from sunset.profile import load_profile
+    from transform import extract, template
+    from transform import run as transform_run
+
+    monkeypatch.setattr(transform_run, "MIN_PARALLEL_GROUPS", 0)
+    _, run, _, pages, *_ = protostar
+    victim = pages[len(pages) // 2]["url"]
+    real_extract, real_keys = extract.Extractor.extract, template.page_keys
+
+    def failing_extract(self, url, *args, **kwargs):
+        if url == victim:
+            raise RuntimeError("a fault in one page")
+        return real_extract(self, url, *args, **kwargs)
+
+    calls = 0
+
+    def failing_keys(body):
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise ValueError("a fault while learning")
+        return real_keys(body)
+
+    monkeypatch.setattr(extract.Extractor, "extract", failing_extract)
+    monkeypatch.setattr(transform_run, "page_keys", failing_keys)
+    out = tmp_path / "out"
+    opt = transform_run.TransformOptions(
+        crawl_dir=run, out=out, profile=load_profile("demo"), progress=False, workers=workers
+    )
+    code, summary = transform_run.run_transform(opt)
+    assert code == 1 and summary.skipped >= 1
+    log = [json.loads(x) for x in (out / "transform.log").read_text().splitlines()]
+    assert {
+        "url": victim,
+        "level": "skip",
+        "reason": "error:RuntimeError",
+        "detail": "a fault in one page",
+    } in log
+    written = [json.loads(x)["url"] for x in (out / "pages.jsonl").read_text().splitlines()]
+    assert victim not in written
+    assert len(written) >= len(pages) - 1 - summary.skipped
+    assert json.loads((out / "transform.json").read_text())["complete"] is True
+    listed = {json.loads(x)["id"] for x in (out / "pages.jsonl").read_text().splitlines()}
+    assert {p.name.rsplit(".", 1)[0] for p in (out / "pages").iterdir()} == listed
+
+
+def test_page_ids_of_many_pages_with_one_stem_take_linear_time() -> None:
+    """Issue 14 (found alongside): URLs that differ only past a page id's 80
+    characters were numbered by trying every suffix from 2: 20,000 took 41 s."""
+    from transform.run import TakenIds, _page_id
+
+    taken = TakenIds()
+    long = "http://x/" + "a" * 90
+    started = time.monotonic()
+    ids = [_page_id(f"{long}?q={i}", taken) for i in range(20_000)]
+    assert time.monotonic() - started < 3
+    stem = "a" * 80
+    assert ids[:3] == [stem, f"{stem}-2", f"{stem}-3"] and ids[-1] == f"{stem}-20000"
+    # A suffixed form that another page has as its own stem is skipped.
+    taken = TakenIds()
+    order = ["http://x/p", "http://x/p-3", "http://x/p?a", "http://x/p?b", "http://x/p?c"]
+    assert [_page_id(u, taken) for u in order] == ["p", "p-3", "p-a", "p-b", "p-c"]
+    taken = TakenIds()
+    order = ["http://x/p", "http://x/p-3", "http://x/P", "http://x/p/", "http://x/p//"]
+    assert [_page_id(u, taken) for u in order] == ["p", "p-3", "p-2", "p-4", "p-5"]

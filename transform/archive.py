@@ -8,17 +8,18 @@ no WARC is ever held in memory.
 
 from __future__ import annotations
 
-import gzip
+import codecs
 import io
 import json
 import os
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import Any, BinaryIO
+from urllib.parse import urlsplit
 
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
@@ -120,6 +121,13 @@ def read_inventory(crawl_dir: Path, documents: tuple[str, ...]) -> Inventory:
     unresolved: list[tuple[str, str]] = []
     for url in sorted(latest):
         timestamp, mime, digest, loc = latest[url]
+        try:
+            # Every later step splits the URL: one that cannot be split
+            # (an index edited by hand, say) is refused here, once.
+            urlsplit(url).port  # noqa: B018
+        except ValueError:
+            unresolved.append((url, "bad-url"))
+            continue
         payload = loc
         if mime == "warc/revisit":
             found = originals.get(digest)
@@ -144,6 +152,8 @@ class Payload:
     truncated: str | None
     content_type: str
     notes: list[str]
+    # The size the body was cut at (read_payload with cut=True), else None.
+    cut: int | None = None
 
 
 class WarcFiles:
@@ -199,15 +209,26 @@ class WarcFiles:
 
 
 def read_payload(
-    crawl_dir: Path, loc: Location, url: str, max_bytes: int, files: WarcFiles | None = None
+    crawl_dir: Path,
+    loc: Location,
+    url: str,
+    max_bytes: int,
+    files: WarcFiles | None = None,
+    *,
+    cut: bool = False,
 ) -> Payload:
     """Read one response record at its offset and return its decoded HTTP payload.
+
+    A payload longer than max_bytes, as stored or once its Content-Encoding
+    is undone, is refused (ValueError "too-large"), or with cut=True cut to
+    at most max_bytes (Payload.cut says so). Either way no more than about
+    max_bytes of it is ever held, however far it would inflate.
 
     Raises ValueError with a short reason when the record cannot be read.
     """
     if files is None:
         with WarcFiles(crawl_dir) as own:
-            return read_payload(crawl_dir, loc, url, max_bytes, own)
+            return read_payload(crawl_dir, loc, url, max_bytes, own, cut=cut)
     try:
         fh = files.get(loc.filename)
     except OSError as exc:
@@ -233,12 +254,45 @@ def read_payload(
     headers = list(http_headers.headers)
     truncated = rec_headers.get_header("WARC-Truncated")
     notes: list[str] = []
-    if len(raw) > max_bytes:
+    over = len(raw) > max_bytes
+    if over and not cut:
         raise ValueError(f"too-large:>{max_bytes} bytes")
     status = int(http_headers.get_statuscode() or 0)
-    body = _decode_content(raw, http_headers.get_header("Content-Encoding"), notes)
+    # Every Content-Encoding header, in the order the codings were applied.
+    codings = ",".join(v for k, v in headers if k.lower() == "content-encoding")
+    body, inflated_over = _decode_content(
+        raw[:max_bytes], codings, notes, max_bytes, cut_input=over
+    )
+    if inflated_over and not cut:
+        raise ValueError(f"too-large:>{max_bytes} bytes once decoded")
     ctype = http_headers.get_header("Content-Type") or ""
-    return Payload(url, status, headers, body, truncated, ctype, notes)
+    payload = Payload(url, status, headers, body, truncated, ctype, notes)
+    if over or inflated_over:
+        payload.body = _clean_cut(body, max_bytes)
+        payload.cut = max_bytes
+    return payload
+
+
+def _clean_cut(body: bytes, limit: int) -> bytes:
+    """body cut to at most `limit` bytes where no character is split.
+
+    A split character would make the whole page invalid UTF-8 (or invalid in
+    its declared multi-byte charset), and so decoded as windows-1252: the cut
+    is made before a "<" or a line end, which no multi-byte character in an
+    ASCII-compatible charset contains, when one is near the end.
+    """
+    if len(body) <= limit:
+        return body
+    if body.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return body[: limit - limit % 2]
+    floor = max(0, limit - 64 * 1024)
+    end = max(body.rfind(b"<", floor, limit), body.rfind(b"\n", floor, limit))
+    if end <= 0:
+        end = limit
+        # Not inside a UTF-8 sequence: back off its continuation bytes.
+        while end > limit - 4 and 0x80 <= body[end] < 0xC0:
+            end -= 1
+    return body[:end]
 
 
 # Records up to this many bytes on disk are read in one go and parsed here;
@@ -292,33 +346,129 @@ def _whole_response(
         return None
 
 
-def _decode_content(raw: bytes, encoding: str | None, notes: list[str]) -> bytes:
-    enc = (encoding or "").strip().lower()
-    if enc in ("", "identity"):
-        return raw
-    if enc in ("gzip", "x-gzip"):
+# Decoders hand back their output this much at a time, so a small body that
+# inflates hugely is cut as it inflates, never held whole.
+_INFLATE_CHUNK = 1 << 20
+
+
+class _Incomplete(Exception):
+    """The encoded stream ends, or breaks, before its end."""
+
+
+def _gunzip(data: bytes) -> Iterator[bytes]:
+    """Every member of a gzip stream (concatenated members are one stream)."""
+    while data:
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        yield from _inflate(d, data)
+        if not d.eof:
+            raise _Incomplete
+        # Zero bytes may pad a gzip file; anything else after it is not gzip.
+        data = d.unused_data.lstrip(b"\x00")
+        if data and not data.startswith(b"\x1f\x8b"):
+            return
+
+
+def _inflate(d: Any, data: bytes) -> Iterator[bytes]:
+    """A zlib-style decompressor's output, a chunk at a time."""
+    while True:
+        out = d.decompress(data, _INFLATE_CHUNK)
+        if out:
+            yield out
+        data = d.unconsumed_tail
+        if d.eof or (not data and len(out) < _INFLATE_CHUNK):
+            return
+
+
+def _deflate(data: bytes) -> Iterator[bytes]:
+    # "deflate" is meant as zlib-wrapped, and often sent raw: the first bytes say.
+    try:
+        zlib.decompressobj(zlib.MAX_WBITS).decompress(data[:64], 1)
+        wbits = zlib.MAX_WBITS
+    except zlib.error:
+        wbits = -zlib.MAX_WBITS
+    d = zlib.decompressobj(wbits)
+    yield from _inflate(d, data)
+    if not d.eof:
+        raise _Incomplete
+
+
+def _unbrotli(data: bytes) -> Iterator[bytes]:
+    import brotli  # installed with Scrapy, which asks servers for it
+
+    d = brotli.Decompressor()
+    for start in range(0, len(data), 1 << 16):
+        yield d.process(data[start : start + (1 << 16)], output_buffer_limit=_INFLATE_CHUNK)
+        while not d.can_accept_more_data():
+            yield d.process(b"", output_buffer_limit=_INFLATE_CHUNK)
+    if not d.is_finished():
+        raise _Incomplete
+
+
+def _unzstd(data: bytes) -> Iterator[bytes]:
+    try:
+        from compression import zstd  # type: ignore[import-not-found]
+    except ImportError:
+        from backports import zstd  # installed with Scrapy, which asks servers for it
+
+    while data:
+        d = zstd.ZstdDecompressor()
+        while True:
+            out = d.decompress(data, _INFLATE_CHUNK)
+            if out:
+                yield out
+            data = b""
+            if d.eof or d.needs_input:
+                break
+        if not d.eof:
+            raise _Incomplete
+        data = d.unused_data
+
+
+_DECODERS: dict[str, Callable[[bytes], Iterator[bytes]]] = {
+    "gzip": _gunzip,
+    "x-gzip": _gunzip,
+    "deflate": _deflate,
+    "br": _unbrotli,
+    "zstd": _unzstd,
+}
+
+
+def _decode_content(
+    raw: bytes, encoding: str | None, notes: list[str], limit: int, cut_input: bool = False
+) -> tuple[bytes, bool]:
+    """The body with its content codings undone, last applied first, and
+    whether it went past `limit` bytes (it is then cut there, roughly).
+
+    A coding that cannot be undone leaves the body as it was at that step,
+    with a note; a stream that ends early keeps what came before the end.
+    cut_input: raw was already cut short, so an early end is no news.
+    """
+    codings = [c.strip().lower() for c in (encoding or "").split(",")]
+    codings = [c for c in codings if c not in ("", "identity")]
+    body = raw
+    for coding in reversed(codings):
+        decoder = _DECODERS.get(coding)
+        if decoder is None:
+            notes.append(f"content-encoding:unsupported-{coding}")
+            return body, False
+        out = bytearray()
         try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error):
-            # A cut gzip stream still yields what was before the cut.
-            d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            try:
-                out = d.decompress(raw)
-            except zlib.error:
+            for chunk in decoder(body):
+                out += chunk
+                if len(out) > limit:
+                    del out[limit + 1 :]
+                    return bytes(out), True
+        except ImportError:
+            notes.append(f"content-encoding:unsupported-{coding}")
+            return body, False
+        except Exception:  # zlib.error, brotli.error, ZstdError, EOFError, _Incomplete
+            if not out:
                 notes.append("content-encoding:undecodable")
-                return raw
-            notes.append("content-encoding:truncated")
-            return out
-    if enc == "deflate":
-        for wbits in (zlib.MAX_WBITS, -zlib.MAX_WBITS):
-            try:
-                return zlib.decompress(raw, wbits)
-            except zlib.error:
-                continue
-        notes.append("content-encoding:undecodable")
-        return raw
-    notes.append(f"content-encoding:unsupported-{enc}")
-    return raw
+                return body, False
+            if not cut_input:
+                notes.append("content-encoding:truncated")
+        body = bytes(out)
+    return body, False
 
 
 def payload_size(crawl_dir: Path, loc: Location) -> int | None:
@@ -334,24 +484,33 @@ def payload_size(crawl_dir: Path, loc: Location) -> int | None:
             while chunk := record.raw_stream.read(1 << 16):
                 n += len(chunk)
             return n
-    except (OSError, StopIteration, ArchiveLoadFailed, EOFError, zlib.error):
+    except Exception:  # OSError, ArchiveLoadFailed, zlib.error, a bad header value ...
+        # A size is a detail: a record that cannot give it costs only that.
         return None
 
 
 def iter_payloads(
-    crawl_dir: Path, pages: list[Capture], max_bytes: int, files: WarcFiles | None = None
+    crawl_dir: Path,
+    pages: list[Capture],
+    max_bytes: int,
+    files: WarcFiles | None = None,
+    *,
+    cut: bool = False,
 ) -> Iterator[tuple[Capture, Payload | None, str | None]]:
     """(capture, payload, None) or (capture, None, reason) for each page, in order.
 
     Reads through `files` when given (the caller keeps it, and closes it);
     otherwise through handles of its own, closed when the iteration ends.
+    max_bytes and cut: as read_payload.
     """
     if files is None:
         with WarcFiles(crawl_dir) as own:
-            yield from iter_payloads(crawl_dir, pages, max_bytes, own)
+            yield from iter_payloads(crawl_dir, pages, max_bytes, own, cut=cut)
         return
     for cap in pages:
         try:
-            yield cap, read_payload(crawl_dir, cap.payload, cap.url, max_bytes, files), None
+            payload = read_payload(crawl_dir, cap.payload, cap.url, max_bytes, files, cut=cut)
         except ValueError as exc:
             yield cap, None, str(exc)
+        else:
+            yield cap, payload, None

@@ -47,6 +47,17 @@ def _codec(name: str | None) -> str | None:
     return canonical
 
 
+# Magic numbers of formats served as HTML by mistake: images, archives, Office
+# files, and bodies still gzip- or zstd-compressed.
+_BINARY_MAGIC = (
+    b"\x89PNG", b"GIF8", b"\xff\xd8\xff", b"PK\x03\x04", b"\xd0\xcf\x11\xe0", b"\x1f\x8b",
+    b"\x28\xb5\x2f\xfd",
+)  # fmt: skip
+# C0 controls that no text holds (tab, line feed, form feed, carriage return
+# and escape do): the WHATWG MIME sniffing standard's "binary data bytes".
+_BINARY_BYTES = bytes(range(0x09)) + b"\x0b" + bytes(range(0x0E, 0x1B)) + bytes(range(0x1C, 0x20))
+
+
 def sniff_not_html(body: bytes, content_type: str) -> str | None:
     """A reason when the payload is plainly not HTML, else None."""
     head = body[:1024]
@@ -54,9 +65,15 @@ def sniff_not_html(body: bytes, content_type: str) -> str | None:
         return "empty-body"
     if head.startswith(b"%PDF"):
         return "not-html:pdf"
-    if head.startswith((b"\x89PNG", b"GIF8", b"\xff\xd8\xff", b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):
+    if head.startswith(_BINARY_MAGIC):
         return "not-html:binary"
-    if b"\x00" in head and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    # A stray NUL or control byte is a broken page, which browsers show; a
+    # binary file is full of them, and does not open like markup.
+    if (
+        not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+        and len(head) - len(head.translate(None, _BINARY_BYTES)) > len(head) // 10
+        and not head.lstrip().startswith(b"<")
+    ):
         return "not-html:binary"
     ctype = content_type.split(";")[0].strip().lower()
     if ctype and ctype not in ("text/html", "application/xhtml+xml", "text/plain"):
@@ -67,7 +84,16 @@ def sniff_not_html(body: bytes, content_type: str) -> str | None:
 
 
 def decode(body: bytes, content_type: str) -> Decoded:
-    """Decode an HTML payload: BOM, then the declared charset if the bytes agree, else UTF-8, else cp1252."""
+    """Decode an HTML payload: BOM, then the declared charset if the bytes agree,
+    else UTF-8, else cp1252. NUL characters are dropped, as browsers drop them."""
+    dec = _decode(body, content_type)
+    if "\x00" in dec.text:
+        dec.text = dec.text.replace("\x00", "")
+        dec.notes.append("markup:nul-removed")
+    return dec
+
+
+def _decode(body: bytes, content_type: str) -> Decoded:
     notes: list[str] = []
     for bom, enc in (
         (codecs.BOM_UTF8, "utf-8"),

@@ -26,6 +26,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from sunset.transformed import unfinished
+
 # The ground-truth blocks that are the body of a page; titles, captions,
 # document links and "related" lists are scored by F1 but are too short or too
 # template-like to count one by one.
@@ -358,6 +360,9 @@ def main(argv: list[str] | None = None) -> int:
     for path in (args.truth, args.pages):
         if not path.is_file():
             ap.error(f"no such file: {path}")
+    why = unfinished(args.pages.parent, need_summary=False)
+    if why is not None:
+        ap.error(f"{args.pages}: from an unfinished transform ({why}); run it again")
     rep = evaluate(args.truth, args.pages)
     print_report(rep)
     if args.json:

@@ -69,6 +69,46 @@ _SANITISE_ATTRS = {
     "ol": {"start"},
 }
 TEXT_RULE_MAX_CHARS = 500
+# The URL schemes a link or an image may keep, in every output format (the
+# HTML sanitiser, Markdown and the JSON records): anything else is dropped.
+URL_SCHEMES = frozenset(("http", "https", "mailto", "tel"))
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+# Stripped from both ends of a URL by a browser (C0 controls and space) ...
+_URL_EDGES = "".join(map(chr, range(0x21)))
+# ... and percent-encoded where they remain (a browser encodes them; lxml
+# refuses to store them).
+_URL_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def safe_url(base: str, href: str) -> str | None:
+    """href resolved against base, or None when it is not a URL that output
+    may hold: a scheme outside URL_SCHEMES (javascript:, vbscript:, data:,
+    however cased or split by tabs and newlines, which browsers remove), or a
+    URL that cannot be parsed (a broken IPv6 host, say).
+
+    Character references are already decoded by the parser (&#106; is "j").
+    """
+    url = href.strip().strip(_URL_EDGES)
+    if "\t" in url or "\n" in url or "\r" in url:
+        url = url.replace("\t", "").replace("\n", "").replace("\r", "")
+    m = _SCHEME.match(url)
+    if m is not None and m.group(1).lower() not in URL_SCHEMES:
+        return None
+    if _URL_CONTROLS.search(url):
+        url = _URL_CONTROLS.sub(lambda c: f"%{ord(c.group()):02X}", url)
+    try:
+        absolute = urljoin(base, url)
+        parts = urlsplit(absolute)
+        parts.port  # noqa: B018 - raises for a port that cannot be one
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in URL_SCHEMES:
+        return None
+    return absolute
+
+
+def _is_web(url: str) -> bool:
+    return url[:6].lower().startswith(("http:", "https:"))
 
 
 class RulesError(ValueError):
@@ -486,7 +526,7 @@ class Extractor:
             hrefs = [a.get("href") for a in lst.iter("a") if a.get("href")]
             if len(hrefs) < 2:
                 continue
-            inside = sum(1 for h in hrefs if same_page(urljoin(base, h)))
+            inside = sum(1 for h in hrefs if (u := safe_url(base, h)) and same_page(u))
             if inside >= 0.8 * len(hrefs):
                 # An index of the page's own parts; take its heading with it.
                 target = lst
@@ -526,7 +566,7 @@ class Extractor:
         base = url
         base_el = root.find(".//base")
         if base_el is not None and base_el.get("href"):
-            base = urljoin(url, base_el.get("href"))
+            base = safe_url(url, base_el.get("href")) or url
         body = root.find("body")
         if body is None:
             body = root
@@ -560,13 +600,23 @@ class Extractor:
         removed: list[Removed],
         notes: list[str],
     ) -> Result:
+        # Every URL is made safe here, in the tree, so the HTML, the Markdown
+        # and the JSON are all written from the same safe URLs.
         links: list[dict[str, str]] = []
         for a in content.iter("a"):
             href = a.get("href")
-            if not href or href.startswith(("#", "javascript:", "mailto:", "tel:")):
+            if not href or href.startswith("#"):
                 continue
-            absolute = urljoin(base, href.strip())
-            absolute = self.rewrite.get(absolute, absolute)
+            absolute = safe_url(base, href)
+            if absolute is None:
+                del a.attrib["href"]  # the link goes; its text stays
+                continue
+            if not _is_web(absolute):  # mailto:, tel:
+                a.set("href", absolute)
+                continue
+            new = self.rewrite.get(absolute)
+            if new is not None and safe_url(absolute, new) is not None:
+                absolute = new
             a.set("href", absolute)
             if (urlsplit(absolute).hostname or "").lower() in self.hosts:
                 links.append({"url": absolute, "text": norm_space(_text(a))})
@@ -574,8 +624,12 @@ class Extractor:
         for img in content.iter("img"):
             src = img.get("src")
             if src:
-                img.set("src", urljoin(base, src.strip()))
-                images.append({"url": img.get("src"), "alt": img.get("alt") or ""})
+                absolute = safe_url(base, src)
+                if absolute is None or not _is_web(absolute):
+                    del img.attrib["src"]
+                    continue
+                img.set("src", absolute)
+                images.append({"url": absolute, "alt": img.get("alt") or ""})
         blocks = text_blocks(content)
         headings = [norm_space(_text(h)) for h in content.iter(*HEADINGS)]
         headings = [h for h in headings if h]
@@ -588,7 +642,7 @@ class Extractor:
             inner,
             tags=_SANITISE_TAGS,
             attributes=_SANITISE_ATTRS,
-            url_schemes={"http", "https", "mailto", "tel"},
+            url_schemes=set(URL_SCHEMES),
             link_rel=None,
             strip_comments=True,
         )

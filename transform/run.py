@@ -40,7 +40,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from sunset.paths import replacing
 from sunset.profile import Profile
+from sunset.transformed import SUMMARY_NAME
 from sunset.ui import progress
 
 from .archive import (
@@ -69,7 +71,10 @@ DOCUMENT_EXTENSIONS = (
     ".pdf", ".doc", ".docx", ".xls", ".xlsx", ".ppt", ".pptx", ".odt", ".ods", ".odp",
     ".rtf", ".csv", ".txt", ".zip",
 )  # fmt: skip
-MAX_PAGE_BYTES = 64 * 1000**2
+# A page longer than this (as served, or once its Content-Encoding is undone)
+# is cut here, with a note: the parsed tree and what is written from it take
+# about 50 times the page's bytes, so this bounds a worker's memory.
+MAX_PAGE_BYTES = 8 * 1000**2
 SAMPLE_PAGES = 400
 # Below this many page groups, starting worker processes costs more than it saves.
 MIN_PARALLEL_GROUPS = 50
@@ -104,6 +109,7 @@ class TransformOptions:
     # Extraction processes; 1 extracts in this process. More are only used
     # for a crawl of at least MIN_PARALLEL_GROUPS pages.
     workers: int = field(default_factory=default_workers)
+    max_page_bytes: int = MAX_PAGE_BYTES
 
 
 @dataclass
@@ -115,6 +121,9 @@ class Summary:
     multipart: int = 0
     merged_urls: int = 0
     skipped: int = 0
+    # Captures the index offered as possible pages (text/plain, no type) that
+    # are not HTML: robots.txt, say. Noted in the log, neither pages nor skipped.
+    not_html: int = 0
     attachments: int = 0
     seconds: float = 0.0
     template: dict[str, int] = field(default_factory=dict)
@@ -143,7 +152,9 @@ class UrlKeys:
 
     def _key(self, url: str) -> str:
         parts = _split(url)
-        path = parts.path.rstrip("/").lower() or "/"
+        # The path as it is: a server may well give /Case and /case two pages
+        # (one that does not serves the same bytes, and they group on those).
+        path = parts.path.rstrip("/") or "/"
         ignored = self.parts | self.all_parts | self.variants
         query = sorted(
             (k.lower(), v)
@@ -261,11 +272,31 @@ def _page_stem(url: str) -> str:
     return stem.strip("-")[:80] or "home"
 
 
+class TakenIds(set[str]):
+    """Page ids given so far, and per stem the suffix its next page tries first.
+
+    Suffixes of one stem are given in increasing order and never taken back,
+    so a stem's next page starts past its last suffix: ten thousand pages
+    with one stem (URLs that differ only past the stem's 80 characters) cost
+    ten thousand tries, not fifty million.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.next_suffix: dict[str, int] = {}
+
+
 def _page_id(url: str, taken: set[str]) -> str:
     stem = _page_stem(url)
+    counters = taken.next_suffix if isinstance(taken, TakenIds) else {}
     out, n = stem, 2
-    while out in taken:
-        out, n = f"{stem}-{n}", n + 1
+    if stem in taken:
+        n = counters.get(stem, 2)
+        out = f"{stem}-{n}"
+        while out in taken:
+            n += 1
+            out = f"{stem}-{n}"
+        counters[stem] = n + 1
     taken.add(out)
     return out
 
@@ -368,16 +399,60 @@ def run_transform(opt: TransformOptions, ui: Any = None) -> tuple[int, Summary]:
     if not (opt.crawl_dir / "warc").is_dir():
         raise TransformError(f"{opt.crawl_dir / 'warc'}: no WARC folder")
     out = opt.out
+    head = {"crawl": str(opt.crawl_dir), "profile": str(p.path)}
     try:
         out.mkdir(parents=True, exist_ok=True)
+        # Before anything in the folder changes, it stops being a finished
+        # run: a reader that finds this (after a crash, a kill, a full disk)
+        # refuses the folder instead of using a part of it.
+        _write_summary(out, head, summary, "running")
         pages_dir = out / "pages"
         if pages_dir.exists():
             shutil.rmtree(pages_dir)
         pages_dir.mkdir()
+        for name in ("pages.jsonl", "attachments.csv"):
+            (out / name).unlink(missing_ok=True)
         log = Log(out / "transform.log")
     except OSError as exc:
         raise TransformError(f"{out}: cannot write here: {exc.strerror or exc}") from None
+    try:
+        code = _run(opt, inv, rules, rewrite, out, pages_dir, log, summary)
+    except BaseException as exc:
+        log.close()
+        summary.seconds = round(time.monotonic() - started, 2)
+        summary.reasons = dict(sorted(log.reasons.items()))
+        why = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"stopped: {exc}"
+        with contextlib.suppress(OSError):
+            _write_summary(out, head, summary, why)
+        raise
+    summary.reasons = dict(sorted(log.reasons.items()))
+    summary.seconds = round(time.monotonic() - started, 2)
+    try:
+        _write_summary(out, head, summary, "finished")
+    except OSError as exc:
+        raise TransformError(f"{out}: cannot write: {exc.strerror or exc}") from None
+    return code, summary
 
+
+def _write_summary(out: Path, head: dict[str, str], summary: Summary, state: str) -> None:
+    """transform.json, whole or not at all; `complete` is what readers check."""
+    record = {**head, "complete": state == "finished", "exit": state, **summary.__dict__}
+    with replacing(out / SUMMARY_NAME, encoding="utf-8") as fh:
+        fh.write(json.dumps(record, indent=2) + "\n")
+
+
+def _run(
+    opt: TransformOptions,
+    inv: Inventory,
+    rules: Rules,
+    rewrite: dict[str, str] | None,
+    out: Path,
+    pages_dir: Path,
+    log: Log,
+    summary: Summary,
+) -> int:
+    """Steps 1 to 4 into `out`; the exit code."""
+    p = opt.profile
     size_of = _Sizes(opt.crawl_dir)
     keys = UrlKeys(p)
     groups = group_captures(inv.pages, keys)
@@ -393,7 +468,7 @@ def run_transform(opt: TransformOptions, ui: Any = None) -> tuple[int, Summary]:
     sample = sorted(
         groups, key=lambda g: hashlib.blake2b(g[0].url.encode(), digest_size=8).digest()
     )
-    learner = _Learner(opt.crawl_dir, [g[0] for g in sample[: opt.sample]])
+    learner = _Learner(opt.crawl_dir, [g[0] for g in sample[: opt.sample]], opt.max_page_bytes)
     with (
         _mapped(learner.keys_of, len(learner.caps), workers, learner.files) as learned,
         progress("learning the template", len(learner.caps), unit="pages", live=live) as tick,
@@ -414,10 +489,17 @@ def run_transform(opt: TransformOptions, ui: Any = None) -> tuple[int, Summary]:
     first_by_print: dict[str, int] = {}
     extra_urls: dict[int, list[str]] = {}
     written: list[str] = []  # page ids, in pages.jsonl order
-    taken: set[str] = set()
+    taken = TakenIds()
     doc_pages: dict[str, list[str]] = {}
     ctx = _ExtractContext(
-        opt.crawl_dir, extractor, keys, groups, _settled_ids(groups), inv, pages_dir
+        opt.crawl_dir,
+        extractor,
+        keys,
+        groups,
+        _settled_ids(groups),
+        inv,
+        pages_dir,
+        opt.max_page_bytes,
     )
     completed = False
     try:
@@ -426,11 +508,15 @@ def run_transform(opt: TransformOptions, ui: Any = None) -> tuple[int, Summary]:
             _mapped(ctx.extract, len(groups), workers, ctx.files) as results,
             progress("extracting pages", len(groups), unit="pages", live=live) as tick,
         ):
-            for group, (page, entries) in zip(groups, results, strict=True):
+            for group, (page, entries, not_html) in zip(groups, results, strict=True):
                 tick.advance()
                 log.write_all(entries)
                 if page is None:
-                    summary.skipped += len(group)
+                    if not_html:
+                        summary.not_html += len(group)
+                        summary.html_captures -= len(group)
+                    else:
+                        summary.skipped += len(group)
                     continue
                 fp = page.fingerprint
                 earlier = first_by_print.get(fp) if fp else None
@@ -440,18 +526,27 @@ def run_transform(opt: TransformOptions, ui: Any = None) -> tuple[int, Summary]:
                     if page.line is not None:
                         _unlink_page(pages_dir, page.page_id)
                     continue
-                if fp:
-                    first_by_print[fp] = len(written)
                 page_id = _page_id(page.url, taken)
-                written.append(page_id)
                 if page.line is None:
                     assert page.rec is not None
-                    line, atts = _write_page(page.rec, page_id, inv, size_of, pages_dir)
+                    try:
+                        line, atts = _write_page(page.rec, page_id, inv, size_of, pages_dir)
+                    except OSError:
+                        raise
+                    except Exception as exc:
+                        # This page alone is lost, and said so; the run goes on.
+                        log.write(page.url, "skip", f"error:{type(exc).__name__}", _said(exc))
+                        summary.skipped += len(group)
+                        _unlink_page(pages_dir, page_id)
+                        continue
                 else:
                     if page_id != page.page_id:
                         raise RuntimeError(f"page id {page_id} is not the settled {page.page_id}")
                     line, atts = page.line, page.attachments
                     size_of.learn(atts)
+                if fp:
+                    first_by_print[fp] = len(written)
+                written.append(page_id)
                 index.write(line + "\n")
                 summary.pages += 1
                 if page.kind == "listing":
@@ -474,33 +569,41 @@ def run_transform(opt: TransformOptions, ui: Any = None) -> tuple[int, Summary]:
             # Workers write pages before this process takes them: a run cut
             # short (Ctrl-C, a full disk) keeps only the pages pages.jsonl lists.
             _drop_unlisted(pages_dir, set(written))
-    summary.reasons = dict(sorted(log.reasons.items()))
-    summary.seconds = round(time.monotonic() - started, 2)
-    (out / "transform.json").write_text(
-        json.dumps(
-            {"crawl": str(opt.crawl_dir), "profile": str(p.path), **summary.__dict__}, indent=2
-        )
-        + "\n"
-    )
-    return (1 if summary.skipped or inv.unresolved else 0), summary
+    return 1 if summary.skipped or inv.unresolved else 0
+
+
+def _said(exc: BaseException) -> str:
+    """An exception's message, short enough for one log line."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 300 else text[:299] + "…"
 
 
 def _extract_one(
     ctx: _ExtractContext, cap: Capture, log: LogBuffer, group_key: str
 ) -> tuple[Result | None, dict[str, Any]]:
     extractor, keys = ctx.extractor, ctx.keys
-    for _cap, payload, err in iter_payloads(ctx.crawl_dir, [cap], MAX_PAGE_BYTES, ctx.files):
+    for _cap, payload, err in iter_payloads(
+        ctx.crawl_dir, [cap], ctx.max_page_bytes, ctx.files, cut=True
+    ):
         if payload is None:
             log.write(cap.url, "skip", err or "unreadable")
             return None, {}
         try:
             root, title, lang, dates, notes = _load(payload.body, payload.content_type)
         except NotHtml as exc:
-            log.write(cap.url, "skip", str(exc))
+            if _declared_html(payload.content_type):
+                log.write(cap.url, "skip", str(exc))
+            else:
+                # Not a page that failed: a capture that never claimed to be
+                # one (robots.txt, a file sent with no type).
+                log.write(cap.url, "note", str(exc))
+                raise _NotAPage from None
             return None, {}
         notes = notes + payload.notes
         if payload.truncated:
             notes.append(f"truncated:{payload.truncated}")
+        if payload.cut is not None:
+            notes.append(f"cut:kept-first-{payload.cut}-bytes")
         for n in notes:
             log.write(cap.url, "note", n)
         result = extractor.extract(
@@ -518,6 +621,25 @@ def _extract_one(
     return None, {}
 
 
+class _NotAPage(Exception):
+    """The capture is not HTML and was never said to be."""
+
+
+def _extract_other(
+    ctx: _ExtractContext, cap: Capture, log: LogBuffer, group_key: str
+) -> tuple[Result | None, dict[str, Any]]:
+    """_extract_one for a capture other than the group's primary: one that is
+    not HTML is only one capture fewer, not a group that is no page."""
+    try:
+        return _extract_one(ctx, cap, log, group_key)
+    except _NotAPage:
+        return None, {}
+
+
+def _declared_html(content_type: str) -> bool:
+    return content_type.split(";", 1)[0].strip().lower() in ("text/html", "application/xhtml+xml")
+
+
 def _extract_group(
     ctx: _ExtractContext, group: list[Capture], log: LogBuffer
 ) -> dict[str, Any] | None:
@@ -533,7 +655,7 @@ def _extract_group(
     source = None
     part_urls: list[str] = []
     if show_all:
-        result, where = _extract_one(ctx, show_all[0], log, group_key)
+        result, where = _extract_other(ctx, show_all[0], log, group_key)
         source = "showall"
     else:
         result, where = _extract_one(ctx, primary, log, group_key)
@@ -552,7 +674,7 @@ def _extract_group(
             for n in sorted(parts):
                 if parts[n].url == primary.url:
                     continue
-                more, _ = _extract_one(ctx, parts[n], log, group_key)
+                more, _ = _extract_other(ctx, parts[n], log, group_key)
                 if more is None:
                     continue
                 _join(result, more)
@@ -600,7 +722,9 @@ class Page:
     rec: dict[str, Any] | None = None
 
 
-GroupResult = tuple[Page | None, list[LogEntry]]
+# The page (None: skipped), its log entries, and whether the group was no
+# page at all rather than a page that failed.
+GroupResult = tuple[Page | None, list[LogEntry], bool]
 
 
 class _Sizes:
@@ -633,8 +757,10 @@ class _ExtractContext:
         settled: list[str | None],
         inv: Inventory,
         pages_dir: Path,
+        max_page_bytes: int,
     ) -> None:
         self.crawl_dir = crawl_dir
+        self.max_page_bytes = max_page_bytes
         self.extractor = extractor
         self.keys = keys
         self.groups = groups
@@ -646,9 +772,25 @@ class _ExtractContext:
 
     def extract(self, index: int) -> GroupResult:
         log = LogBuffer()
-        rec = _extract_group(self, self.groups[index], log)
+        group = self.groups[index]
+        try:
+            return self._extract(index, group, log)
+        except _NotAPage:
+            return None, log.entries, True
+        except OSError:
+            raise  # a full disk, say: the run cannot go on
+        except Exception as exc:
+            # Whatever one page does (a bug, a page no parser expected), it
+            # is that page that is lost, and logged, not the run.
+            log.write(group[0].url, "skip", f"error:{type(exc).__name__}", _said(exc))
+            if self.settled[index] is not None:
+                _unlink_page(self.pages_dir, self.settled[index])
+            return None, log.entries, False
+
+    def _extract(self, index: int, group: list[Capture], log: LogBuffer) -> GroupResult:
+        rec = _extract_group(self, group, log)
         if rec is None:
-            return None, log.entries
+            return None, log.entries, False
         page = Page(
             url=rec["url"],
             kind=rec["kind"],
@@ -664,20 +806,30 @@ class _ExtractContext:
             page.line, page.attachments = _write_page(
                 rec, page_id, self.inv, self.sizes, self.pages_dir
             )
-        return page, log.entries
+        return page, log.entries, False
 
 
 class _Learner:
     """Reads the learning sample's pages; inherited by forked workers like _ExtractContext."""
 
-    def __init__(self, crawl_dir: Path, caps: list[Capture]) -> None:
+    def __init__(self, crawl_dir: Path, caps: list[Capture], max_page_bytes: int) -> None:
         self.crawl_dir = crawl_dir
         self.caps = caps
+        self.max_page_bytes = max_page_bytes
         self.files = WarcFiles(crawl_dir)
 
     def keys_of(self, index: int) -> PageKeys | None:
-        cap = self.caps[index]
-        for _cap, payload, _err in iter_payloads(self.crawl_dir, [cap], MAX_PAGE_BYTES, self.files):
+        try:
+            return self._keys_of(self.caps[index])
+        except Exception:
+            # A page that cannot be read is not learned from; extracting it
+            # says why in the log.
+            return None
+
+    def _keys_of(self, cap: Capture) -> PageKeys | None:
+        for _cap, payload, _err in iter_payloads(
+            self.crawl_dir, [cap], self.max_page_bytes, self.files, cut=True
+        ):
             if payload is None:
                 return None
             try:
