@@ -27,12 +27,14 @@ import scrapy
 import warcio
 from scrapy.core.engine import ExecutionEngine
 from scrapy.crawler import CrawlerProcess
+from scrapy.settings import default_settings
 
 from sunset import __version__
 from sunset.errors import SunsetError
 from sunset.profile import ConnectTo, Profile
 from sunset.ui import console, summary_table
 
+from .decoding import ACCEPT_ENCODING
 from .fetch import Client
 from .indexing import LiveIndexer, write_index
 from .resume import read_previous, repair
@@ -250,9 +252,17 @@ def run_crawl(opt: CrawlOptions) -> int:
             "http": "crawler.scrapy_parts.RawHttpDownloadHandler",
             "https": "crawler.scrapy_parts.RawHttpDownloadHandler",
         },
+        # Accept-Encoding as Scrapy's compression middleware sent it; that
+        # middleware is replaced by bounded decoding in the download handler.
+        "DEFAULT_REQUEST_HEADERS": {
+            **default_settings.DEFAULT_REQUEST_HEADERS,
+            "Accept-Encoding": ACCEPT_ENCODING,
+        },
         "DOWNLOADER_MIDDLEWARES": {
             "crawler.scrapy_parts.ScopeGate": 100,
+            "crawler.scrapy_parts.RetryCutShort": 940,
             "crawler.scrapy_parts.WarcMiddleware": 950,
+            "scrapy.downloadermiddlewares.httpcompression.HttpCompressionMiddleware": None,
             "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
             # Not needed by a capture, and each costs time on every response:
             # the handler applies timeouts, the spider extracts meta refresh
@@ -276,9 +286,9 @@ def run_crawl(opt: CrawlOptions) -> int:
         "AUTOTHROTTLE_TARGET_CONCURRENCY": float(per_host),
         "RETRY_TIMES": settings_record["retries"],
         "DOWNLOAD_TIMEOUT": settings_record["timeout"],
-        # The handler enforces the body limit itself (and keeps what it cut);
-        # this only bounds decompression of an archived gzip body.
-        "DOWNLOAD_MAXSIZE": settings_record["max_body_size"] * 20,
+        # The handler enforces the body limit itself (and keeps what it cut),
+        # and stops decoding a compressed body at the same limit.
+        "DOWNLOAD_MAXSIZE": settings_record["max_body_size"],
         "DOWNLOAD_WARNSIZE": 0,
         "REDIRECT_MAX_TIMES": 20,
         # Breadth-first, with the pending queue on disk so memory stays flat.
