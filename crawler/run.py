@@ -358,6 +358,7 @@ def run_crawl(opt: CrawlOptions) -> int:
         if lock is not None:
             lock.close()
     elapsed = time.monotonic() - started
+    session.stats.update(session.client.events)
     files = [Path(w) for w in warcs.files]
     if live is not None:
         files = sorted((out / "warc").glob("*.warc.gz"))

@@ -197,6 +197,10 @@ class WarcMiddleware:
             notes.append(f"retry:{retries}")
         if ex.reused:
             notes.append("keepalive")
+        if ex.misframed:
+            notes.append(f"misframed:{ex.misframed}")
+            s.stats["misframed"] += 1
+        notes += [f"interim:{code}" for code in ex.interim]
         request.meta[RECORD] = (resp.record_id, resp.date)
         ctype = ex.header("content-type")
         mime = ctype.split(";")[0].strip().lower() if ctype else None

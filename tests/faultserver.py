@@ -766,7 +766,7 @@ def ka_body(path: str, port: int) -> bytes:
         target = "/ka/idle-hop" if path == "/ka/idle-bytes" else "/ka/idle-next"
         host = "127.0.0.1" if path == "/ka/idle-bytes" else IDLE_HOST
         return html_page(path, f'<p><a href="http://{host}:{port}{target}">next</a></p>')
-    if path == "/ka/no-content-with-body":
+    if path in ("/ka/no-content-with-body", "/ka/switching"):
         return b""
     return html_page(path, f"<p>the page at {path}</p>")
 

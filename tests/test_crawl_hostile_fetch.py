@@ -33,15 +33,20 @@ from faultserver import (
     DEC_CODED,
     DEC_SLOW_PAGES,
     GZIP_CORRUPT_BODY,
+    IDLE_HOST,
+    KA_DOUBTFUL,
+    KA_PATHS,
+    SMUGGLED_MARK,
     bomb_prefix,
     cached_bomb,
     dec_encoded,
     dec_plain,
     dec_slow_body,
     gzip_bomb,
+    ka_body,
     serve_faults,
 )
-from test_crawl_faults import Crawl, Run, read_crawl, sha1_b32
+from test_crawl_faults import Crawl, Record, Run, dechunk, read_crawl, run_sunset, sha1_b32
 
 SUBPROCESS_TIMEOUT = 120
 
@@ -250,3 +255,128 @@ def test_a_response_cut_short_is_fetched_again(dec: DecCrawl, path: str, cut: st
     assert records[1].payload == dec_plain(path.removeprefix("/dec/"))
     # The links of the whole response are followed.
     assert crawl.response(f"/dec/after-{path.removeprefix('/dec/')}")
+
+
+# --------------------------------------------------------------------------
+# Keep-alive framing
+
+
+KA_PROFILE = """timeout = 5
+retries = 1
+delay = 0
+autothrottle = false
+concurrency_per_host = 2
+obey_robots = false
+"""
+# Doubtful responses the crawl log must flag (the others are merely not reused).
+KA_MISFRAMED = (
+    "/ka/extra-bytes",
+    "/ka/extra-after-chunked",
+    "/ka/two-lengths",
+    "/ka/same-length-twice",
+    "/ka/te-and-cl",
+    "/ka/no-content-with-body",
+)
+
+
+@dataclass
+class KaCrawl:
+    crawl: Crawl
+    port: int
+
+
+@pytest.fixture(scope="module")
+def ka(tmp_path_factory: pytest.TempPathFactory) -> KaCrawl:
+    work = tmp_path_factory.mktemp("crawl-keepalive")
+    out = work / "crawl"
+    with serve_faults() as server:
+        port = server.port
+        profile = write_profile(
+            work / "ka.toml", server.url_for("/ka/"), ["127.0.0.1", IDLE_HOST], KA_PROFILE
+        )
+        run = run_sunset(
+            "crawl",
+            "--profile",
+            str(profile),
+            "--out",
+            str(out),
+            "--connect-to",
+            f"{IDLE_HOST}:{port}:127.0.0.1:{port}",
+            cwd=work,
+        )
+    return KaCrawl(read_crawl(run, out, server.url.rstrip("/")), port)
+
+
+def _expected_payload(rec: Record, port: int) -> bytes:
+    body = rec.payload
+    if (rec.http("Transfer-Encoding") or "").lower().endswith("chunked"):
+        body = dechunk(body)
+    return body
+
+
+def test_keepalive_crawl_captures_every_page(ka: KaCrawl) -> None:
+    crawl = ka.crawl
+    assert crawl.run.returncode == 0, crawl.run.explain()
+    missing = [p for p in sorted(KA_PATHS) if not crawl.responses(p)]
+    assert missing == [], crawl.run.explain()
+
+
+def test_every_archived_response_is_its_own_urls(ka: KaCrawl) -> None:
+    crawl = ka.crawl
+    checked = 0
+    for rec in crawl.records:
+        if rec.type != "response":
+            continue
+        assert SMUGGLED_MARK not in rec.block, f"{rec.path} holds another response's bytes"
+        if rec.path not in KA_PATHS:
+            continue
+        checked += 1
+        expected = ka_body(rec.path, ka.port)
+        assert _expected_payload(rec, ka.port) == expected, rec.path
+    assert checked >= len(KA_PATHS)
+
+
+def test_connections_were_really_kept_alive(ka: KaCrawl) -> None:
+    per_conn: dict[str, list[int]] = {}
+    for rec in ka.crawl.records:
+        if rec.type == "response" and rec.http("X-Conn"):
+            per_conn.setdefault(rec.http("X-Conn") or "", []).append(int(rec.http("X-Seq") or 0))
+    assert max((len(v) for v in per_conn.values()), default=0) >= 3, per_conn
+    assert any("keepalive" in x.notes for x in ka.crawl.log_lines)
+
+
+def test_no_connection_is_used_after_a_doubtful_response(ka: KaCrawl) -> None:
+    records = [r for r in ka.crawl.records if r.type == "response" and r.http("X-Conn")]
+    for doubtful in KA_DOUBTFUL:
+        for rec in [r for r in records if r.path == doubtful]:
+            conn, seq = rec.http("X-Conn"), int(rec.http("X-Seq") or 0)
+            later = [
+                r.path
+                for r in records
+                if r.http("X-Conn") == conn and int(r.http("X-Seq") or 0) > seq
+            ]
+            assert later == [], f"connection {conn} used again after {doubtful}: {later}"
+
+
+@pytest.mark.parametrize("path", KA_MISFRAMED)
+def test_a_misframed_response_is_flagged_in_the_log(ka: KaCrawl, path: str) -> None:
+    lines = ka.crawl.log(path)
+    assert lines, ka.crawl.run.explain()
+    assert any(n.startswith("misframed:") for n in lines[0].notes), lines[0].raw
+
+
+def test_an_interim_response_is_skipped_for_the_final_one(ka: KaCrawl) -> None:
+    crawl = ka.crawl
+    rec = crawl.response("/ka/early-hints", 200)
+    assert rec.block.startswith(b"HTTP/1.1 200 ")
+    lines = crawl.log("/ka/early-hints")
+    assert [x.status for x in lines] == [200], [x.raw for x in lines]
+    assert "interim:103" in lines[0].notes, lines[0].raw
+
+
+def test_bytes_arriving_on_an_idle_connection_are_not_a_response(ka: KaCrawl) -> None:
+    rec = ka.crawl.response("/ka/idle-next")
+    assert rec.payload == ka_body("/ka/idle-next", ka.port)
+    # The connection was dropped for its unasked-for bytes (not merely lucky timing).
+    stats = json.loads((ka.crawl.out / "crawl.json").read_text())["stats"]
+    assert stats.get("connections-dropped:unsolicited-bytes", 0) >= 1, stats
