@@ -30,6 +30,9 @@ HEAD_LIMIT = 256 * 1024  # status line + headers; anything larger is not HTTP we
 MAX_INTERIM = 16  # 1xx responses before the final one; more is a server gone wrong
 
 
+INTERRUPTED = -7000  # crawl-log code of a fetch abandoned because the crawl was interrupted
+
+
 class FetchError(Exception):
     """A fetch that produced no HTTP response; `code` is the crawl-log status."""
 
@@ -87,6 +90,19 @@ class Client:
     )
     # Things that happened to connections and belong to no fetch's log line.
     events: Counter[str] = field(default_factory=Counter)
+    interrupted: bool = False
+    _active: set[asyncio.Task[object]] = field(default_factory=set)
+
+    def interrupt(self) -> None:
+        """Abandon every fetch in flight and refuse new ones: the crawl is stopping.
+
+        A half-received response is not archived (it would count as captured
+        and a resume would not fetch it again); each such fetch fails with
+        the INTERRUPTED code instead.
+        """
+        self.interrupted = True
+        for task in list(self._active):
+            task.cancel()
 
     def route(self, host: str, port: int) -> tuple[str, int]:
         return self.connect_to.get((host, port), (host, port))
@@ -169,6 +185,38 @@ class Client:
         if body or method in ("POST", "PUT"):
             lines.append(f"Content-Length: {len(body)}")
         request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace") + body
+        if self.interrupted:
+            raise FetchError(INTERRUPTED, "not fetched: the crawl was interrupted")
+        task = asyncio.current_task()
+        if task is not None:
+            self._active.add(task)
+        try:
+            ex = await self._attempts(url, method, request, timeout, maxsize, scheme, host, port)
+        except asyncio.CancelledError:
+            if not self.interrupted or task is None:
+                raise
+            task.uncancel()  # cancelled by interrupt(), which is answered here
+            raise FetchError(INTERRUPTED, "abandoned: the crawl was interrupted") from None
+        finally:
+            if task is not None:
+                self._active.discard(task)
+        if self.interrupted:
+            # Completed as the interrupt came: treated like the others, so that
+            # what is archived does not depend on a race.
+            raise FetchError(INTERRUPTED, "abandoned: the crawl was interrupted")
+        return ex
+
+    async def _attempts(
+        self,
+        url: str,
+        method: str,
+        request: bytes,
+        timeout: float,
+        maxsize: int,
+        scheme: str,
+        host: str,
+        port: int,
+    ) -> Exchange:
         # A pooled connection may have been closed by the server while idle;
         # that shows as an immediate EOF, and the request is sent again once
         # on a fresh connection.
@@ -182,6 +230,10 @@ class Client:
                 conn.writer.close()
                 if attempt:
                     raise FetchError(-3, "connection closed before any response") from None
+            except BaseException:
+                # Cancelled mid-exchange: what is left on the connection is unknown.
+                conn.writer.close()
+                raise
         raise AssertionError("unreachable")
 
     async def _exchange(

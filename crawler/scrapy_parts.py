@@ -31,7 +31,7 @@ from scrapy.http import Headers, Response
 from scrapy.responsetypes import responsetypes
 
 from .decoding import Decoded, decode
-from .fetch import FetchError
+from .fetch import INTERRUPTED, FetchError
 from .shared import RedisLost
 from .urls import host_of
 from .warc import WarcWriteError, sha1_b32
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 EXCHANGE = "_sunset_exchange"
 DECODED = "_sunset_decoded"
 CUT_SHORT = "_sunset_cut_short"
+ABANDONED = "_sunset_abandoned"  # set on a request whose fetch an interrupt abandoned
 CHECKED = "_sunset_checked"
 RECORD = "_sunset_record"
 
@@ -53,6 +54,14 @@ _ERRORS = {
     -2: DownloadConnectionRefusedError,
     -4: DownloadTimeoutError,
 }
+
+
+class FetchInterrupted(IgnoreRequest):
+    """The fetch was abandoned because the crawl is stopping (SIGINT/SIGTERM).
+
+    An IgnoreRequest, so that no retry is made; logged, never archived, and in
+    a shared crawl its lease is kept so that the URL is fetched again.
+    """
 
 
 def session_of(crawler: Crawler) -> Session:
@@ -91,6 +100,9 @@ class RawHttpDownloadHandler:
         except FetchError as exc:
             request.meta["_sunset_error"] = exc.code
             request.meta["_sunset_duration"] = time.monotonic() - started
+            if exc.code == INTERRUPTED:
+                request.meta[ABANDONED] = True
+                raise FetchInterrupted(str(exc)) from None
             raise _ERRORS.get(exc.code, DownloadFailedError)(str(exc)) from None
         finally:
             if s.shared is not None and host and slot:
@@ -227,15 +239,20 @@ class WarcMiddleware:
 
     def process_exception(self, request: Request, exception: BaseException) -> None:
         request.meta.pop(EXCHANGE, None)
-        if isinstance(exception, IgnoreRequest):
+        if isinstance(exception, IgnoreRequest) and not isinstance(exception, FetchInterrupted):
             return None
         code = request.meta.pop("_sunset_error", -7)
-        notes = [type(exception).__name__]
+        if isinstance(exception, FetchInterrupted):
+            notes = ["interrupted"]
+            self.session.stats["interrupted"] += 1
+        else:
+            notes = [type(exception).__name__]
         retries = request.meta.get("retry_times")
         if retries:
             notes.append(f"retry:{retries}")
         s = self.session
-        s.stats["errors"] += 1
+        if code != INTERRUPTED:
+            s.stats["errors"] += 1
         s.log(
             code,
             None,

@@ -21,7 +21,7 @@ from scrapy.http import Response, TextResponse
 from .links import css_links, html_links, html_title, robots_sitemaps, sitemap_links
 from .queue import encode
 from .redis_parts import LEASE
-from .scrapy_parts import CHECKED, RECORD
+from .scrapy_parts import ABANDONED, CHECKED, RECORD
 from .session import Session, seen_key
 from .shared import (
     CAP_CALENDAR,
@@ -449,5 +449,6 @@ class CaptureSpider(scrapy.Spider):
         # Every attempt was already logged by the WARC middleware; a shared
         # crawl only has to end the request's lease.
         request = getattr(failure, "request", None)
-        if request is not None:
+        # An interrupted fetch keeps its lease: it expires and the URL is done again.
+        if request is not None and not request.meta.get(ABANDONED):
             self.release(request)

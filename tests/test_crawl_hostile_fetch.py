@@ -34,9 +34,11 @@ from faultserver import (
     DEC_SLOW_PAGES,
     GZIP_CORRUPT_BODY,
     IDLE_HOST,
+    INT_PAGES,
     KA_DOUBTFUL,
     KA_PATHS,
     SMUGGLED_MARK,
+    FaultServer,
     bomb_prefix,
     cached_bomb,
     dec_encoded,
@@ -47,6 +49,7 @@ from faultserver import (
     serve_faults,
 )
 from test_crawl_faults import Crawl, Record, Run, dechunk, read_crawl, run_sunset, sha1_b32
+from warcio.archiveiterator import ArchiveIterator
 
 SUBPROCESS_TIMEOUT = 120
 
@@ -307,7 +310,7 @@ def ka(tmp_path_factory: pytest.TempPathFactory) -> KaCrawl:
     return KaCrawl(read_crawl(run, out, server.url.rstrip("/")), port)
 
 
-def _expected_payload(rec: Record, port: int) -> bytes:
+def _declared_body(rec: Record) -> bytes:
     body = rec.payload
     if (rec.http("Transfer-Encoding") or "").lower().endswith("chunked"):
         body = dechunk(body)
@@ -332,7 +335,7 @@ def test_every_archived_response_is_its_own_urls(ka: KaCrawl) -> None:
             continue
         checked += 1
         expected = ka_body(rec.path, ka.port)
-        assert _expected_payload(rec, ka.port) == expected, rec.path
+        assert _declared_body(rec) == expected, rec.path
     assert checked >= len(KA_PATHS)
 
 
@@ -380,3 +383,201 @@ def test_bytes_arriving_on_an_idle_connection_are_not_a_response(ka: KaCrawl) ->
     # The connection was dropped for its unasked-for bytes (not merely lucky timing).
     stats = json.loads((ka.crawl.out / "crawl.json").read_text())["stats"]
     assert stats.get("connections-dropped:unsolicited-bytes", 0) >= 1, stats
+
+
+# --------------------------------------------------------------------------
+# Interrupts
+
+
+INT_PROFILE = """timeout = 120
+retries = 1
+delay = 0
+autothrottle = false
+concurrency_per_host = 4
+obey_robots = true
+"""
+STOP_SECONDS = 6.0  # first signal to exit, WARCs closed and index written
+KILL_SECONDS = 2.0  # second signal to exit
+INT_PATHS = [
+    "/int/",
+    "/int/slow-1",
+    "/int/slow-2",
+    *(f"/int/page/{n}" for n in range(1, INT_PAGES + 1)),
+]
+
+
+@dataclass
+class Interrupted:
+    first: Run
+    after_signal: float  # seconds from the (last) signal to the exit
+    first_crawl: Crawl
+    first_files: list[Path]
+    summary: dict
+    resumed: Crawl
+
+
+def _read_text(fh) -> str:  # type: ignore[no-untyped-def]
+    fh.seek(0)
+    return fh.read().decode(errors="replace")
+
+
+def _wait_for(predicate, seconds: float, step: float = 0.05) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
+
+
+def _log_has(out: Path, path: str) -> bool:
+    try:
+        text = (out / "crawl.log").read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return f"{path} " in text
+
+
+def interrupt_crawl(
+    server: FaultServer, work: Path, signals: list[signal.Signals]
+) -> tuple[Run, float, Path, Path]:
+    """Start a crawl, signal it while slow downloads are in flight; (run, seconds after the last signal)."""
+    out = work / "crawl"
+    profile = write_profile(work / "int.toml", server.url_for("/int/"), ["127.0.0.1"], INT_PROFILE)
+    with tempfile.TemporaryFile() as fout, tempfile.TemporaryFile() as ferr:
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sunset", "crawl", "--profile", str(profile), "--out", str(out)],
+            stdout=fout,
+            stderr=ferr,
+            cwd=work,
+            env=env(),
+        )
+        try:
+            ready = _wait_for(
+                lambda: (
+                    _log_has(out, "/int/page/3")
+                    and server.hits("/int/slow-1") >= 1
+                    and server.hits("/int/slow-2") >= 1
+                ),
+                30,
+            )
+            assert ready, "the crawl never got going: " + _read_text(ferr)[-2000:]
+            sent = time.monotonic()
+            for i, sig in enumerate(signals):
+                if i:
+                    # The second signal once the first one is being handled.
+                    _wait_for(lambda: "interrupted" in _read_text(ferr), 10, step=0.005)
+                    sent = time.monotonic()
+                proc.send_signal(sig)
+            try:
+                code: int | None = proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                code = None
+            after = time.monotonic() - sent
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        run = Run(code, _read_text(fout), _read_text(ferr), time.monotonic() - started)
+    return run, after, out, profile
+
+
+@pytest.fixture(scope="module")
+def interrupted(tmp_path_factory: pytest.TempPathFactory) -> Interrupted:
+    work = tmp_path_factory.mktemp("crawl-interrupt")
+    with serve_faults() as server:
+        run, after, out, profile = interrupt_crawl(server, work, [signal.SIGINT])
+        first_crawl = read_crawl(run, out, server.url.rstrip("/"))
+        files = sorted((out / "warc").iterdir())
+        summary = {}
+        if (out / "crawl.json").is_file():
+            summary = json.loads((out / "crawl.json").read_text())
+        resumed_run = run_sunset(
+            "crawl", "--profile", str(profile), "--out", str(out), "--resume", cwd=work
+        )
+        resumed = read_crawl(resumed_run, out, server.url.rstrip("/"))
+    return Interrupted(run, after, first_crawl, files, summary, resumed)
+
+
+def test_first_sigint_stops_the_crawl_within_seconds(interrupted: Interrupted) -> None:
+    run = interrupted.first
+    print(f"SIGINT to exit: {interrupted.after_signal:.2f}s")
+    assert run.returncode == 130, run.explain()
+    assert interrupted.after_signal < STOP_SECONDS, run.explain()
+    assert "Traceback" not in run.stderr, run.explain()
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("sunset: interrupted"), run.explain()
+    assert "--resume" in last, run.explain()
+
+
+def test_an_interrupted_crawl_says_so_in_crawl_json(interrupted: Interrupted) -> None:
+    assert interrupted.summary.get("reason") == "interrupted", interrupted.summary
+    assert interrupted.summary.get("signal") == "SIGINT", interrupted.summary
+
+
+def test_an_interrupted_crawl_leaves_closed_valid_warcs_and_an_index(
+    interrupted: Interrupted,
+) -> None:
+    files = interrupted.first_files
+    assert files and all(f.name.endswith(".warc.gz") for f in files), files
+    check = warcio_check(files)
+    assert check.returncode == 0, check.stdout[-3000:] + check.stderr[-3000:]
+    crawl = interrupted.first_crawl
+    index = (crawl.out / "indexes" / "index.cdxj").read_text()
+    for rec in crawl.records:
+        if rec.type == "response":
+            assert (rec.warc("WARC-Target-URI") or "").split("//", 1)[1].split("/", 1)[1] in index
+
+
+def test_in_flight_downloads_are_logged_and_left_for_the_resume(interrupted: Interrupted) -> None:
+    crawl = interrupted.first_crawl
+    for path in ("/int/slow-1", "/int/slow-2"):
+        lines = crawl.log(path)
+        assert [(x.status, x.notes) for x in lines] == [(-7000, ("interrupted",))], [
+            x.raw for x in lines
+        ]
+        assert crawl.responses(path) == []  # nothing half-received is archived
+
+
+def test_resume_after_an_interrupt_completes_the_crawl(interrupted: Interrupted) -> None:
+    crawl = interrupted.resumed
+    assert crawl.run.returncode == 0, crawl.run.explain()
+    assert crawl.warc_errors == []
+    missing = [p for p in INT_PATHS if not [r for r in crawl.responses(p) if r.http_status == 200]]
+    assert missing == [], crawl.run.explain()
+    summary = json.loads((crawl.out / "crawl.json").read_text())
+    assert summary["reason"] == "finished", summary
+
+
+def test_a_second_sigint_exits_at_once_without_harm(tmp_path: Path) -> None:
+    with serve_faults() as server:
+        run, after, out, profile = interrupt_crawl(server, tmp_path, [signal.SIGINT, signal.SIGINT])
+        assert run.returncode == 130, run.explain()
+        assert after < KILL_SECONDS, run.explain()
+        assert "Traceback" not in run.stderr, run.explain()
+        assert "stopped at once" in run.stderr, run.explain()
+        # Every record written so far reads back whole, in closed and open files alike.
+        for path in sorted((out / "warc").iterdir()):
+            with path.open("rb") as fh:
+                assert sum(1 for _ in ArchiveIterator(fh)) >= 1, path
+        resumed = run_sunset(
+            "crawl", "--profile", str(profile), "--out", str(out), "--resume", cwd=tmp_path
+        )
+        crawl = read_crawl(resumed, out, server.url.rstrip("/"))
+    assert resumed.returncode == 0, resumed.explain()
+    assert not list((out / "state").glob("jobdir-*"))
+    missing = [p for p in INT_PATHS if not [r for r in crawl.responses(p) if r.http_status == 200]]
+    assert missing == [], resumed.explain()
+
+
+def test_sigterm_stops_the_crawl_like_sigint(tmp_path: Path) -> None:
+    with serve_faults() as server:
+        run, after, out, _ = interrupt_crawl(server, tmp_path, [signal.SIGTERM])
+    assert run.returncode == 143, run.explain()
+    assert after < STOP_SECONDS, run.explain()
+    summary = json.loads((out / "crawl.json").read_text())
+    assert (summary["reason"], summary["signal"]) == ("interrupted", "SIGTERM")
+    assert not list((out / "warc").glob("*.open"))
