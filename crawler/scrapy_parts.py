@@ -60,7 +60,7 @@ class FetchInterrupted(IgnoreRequest):
     """The fetch was abandoned because the crawl is stopping (SIGINT/SIGTERM).
 
     An IgnoreRequest, so that no retry is made; logged, never archived, and in
-    a shared crawl its lease is kept so that the URL is fetched again.
+    a shared crawl its lease is kept, to be handed back to the queue.
     """
 
 
