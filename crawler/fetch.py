@@ -256,7 +256,7 @@ class Client:
             await asyncio.wait_for(writer.drain(), timeout)
             while True:
                 left = max(deadline - time.monotonic(), 0.001)
-                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), left)
+                head = await asyncio.wait_for(_read_head(reader), left)
                 version, status, reason, headers = parse_head(head)
                 # 1xx answers (103 Early Hints, an unasked-for 100) come before
                 # the response itself; taken as the response, the real one
@@ -341,6 +341,31 @@ class Client:
             misframed=misframed,
             interim=interim,
         )
+
+
+async def _read_head(reader: asyncio.StreamReader) -> bytes:
+    """The status line and headers through the empty line, CRLF or bare LF alike.
+
+    Old CGI scripts end lines with a bare LF, which browsers accept; waiting
+    for CRLF CRLF would wait for ever (or to the timeout) on them. Each line
+    is usually in the buffer already, so this costs no extra wait.
+    """
+    lines: list[bytes] = []
+    size = 0
+    while True:
+        try:
+            line = await reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as exc:
+            raise asyncio.IncompleteReadError(b"".join(lines) + exc.partial, None) from None
+        size += len(line)
+        if size > HEAD_LIMIT:
+            raise asyncio.LimitOverrunError("response head too large", size)
+        if line in (b"\r\n", b"\n") and lines:
+            lines.append(line)
+            return b"".join(lines)
+        if line in (b"\r\n", b"\n"):
+            continue  # stray empty lines before a status line, as RFC 9112 allows
+        lines.append(line)
 
 
 def _buffered(reader: asyncio.StreamReader) -> int:

@@ -759,7 +759,8 @@ def ka_body(path: str, port: int) -> bytes:
     """What /ka/<path> really is: the body its response declares (dechunked)."""
     if path == "/ka/":
         links = [f"/ka/good-{i}" for i in range(1, KA_GOOD_PAGES + 1)]
-        links += [*KA_DOUBTFUL, "/ka/early-hints", f"http://{IDLE_HOST}:{port}/ka/idle-bytes"]
+        links += [*KA_DOUBTFUL, "/ka/early-hints", "/ka/lf-only"]
+        links.append(f"http://{IDLE_HOST}:{port}/ka/idle-bytes")
         items = "\n".join(f'<li><a href="{p}">{p}</a></li>' for p in links)
         return html_page("keep-alive hub", f"<ul>\n{items}\n</ul>")
     if path in ("/ka/idle-bytes", "/ka/idle-hop"):
@@ -828,6 +829,9 @@ def _ka_respond(h: _Handler, req: Request, conn: _KaConn) -> bool:
     elif path == "/ka/early-hints":
         hints = _ka_head(conn, 103, "Early Hints", [("Link", "</ka/good-1>; rel=preload")])
         send(hints + _ka_head(conn, 200, "OK", [html, length]) + body)
+    elif path == "/ka/lf-only":  # bare LF line ends, as some old CGI scripts send
+        head = _ka_head(conn, 200, "OK", [html, length]).replace(b"\r\n", b"\n")
+        send(head + body)
     elif path == "/ka/idle-bytes":
         send(_ka_head(conn, 200, "OK", [html, length]) + body)
         # Unasked-for bytes on a connection the client keeps idle in its pool.
@@ -869,6 +873,7 @@ KA_PATHS: frozenset[str] = frozenset(
         *(f"/ka/good-{i}" for i in range(1, KA_GOOD_PAGES + 1)),
         *KA_DOUBTFUL,
         "/ka/early-hints",
+        "/ka/lf-only",
         "/ka/idle-bytes",
         "/ka/idle-hop",
         "/ka/idle-next",

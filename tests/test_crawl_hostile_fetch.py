@@ -312,6 +312,8 @@ def ka(tmp_path_factory: pytest.TempPathFactory) -> KaCrawl:
 
 def _declared_body(rec: Record) -> bytes:
     body = rec.payload
+    if b"\r\n\r\n" not in rec.block:  # a head with bare LF line ends
+        body = rec.block.partition(b"\n\n")[2]
     if (rec.http("Transfer-Encoding") or "").lower().endswith("chunked"):
         body = dechunk(body)
     return body
@@ -375,6 +377,20 @@ def test_an_interim_response_is_skipped_for_the_final_one(ka: KaCrawl) -> None:
     lines = crawl.log("/ka/early-hints")
     assert [x.status for x in lines] == [200], [x.raw for x in lines]
     assert "interim:103" in lines[0].notes, lines[0].raw
+
+
+def test_headers_ended_by_bare_newlines_are_read(ka: KaCrawl) -> None:
+    crawl = ka.crawl
+    lines = crawl.log("/ka/lf-only")
+    assert [x.status for x in lines] == [200], [x.raw for x in lines]
+    rec = next(r for r in crawl.responses("/ka/lf-only"))
+    assert rec.block.startswith(b"HTTP/1.1 200 OK\nServer: faultserver\n")
+    assert rec.block.endswith(b"\n\n" + ka_body("/ka/lf-only", ka.port))
+
+
+def test_keepalive_warcs_pass_warcio_check(ka: KaCrawl) -> None:
+    check = warcio_check(ka.crawl.warc_files)
+    assert check.returncode == 0, check.stdout[-3000:] + check.stderr[-3000:]
 
 
 def test_bytes_arriving_on_an_idle_connection_are_not_a_response(ka: KaCrawl) -> None:
