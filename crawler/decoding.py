@@ -18,18 +18,36 @@ import asyncio
 import time
 import zlib
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Protocol
 
-import brotli
+# brotli and zstd come with recent Scrapy; without them br and zstd are not asked for.
+brotli: ModuleType | None
+zstd: ModuleType | None
+try:
+    import brotli
+except ImportError:  # pragma: no cover - depends on what is installed
+    try:
+        import brotlicffi as brotli  # type: ignore[import-not-found,no-redef]
+    except ImportError:
+        brotli = None
+if brotli is not None and not hasattr(brotli.Decompressor, "can_accept_more_data"):
+    brotli = None  # before 1.2 its output cannot be bounded
+try:
+    from compression import zstd  # type: ignore[import-not-found,no-redef]
+except ImportError:  # pragma: no cover - Python before 3.14
+    try:
+        from backports import zstd  # type: ignore[import-not-found,no-redef]
+    except ImportError:
+        zstd = None
 
-try:  # Python 3.14 has zstd in the standard library; Scrapy brings the backport before
-    from compression import zstd  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - depends on the Python version
-    from backports import zstd  # type: ignore[import-not-found,no-redef]
-
+_DECODERS = frozenset(
+    {"gzip", "x-gzip", "deflate"}
+    | ({"br"} if brotli is not None else set())
+    | ({"zstd"} if zstd is not None else set())
+)
 # What the crawler asks for: the codings decoded here (Scrapy's own list).
-ACCEPT_ENCODING = "gzip, deflate, br, zstd"
-_DECODERS = frozenset({"gzip", "x-gzip", "deflate", "br", "zstd"})
+ACCEPT_ENCODING = ", ".join(c for c in ("gzip", "deflate", "br", "zstd") if c in _DECODERS)
 STEP = 64 * 1024  # decoded bytes asked for at a time
 _INPUT = 64 * 1024  # encoded bytes handed to a decoder at a time
 SLICE_SECONDS = 0.005  # decoding time before the event loop gets a turn
@@ -48,7 +66,7 @@ class Decoded:
     body: bytes
     codings_left: list[str] = field(default_factory=list)  # not decoded (unknown), in header order
     truncated: bool = False  # the decoded body reached the limit; more was there
-    error: str | None = None  # "gzip: ...": where decoding stopped early
+    error: str | None = None  # "gzip: ...": why decoding stopped early
 
 
 def split_codings(values: list[str]) -> tuple[list[str], list[str]]:
@@ -124,6 +142,7 @@ class _Brotli:
     name = "br"
 
     def __init__(self, source: _Reader) -> None:
+        assert brotli is not None
         self.source = source
         self.d = brotli.Decompressor()
 
@@ -134,7 +153,7 @@ class _Brotli:
                 data = self.source.read(_INPUT)
             try:
                 out = self.d.process(data, output_buffer_limit=n)
-            except brotli.error as exc:
+            except brotli.error as exc:  # type: ignore[union-attr]
                 raise DecodeError(f"br: {exc}") from None
             if out:
                 return out
@@ -149,6 +168,7 @@ class _Zstd:
     name = "zstd"
 
     def __init__(self, source: _Reader) -> None:
+        assert zstd is not None
         self.source = source
         self.d = zstd.ZstdDecompressor()
         self.done = False
@@ -160,7 +180,7 @@ class _Zstd:
                 if not rest:
                     self.done = True
                     break
-                self.d = zstd.ZstdDecompressor()
+                self.d = zstd.ZstdDecompressor()  # type: ignore[union-attr]
                 data = rest
             elif self.d.needs_input:
                 data = self.source.read(_INPUT)
@@ -170,7 +190,7 @@ class _Zstd:
                 data = b""
             try:
                 out = self.d.decompress(data, n)
-            except zstd.ZstdError as exc:
+            except zstd.ZstdError as exc:  # type: ignore[union-attr]
                 raise DecodeError(f"zstd: {exc}") from None
             if out:
                 return out
@@ -218,6 +238,11 @@ async def decode(data: bytes, content_encoding: list[str], limit: int) -> Decode
                 turn = time.monotonic()
     except DecodeError as exc:
         error = str(exc)
+        if not size:
+            # Nothing decoded at all: most often a body that is not encoded
+            # as it says (a proxy decoded it, a server mislabels it). Its
+            # links are looked for in it as received, as far as the limit.
+            return Decoded(data[:limit], left, len(data) > limit, error)
     body = b"".join(pieces)
     pieces.clear()
     return Decoded(body, left, truncated, error)

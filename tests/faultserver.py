@@ -660,7 +660,7 @@ def _dec_hub(h: _Handler, req: Request, nth: int) -> None:
     paths = ["/dec/bomb", "/dec/bomb-stacked"]
     paths += [f"/dec/slow-{i}" for i in range(1, DEC_SLOW_PAGES + 1)]
     paths += [f"/dec/{name}" for name in DEC_CODED]
-    paths += ["/dec/gzip-corrupt", "/dec/cut-once", "/dec/stall-once"]
+    paths += ["/dec/gzip-corrupt", "/dec/gzip-mislabelled", "/dec/cut-once", "/dec/stall-once"]
     items = "\n".join(f'<li><a href="{p}">{p}</a></li>' for p in paths)
     h._ok(req, html_page("decoding hub", f"<ul>\n{items}\n</ul>"))
 
@@ -681,6 +681,11 @@ def _dec_coded(h: _Handler, req: Request, nth: int) -> None:
 
 def _dec_gzip_corrupt(h: _Handler, req: Request, nth: int) -> None:
     h._ok(req, GZIP_CORRUPT_BODY, extra=[("Content-Encoding", "gzip")])
+
+
+def _dec_gzip_mislabelled(h: _Handler, req: Request, nth: int) -> None:
+    # Says gzip, is plain HTML: a misconfigured server or a proxy that decoded it.
+    h._ok(req, dec_plain("gzip-mislabelled"), extra=[("Content-Encoding", "gzip")])
 
 
 def _dec_after(h: _Handler, req: Request, nth: int) -> None:
@@ -721,6 +726,8 @@ ROUTES.update(
         "/dec/bomb": _dec_bomb,
         "/dec/bomb-stacked": _dec_bomb_stacked,
         "/dec/gzip-corrupt": _dec_gzip_corrupt,
+        "/dec/gzip-mislabelled": _dec_gzip_mislabelled,
+        "/dec/after-gzip-mislabelled": _dec_after,
         "/dec/after-bomb": _dec_after,
         "/dec/after-gzip-corrupt": _dec_after,
         **{f"/dec/{name}": _dec_coded for name in DEC_CODED},
