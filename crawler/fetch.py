@@ -28,8 +28,6 @@ from urllib.parse import urlsplit
 
 HEAD_LIMIT = 256 * 1024  # status line + headers; anything larger is not HTTP we can archive
 MAX_INTERIM = 16  # 1xx responses before the final one; more is a server gone wrong
-
-
 INTERRUPTED = -7000  # crawl-log code of a fetch abandoned because the crawl was interrupted
 
 

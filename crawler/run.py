@@ -497,15 +497,16 @@ class _Interrupt:
         reactor.callFromThread(self.stop)  # type: ignore[attr-defined]
 
     def stop(self) -> None:
-        name = signal.Signals(self.signum or signal.SIGINT).name
-        later = "left for --resume" if self.resumable else "left to be fetched again"
-        sys.stderr.write(
-            f"\nsunset: interrupted ({name}): stopping; fetches in flight are {later} "
-            f"(send it again to quit at once)\n"
-        )
-        sys.stderr.flush()
         self.session.client.interrupt()
         self.closing.append(asyncio.ensure_future(self._close_spider()))
+        name = signal.Signals(self.signum or signal.SIGINT).name
+        later = "left for --resume" if self.resumable else "left to be fetched again"
+        with contextlib.suppress(OSError, ValueError):  # no terminal left to tell
+            sys.stderr.write(
+                f"\nsunset: interrupted ({name}): stopping; fetches in flight are {later} "
+                f"(send it again to quit at once)\n"
+            )
+            sys.stderr.flush()
 
     async def _close_spider(self) -> None:
         # The engine may not be running yet (a signal during start-up);

@@ -449,6 +449,6 @@ class CaptureSpider(scrapy.Spider):
         # Every attempt was already logged by the WARC middleware; a shared
         # crawl only has to end the request's lease.
         request = getattr(failure, "request", None)
-        # An interrupted fetch keeps its lease: the worker hands it back to the queue as it leaves.
+        # An interrupted fetch keeps its lease; the worker hands it back as it leaves.
         if request is not None and not request.meta.get(ABANDONED):
             self.release(request)
