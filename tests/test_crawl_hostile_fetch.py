@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -111,6 +112,59 @@ def warcio_check(files: list[Path]) -> subprocess.CompletedProcess[str]:
         timeout=120,
         check=False,
     )
+
+
+# --------------------------------------------------------------------------
+# The keep-alive routes themselves, on the wire
+
+
+def _get(sock: socket.socket, path: str) -> None:
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+
+
+def _recv_until(sock: socket.socket, buf: bytes, marker: bytes) -> bytes:
+    while marker not in buf:
+        piece = sock.recv(65536)
+        assert piece, f"connection closed before {marker!r}; got {buf[-200:]!r}"
+        buf += piece
+    return buf
+
+
+def _read_framed(sock: socket.socket, buf: bytes) -> tuple[bytes, bytes, bytes]:
+    """(head, body by Content-Length, bytes after it) of the next response in `buf` + socket."""
+    buf = _recv_until(sock, buf, b"\r\n\r\n")
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    length = int(head.split(b"Content-Length: ", 1)[1].split(b"\r\n", 1)[0])
+    while len(rest) < length:
+        piece = sock.recv(65536)
+        assert piece
+        rest += piece
+    return head, rest[:length], rest[length:]
+
+
+def test_keepalive_routes_serve_several_requests_on_one_connection() -> None:
+    with serve_faults() as server, socket.create_connection((server.host, server.port)) as sock:
+        sock.settimeout(5)
+        _get(sock, "/ka/good-1")
+        head1, body1, rest = _read_framed(sock, b"")
+        _get(sock, "/ka/good-2")
+        head2, body2, rest = _read_framed(sock, rest)
+        assert body1 == ka_body("/ka/good-1", server.port)
+        assert body2 == ka_body("/ka/good-2", server.port)
+        conn1 = head1.split(b"X-Conn: ")[1].split(b"\r\n")[0]
+        assert conn1 == head2.split(b"X-Conn: ")[1].split(b"\r\n")[0]
+        assert b"X-Seq: 1\r\n" in head1 and b"X-Seq: 2\r\n" in head2
+        assert rest == b""
+
+
+def test_extra_bytes_route_sends_a_response_after_its_body() -> None:
+    with serve_faults() as server, socket.create_connection((server.host, server.port)) as sock:
+        sock.settimeout(5)
+        _get(sock, "/ka/extra-bytes")
+        _, body, rest = _read_framed(sock, b"")
+        assert body == ka_body("/ka/extra-bytes", server.port)
+        rest = _recv_until(sock, rest, SMUGGLED_MARK)
+        assert rest.startswith(b"HTTP/1.1 200 OK\r\n")
 
 
 # --------------------------------------------------------------------------
