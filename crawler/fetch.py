@@ -6,6 +6,12 @@ the request itself, so the request bytes are known exactly, and keeps the
 status line, headers and body exactly as they came off the socket. A body cut
 short (size limit, timeout, early close) is kept and marked with the WARC
 truncation reason instead of being thrown away.
+
+A kept-alive connection is reused only when the previous response's end was
+certain: after any doubt (bytes beyond the framed body, repeated or
+conflicting Content-Length, Transfer-Encoding with Content-Length, HTTP/1.0,
+an unasked-for 101) or bytes that arrive while it is idle, it is closed, so
+leftover bytes are never read as the next URL's response.
 """
 
 from __future__ import annotations
@@ -15,12 +21,14 @@ import contextlib
 import socket
 import ssl
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 HEAD_LIMIT = 256 * 1024  # status line + headers; anything larger is not HTTP we can archive
+MAX_INTERIM = 16  # 1xx responses before the final one; more is a server gone wrong
+INTERRUPTED = -7000  # crawl-log code of a fetch abandoned because the crawl was interrupted
 
 
 class FetchError(Exception):
@@ -49,6 +57,9 @@ class Exchange:
     duration: float
     truncated: str | None = None  # WARC-Truncated reason
     reused: bool = False
+    # Why the end of this response was in doubt (the connection was closed after it).
+    misframed: str | None = None
+    interim: list[int] = field(default_factory=list)  # 1xx statuses skipped before this one
 
     def header(self, name: str) -> str | None:
         name = name.lower()
@@ -75,6 +86,21 @@ class Client:
     idle: dict[tuple[str, str, int, str], list[_Conn]] = field(
         default_factory=lambda: defaultdict(list)
     )
+    # Things that happened to connections and belong to no fetch's log line.
+    events: Counter[str] = field(default_factory=Counter)
+    interrupted: bool = False
+    _active: set[asyncio.Task[object]] = field(default_factory=set)
+
+    def interrupt(self) -> None:
+        """Abandon every fetch in flight and refuse new ones: the crawl is stopping.
+
+        A half-received response is not archived (it would count as captured
+        and a resume would not fetch it again); each such fetch fails with
+        the INTERRUPTED code instead.
+        """
+        self.interrupted = True
+        for task in list(self._active):
+            task.cancel()
 
     def route(self, host: str, port: int) -> tuple[str, int]:
         return self.connect_to.get((host, port), (host, port))
@@ -84,10 +110,19 @@ class Client:
         key = (scheme, addr, aport, host)
         while self.idle[key]:
             conn = self.idle[key].pop()
-            if not conn.reader.at_eof() and not conn.writer.is_closing():
-                conn.reused = True
-                return conn
-            conn.writer.close()
+            if conn.reader.at_eof() or conn.writer.is_closing():
+                conn.writer.close()
+                continue
+            if _buffered(conn.reader):
+                # Bytes that arrived while nothing was asked: the last response
+                # on it was longer than it said, or the server answers out of
+                # turn. Read as the next response, they would archive one
+                # URL's bytes as another's.
+                self.events["connections-dropped:unsolicited-bytes"] += 1
+                conn.writer.close()
+                continue
+            conn.reused = True
+            return conn
         ctx = None
         if scheme == "https":
             ctx = ssl.create_default_context()
@@ -148,6 +183,38 @@ class Client:
         if body or method in ("POST", "PUT"):
             lines.append(f"Content-Length: {len(body)}")
         request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace") + body
+        if self.interrupted:
+            raise FetchError(INTERRUPTED, "not fetched: the crawl was interrupted")
+        task = asyncio.current_task()
+        if task is not None:
+            self._active.add(task)
+        try:
+            ex = await self._attempts(url, method, request, timeout, maxsize, scheme, host, port)
+        except asyncio.CancelledError:
+            if not self.interrupted or task is None:
+                raise
+            task.uncancel()  # cancelled by interrupt(), which is answered here
+            raise FetchError(INTERRUPTED, "abandoned: the crawl was interrupted") from None
+        finally:
+            if task is not None:
+                self._active.discard(task)
+        if self.interrupted:
+            # Completed as the interrupt came: treated like the others, so that
+            # what is archived does not depend on a race.
+            raise FetchError(INTERRUPTED, "abandoned: the crawl was interrupted")
+        return ex
+
+    async def _attempts(
+        self,
+        url: str,
+        method: str,
+        request: bytes,
+        timeout: float,
+        maxsize: int,
+        scheme: str,
+        host: str,
+        port: int,
+    ) -> Exchange:
         # A pooled connection may have been closed by the server while idle;
         # that shows as an immediate EOF, and the request is sent again once
         # on a fresh connection.
@@ -161,6 +228,10 @@ class Client:
                 conn.writer.close()
                 if attempt:
                     raise FetchError(-3, "connection closed before any response") from None
+            except BaseException:
+                # Cancelled mid-exchange: what is left on the connection is unknown.
+                conn.writer.close()
+                raise
         raise AssertionError("unreachable")
 
     async def _exchange(
@@ -177,12 +248,25 @@ class Client:
         date = datetime.now(UTC)
         deadline = started + timeout
         reader, writer = conn.reader, conn.writer
+        interim: list[int] = []
         try:
             writer.write(request)
             await asyncio.wait_for(writer.drain(), timeout)
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+            while True:
+                left = max(deadline - time.monotonic(), 0.001)
+                head = await asyncio.wait_for(_read_head(reader), left)
+                version, status, reason, headers = parse_head(head)
+                # 1xx answers (103 Early Hints, an unasked-for 100) come before
+                # the response itself; taken as the response, the real one
+                # would be left on the connection for the next request.
+                if status is None or not 100 <= status < 200 or status == 101:
+                    break
+                interim.append(status)
+                if len(interim) > MAX_INTERIM:
+                    writer.close()
+                    raise FetchError(-7, f"more than {MAX_INTERIM} interim (1xx) responses")
         except asyncio.IncompleteReadError as exc:
-            if conn.reused and not exc.partial:
+            if conn.reused and not exc.partial and not interim:
                 raise _StaleConnection() from None
             writer.close()
             raise FetchError(-3, "connection closed before the response headers") from None
@@ -194,41 +278,46 @@ class Client:
             raise FetchError(-4, f"no response headers within {timeout:g}s") from None
         except (ConnectionResetError, BrokenPipeError) as exc:
             writer.close()
-            if conn.reused:
+            if conn.reused and not interim:
                 raise _StaleConnection() from None
             raise FetchError(-3, f"connection reset: {exc.strerror or exc}") from None
         except OSError as exc:
             writer.close()
             raise FetchError(-3, f"connection lost: {exc.strerror or exc}") from None
 
-        version, status, reason, headers = parse_head(head)
         if status is None:
             writer.close()
             raise FetchError(-7, "not an HTTP response")
-        te = ",".join(v for k, v in headers if k.lower() == "transfer-encoding").lower()
-        cl = next((v for k, v in headers if k.lower() == "content-length"), None)
-        no_body = method == "HEAD" or status in (204, 304) or 100 <= status < 200
+        framing, length, misframed = _framing(method, status, headers)
         reader_state = _BodyReader(reader, deadline, maxsize)
         truncated: str | None = None
-        keep = False
         try:
-            if no_body:
-                body, content, keep = b"", b"", True
-            elif "chunked" in te:
+            if framing == "none":
+                body = content = b""
+            elif framing == "chunked":
                 body, content = await reader_state.chunked()
-                keep = True
-            elif cl is not None and cl.strip().isdigit():
-                body = await reader_state.exactly(int(cl.strip()))
-                content, keep = body, True
+            elif framing == "length":
+                body = await reader_state.exactly(length)
+                content = body
             else:
                 body = await reader_state.until_eof()
                 content = body
         except _Truncated as cut:
             truncated = cut.reason
             body, content = cut.raw, cut.content
-            keep = False
         conn_header = ",".join(v for k, v in headers if k.lower() == "connection").lower()
-        if keep and not truncated and version == "HTTP/1.1" and "close" not in conn_header:
+        keep = (
+            framing != "eof"
+            and not truncated
+            and not misframed
+            and status != 101
+            and version == "HTTP/1.1"
+            and "close" not in conn_header
+        )
+        if keep and _buffered(reader):
+            # More bytes than the framing said: they are no one's response.
+            keep, misframed = False, "extra-bytes"
+        if keep:
             self._release(*origin, conn)
         else:
             writer.close()
@@ -247,7 +336,75 @@ class Client:
             duration=time.monotonic() - started,
             truncated=truncated,
             reused=conn.reused,
+            misframed=misframed,
+            interim=interim,
         )
+
+
+async def _read_head(reader: asyncio.StreamReader) -> bytes:
+    """The status line and headers through the empty line, CRLF or bare LF alike.
+
+    Old CGI scripts end lines with a bare LF, which browsers accept; waiting
+    for CRLF CRLF would wait for ever (or to the timeout) on them. Each line
+    is usually in the buffer already, so this costs no extra wait.
+    """
+    lines: list[bytes] = []
+    size = 0
+    while True:
+        try:
+            line = await reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as exc:
+            raise asyncio.IncompleteReadError(b"".join(lines) + exc.partial, None) from None
+        size += len(line)
+        if size > HEAD_LIMIT:
+            raise asyncio.LimitOverrunError("response head too large", size)
+        if line in (b"\r\n", b"\n") and lines:
+            lines.append(line)
+            return b"".join(lines)
+        if line in (b"\r\n", b"\n"):
+            continue  # stray empty lines before a status line, as RFC 9112 allows
+        lines.append(line)
+
+
+def _buffered(reader: asyncio.StreamReader) -> int:
+    """Bytes received on a connection and not yet read.
+
+    StreamReader has no public way to ask; its buffer has been `_buffer`
+    since asyncio began. Without it a client cannot tell a connection that
+    holds leftover bytes from a clean one.
+    """
+    return len(getattr(reader, "_buffer", b""))
+
+
+def _framing(
+    method: str, status: int, headers: list[tuple[str, str]]
+) -> tuple[str, int, str | None]:
+    """How the body is delimited ("none", "chunked", "length" or "eof"), its length, and
+    why the framing is in doubt (then the connection is not used again)."""
+    if method == "HEAD" or status in (101, 204, 304) or 100 <= status < 200:
+        return "none", 0, None
+    codings = [
+        c.strip().lower()
+        for k, v in headers
+        if k.lower() == "transfer-encoding"
+        for c in v.split(",")
+        if c.strip()
+    ]
+    lengths = [c.strip() for k, v in headers if k.lower() == "content-length" for c in v.split(",")]
+    if codings:
+        # Transfer-Encoding wins over Content-Length (RFC 9112 6.3); a body
+        # whose last coding is not chunked ends when the connection does.
+        framing = "chunked" if codings[-1] == "chunked" else "eof"
+        return framing, 0, "te-and-cl" if lengths else None
+    if not lengths:
+        return "eof", 0, None
+    if not all(v.isdigit() for v in lengths):
+        return "eof", 0, "content-length"
+    if len(lengths) > 1:
+        # Repeated, agreeing or not: the first is used, and the connection is
+        # not trusted for another exchange.
+        return "length", int(lengths[0]), "content-length"
+    return "length", int(lengths[0]), None
 
 
 class _StaleConnection(Exception):

@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import socket
 import sys
 import threading
@@ -26,13 +27,15 @@ from urllib.parse import urlsplit
 import scrapy
 import warcio
 from scrapy.core.engine import ExecutionEngine
-from scrapy.crawler import CrawlerProcess
+from scrapy.crawler import Crawler, CrawlerProcess
+from scrapy.settings import default_settings
 
 from sunset import __version__
-from sunset.errors import SunsetError
+from sunset.errors import Interrupted, SunsetError
 from sunset.profile import ConnectTo, Profile
 from sunset.ui import console, summary_table
 
+from .decoding import ACCEPT_ENCODING
 from .fetch import Client
 from .indexing import LiveIndexer, write_index
 from .resume import read_previous, repair
@@ -47,6 +50,9 @@ NOT_EXACT = (
     "not recorded: DNS lookups, TLS handshakes and certificates, and the timing of packets "
     "within a fetch"
 )
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class CrawlFailed(SunsetError):
@@ -96,6 +102,17 @@ def _check_out(out: Path, resume: bool, shared: bool = False) -> None:
 
 
 def run_crawl(opt: CrawlOptions) -> int:
+    # The crawl installs its own SIGINT/SIGTERM handlers (see _Interrupt) and
+    # keeps them to the end, so a second signal is an exit at once wherever it lands.
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    try:
+        return _run_crawl(opt)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run_crawl(opt: CrawlOptions) -> int:
     p = opt.profile
     c = p.crawl
     out = opt.out
@@ -242,6 +259,10 @@ def run_crawl(opt: CrawlOptions) -> int:
     session.open_logs()
     hosts = len(p.site.allowed_hosts)
     per_host = settings_record["concurrency_per_host"]
+    if shared is None:
+        # Left by a run that exited at once (a second Ctrl-C, a kill): never read again.
+        for stale in (out / "state").glob("jobdir-*"):
+            shutil.rmtree(stale, ignore_errors=True)
     jobdir = out / "state" / f"jobdir-{datetime.now(UTC):%Y%m%d%H%M%S%f}"
     settings = {
         "SUNSET_SESSION": session,
@@ -251,9 +272,17 @@ def run_crawl(opt: CrawlOptions) -> int:
             "http": "crawler.scrapy_parts.RawHttpDownloadHandler",
             "https": "crawler.scrapy_parts.RawHttpDownloadHandler",
         },
+        # Accept-Encoding as Scrapy's compression middleware sent it; that
+        # middleware is replaced by bounded decoding in the download handler.
+        "DEFAULT_REQUEST_HEADERS": {
+            **default_settings.DEFAULT_REQUEST_HEADERS,
+            "Accept-Encoding": ACCEPT_ENCODING,
+        },
         "DOWNLOADER_MIDDLEWARES": {
             "crawler.scrapy_parts.ScopeGate": 100,
+            "crawler.scrapy_parts.RetryCutShort": 940,
             "crawler.scrapy_parts.WarcMiddleware": 950,
+            "scrapy.downloadermiddlewares.httpcompression.HttpCompressionMiddleware": None,
             "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
             # Not needed by a capture, and each costs time on every response:
             # the handler applies timeouts, the spider extracts meta refresh
@@ -283,9 +312,9 @@ def run_crawl(opt: CrawlOptions) -> int:
         "AUTOTHROTTLE_START_DELAY": settings_record["delay"],
         "RETRY_TIMES": settings_record["retries"],
         "DOWNLOAD_TIMEOUT": settings_record["timeout"],
-        # The handler enforces the body limit itself (and keeps what it cut);
-        # this only bounds decompression of an archived gzip body.
-        "DOWNLOAD_MAXSIZE": settings_record["max_body_size"] * 20,
+        # The handler enforces the body limit itself (and keeps what it cut),
+        # and stops decoding a compressed body at the same limit.
+        "DOWNLOAD_MAXSIZE": settings_record["max_body_size"],
         "DOWNLOAD_WARNSIZE": 0,
         # One past the redirect guard, so the hop it refuses reaches the
         # ScopeGate and is logged instead of being dropped by Scrapy unsaid.
@@ -328,6 +357,9 @@ def run_crawl(opt: CrawlOptions) -> int:
             )
 
     session.stop = stop
+    interrupt = _Interrupt(session, crawler, warcs, resumable=shared is None)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, interrupt.on_signal)
     started = time.monotonic()
     stop_progress = threading.Event()
     ticker = threading.Thread(
@@ -338,7 +370,10 @@ def run_crawl(opt: CrawlOptions) -> int:
     ticker.start()
     try:
         process.crawl(crawler, session=session, user_agent=user_agent, frontier=frontier)
-        process.start()
+        # Scrapy's own handlers wait for every download in flight on the first
+        # SIGINT (an endless one for ever) and stop the reactor on the second
+        # without recording why; _Interrupt does both properly.
+        process.start(install_signal_handlers=False)
     except BaseException:
         if live is not None:
             live.close()  # no index is made of a crawl that raised; no child is left
@@ -357,6 +392,7 @@ def run_crawl(opt: CrawlOptions) -> int:
         if lock is not None:
             lock.close()
     elapsed = time.monotonic() - started
+    session.stats.update(session.client.events)
     files = [Path(w) for w in warcs.files]
     if live is not None:
         files = sorted((out / "warc").glob("*.warc.gz"))
@@ -382,6 +418,9 @@ def run_crawl(opt: CrawlOptions) -> int:
         "robots": dict(sorted(session.robots_policy.items())),
         "reason": crawler.stats.get_value("finish_reason") if crawler.stats else None,
     }
+    if interrupt.signum is not None:
+        summary["reason"] = "interrupted"
+        summary["signal"] = signal.Signals(interrupt.signum).name
     if shared is not None:
         summary["worker"] = shared.worker
         summary["reclaimed_from_lost_workers"] = shared.reclaimed
@@ -415,6 +454,17 @@ def run_crawl(opt: CrawlOptions) -> int:
         raise CrawlFailed(
             f"crawl stopped: {session.fatal}; what was written is kept and valid{again}"
         )
+    if interrupt.signum is not None:
+        name = signal.Signals(interrupt.signum).name
+        again = (
+            "start the worker again to carry on"
+            if shared is not None
+            else "run the same command with --resume to finish it"
+        )
+        raise Interrupted(
+            f"crawl stopped by {name}; what was written is kept and valid; {again}",
+            exit_code=128 + interrupt.signum,
+        )
     if shared is not None:
         console.print(
             f"worker {shared.worker} done; when every worker has stopped, run "
@@ -431,6 +481,71 @@ def run_crawl(opt: CrawlOptions) -> int:
                 "was fetched; --ignore-robots crawls it anyway"
             )
     return 0
+
+
+class _Interrupt:
+    """SIGINT/SIGTERM: the first stops the crawl in good order, a second at once.
+
+    The first abandons the fetches in flight (logged as interrupted, not
+    archived, so a resume fetches them), closes the spider and lets the run
+    end as usual: WARC files closed, index and crawl.json written, exit
+    128 + the signal. A second exits at once, closing the WARC file first if
+    it ends on a whole record (otherwise it stays `.open`, and a resume cuts
+    it back to its last whole record).
+    """
+
+    def __init__(
+        self, session: Session, crawler: Crawler, warcs: WarcFiles, resumable: bool
+    ) -> None:
+        self.session = session
+        self.crawler = crawler
+        self.warcs = warcs
+        self.resumable = resumable
+        self.signum: int | None = None
+        self.closing: list[asyncio.Future[None]] = []
+
+    def on_signal(self, signum: int, frame: object) -> None:
+        # Runs in the main thread between two bytecodes of whatever it was doing.
+        if self.signum is not None:
+            self.exit_now()
+        self.signum = signum
+        from twisted.internet import reactor
+
+        reactor.callFromThread(self.stop)  # type: ignore[attr-defined]
+
+    def stop(self) -> None:
+        self.session.client.interrupt()
+        self.closing.append(asyncio.ensure_future(self._close_spider()))
+        name = signal.Signals(self.signum or signal.SIGINT).name
+        later = "left for --resume" if self.resumable else "left to be fetched again"
+        with contextlib.suppress(OSError, ValueError):  # no terminal left to tell
+            sys.stderr.write(
+                f"\nsunset: interrupted ({name}): stopping; fetches in flight are {later} "
+                f"(send it again to quit at once)\n"
+            )
+            sys.stderr.flush()
+
+    async def _close_spider(self) -> None:
+        # The engine may not be running yet (a signal during start-up);
+        # meanwhile every fetch is refused, so the crawl cannot get far.
+        while True:
+            engine = self.crawler.engine
+            if engine is not None and engine.spider is not None:
+                try:
+                    await engine.close_spider_async(reason="interrupted")
+                    return
+                except RuntimeError:
+                    pass
+            await asyncio.sleep(0.1)
+
+    def exit_now(self) -> None:
+        closed = False
+        with contextlib.suppress(Exception):
+            closed = self.warcs.close_if_whole()
+        left = "" if closed else "; the last WARC file is left .open, and --resume repairs it"
+        with contextlib.suppress(OSError):
+            os.write(2, f"\nsunset: interrupted again: stopped at once{left}\n".encode())
+        os._exit(128 + (self.signum or signal.SIGINT))
 
 
 def _fingerprint(settings: dict[str, object]) -> str:

@@ -1,11 +1,13 @@
 """The Scrapy components of a capture, each with one job, wired by settings.
 
 - RawHttpDownloadHandler: fetches with crawler.fetch.Client and hands Scrapy a
-  normal Response, while the exact bytes travel with it in request.meta.
+  normal Response, its body decoded (crawler.decoding, bounded by the body
+  limit), while the exact bytes travel with it in request.meta.
 - WarcMiddleware (downloader middleware, order 950): the closest component to
-  the downloader, so it sees every response before HttpCompressionMiddleware
-  (590) decodes it and before RedirectMiddleware (600) follows it: encoded
-  bodies and every redirect hop reach the WARC as received.
+  the downloader, so it sees every response before RedirectMiddleware (600)
+  follows it: every redirect hop reaches the WARC, and every body as received
+  (never the decoded one the spider sees).
+- RetryCutShort (940): fetches again a response cut short by time or disconnect.
 - ScopeGate (downloader middleware, order 100): robots.txt and the profile's
   patterns for requests the spider did not create itself (redirect targets).
 - SessionDupeFilter: de-duplicates on the canonical URL form.
@@ -17,6 +19,7 @@ import ipaddress
 import time
 from typing import TYPE_CHECKING, Any
 
+from scrapy.downloadermiddlewares.retry import get_retry_request
 from scrapy.exceptions import (
     CannotResolveHostError,
     DownloadConnectionRefusedError,
@@ -27,7 +30,8 @@ from scrapy.exceptions import (
 from scrapy.http import Headers, Response
 from scrapy.responsetypes import responsetypes
 
-from .fetch import FetchError
+from .decoding import Decoded, decode
+from .fetch import INTERRUPTED, FetchError
 from .hops import add as hops_add
 from .shared import RedisLost
 from .urls import canonicalize, host_of
@@ -40,6 +44,9 @@ if TYPE_CHECKING:
     from .session import Session
 
 EXCHANGE = "_sunset_exchange"
+DECODED = "_sunset_decoded"
+CUT_SHORT = "_sunset_cut_short"
+ABANDONED = "_sunset_abandoned"  # set on a request whose fetch an interrupt abandoned
 CHECKED = "_sunset_checked"
 RECORD = "_sunset_record"
 
@@ -48,6 +55,14 @@ _ERRORS = {
     -2: DownloadConnectionRefusedError,
     -4: DownloadTimeoutError,
 }
+
+
+class FetchInterrupted(IgnoreRequest):
+    """The fetch was abandoned because the crawl is stopping (SIGINT/SIGTERM).
+
+    An IgnoreRequest, so that no retry is made; logged, never archived, and in
+    a shared crawl its lease is kept, to be handed back to the queue.
+    """
 
 
 def session_of(crawler: Crawler) -> Session:
@@ -86,6 +101,9 @@ class RawHttpDownloadHandler:
         except FetchError as exc:
             request.meta["_sunset_error"] = exc.code
             request.meta["_sunset_duration"] = time.monotonic() - started
+            if exc.code == INTERRUPTED:
+                request.meta[ABANDONED] = True
+                raise FetchInterrupted(str(exc)) from None
             raise _ERRORS.get(exc.code, DownloadFailedError)(str(exc)) from None
         finally:
             if s.shared is not None and host and slot:
@@ -97,7 +115,18 @@ class RawHttpDownloadHandler:
         resp_headers = Headers()
         for k, v in ex.headers:
             resp_headers.appendlist(k, v)
-        cls = responsetypes.from_args(headers=resp_headers, url=request.url, body=ex.content[:4096])
+        body = ex.content
+        codings = [v for k, v in ex.headers if k.lower() == "content-encoding"]
+        if codings and request.method != "HEAD":
+            # The WARC gets ex.body as received; the spider gets it decoded,
+            # up to the body limit, in steps that leave the event loop free.
+            decoded = await decode(ex.content, codings, maxsize)
+            request.meta[DECODED] = decoded
+            body = decoded.body
+            del resp_headers["Content-Encoding"]
+            if decoded.codings_left:
+                resp_headers["Content-Encoding"] = ", ".join(decoded.codings_left)
+        cls = responsetypes.from_args(headers=resp_headers, url=request.url, body=body[:4096])
         try:
             ip = ipaddress.ip_address(ex.ip)
         except ValueError:
@@ -107,7 +136,7 @@ class RawHttpDownloadHandler:
             url=request.url,
             status=ex.status,
             headers=resp_headers,
-            body=ex.content,
+            body=body,
             flags=flags,
             request=request,
             ip_address=ip,
@@ -170,11 +199,24 @@ class WarcMiddleware:
         if ex.truncated:
             notes.append(f"truncated:{ex.truncated}")
             s.stats["truncated"] += 1
+            request.meta[CUT_SHORT] = ex.truncated
+        decoded: Decoded | None = request.meta.pop(DECODED, None)
+        if decoded is not None and decoded.truncated:
+            notes.append("decoded-truncated")
+            s.stats["decoded-truncated"] += 1
+        # A body cut short in transit cannot decode to its end; that is not news.
+        if decoded is not None and decoded.error and not ex.truncated:
+            notes.append("decode-error:" + decoded.error.split(":", 1)[0])
+            s.stats["decode-errors"] += 1
         retries = request.meta.get("retry_times")
         if retries:
             notes.append(f"retry:{retries}")
         if ex.reused:
             notes.append("keepalive")
+        if ex.misframed:
+            notes.append(f"misframed:{ex.misframed}")
+            s.stats["misframed"] += 1
+        notes += [f"interim:{code}" for code in ex.interim]
         request.meta[RECORD] = (resp.record_id, resp.date)
         ctype = ex.header("content-type")
         mime = ctype.split(";")[0].strip().lower() if ctype else None
@@ -201,15 +243,20 @@ class WarcMiddleware:
 
     def process_exception(self, request: Request, exception: BaseException) -> None:
         request.meta.pop(EXCHANGE, None)
-        if isinstance(exception, IgnoreRequest):
+        if isinstance(exception, IgnoreRequest) and not isinstance(exception, FetchInterrupted):
             return None
         code = request.meta.pop("_sunset_error", -7)
-        notes = [type(exception).__name__]
+        if isinstance(exception, FetchInterrupted):
+            notes = ["interrupted"]
+            self.session.stats["interrupted"] += 1
+        else:
+            notes = [type(exception).__name__]
         retries = request.meta.get("retry_times")
         if retries:
             notes.append(f"retry:{retries}")
         s = self.session
-        s.stats["errors"] += 1
+        if code != INTERRUPTED:
+            s.stats["errors"] += 1
         s.log(
             code,
             None,
@@ -222,6 +269,40 @@ class WarcMiddleware:
             notes,
         )
         return None
+
+
+class RetryCutShort:
+    """Fetch again a response cut short by the timeout or an early close.
+
+    Such a body is already archived (marked WARC-Truncated) and logged; the
+    cause is often passing (a busy server, a dropped connection, a stalled
+    crawler), so it is fetched again, within the same retry budget as errors
+    and 5xx answers, as Heritrix does. Only when every attempt came back cut
+    short does the spider get the last one. A body cut at the size limit is
+    not retried: it would be cut the same way again.
+    """
+
+    RETRIED = ("time", "disconnect")
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> RetryCutShort:
+        return cls(crawler)
+
+    def process_response(self, request: Request, response: Response) -> Request | Response:
+        cut = request.meta.pop(CUT_SHORT, None)
+        if cut not in self.RETRIED or request.meta.get("dont_retry"):
+            return response
+        assert self.crawler.spider is not None
+        again = get_retry_request(
+            request,
+            spider=self.crawler.spider,
+            reason=f"truncated:{cut}",
+            max_retry_times=request.meta.get("max_retry_times"),
+        )
+        return again or response
 
 
 class ScopeGate:

@@ -30,7 +30,7 @@ from .links import (
 )
 from .queue import encode
 from .redis_parts import LEASE
-from .scrapy_parts import CHECKED, RECORD
+from .scrapy_parts import ABANDONED, CHECKED, RECORD
 from .session import Session, robots_rules, seen_key
 from .shared import (
     CAP_CALENDAR,
@@ -503,5 +503,6 @@ class CaptureSpider(scrapy.Spider):
         # Every attempt was already logged by the WARC middleware; a shared
         # crawl only has to end the request's lease.
         request = getattr(failure, "request", None)
-        if request is not None:
+        # An interrupted fetch keeps its lease; the worker hands it back as it leaves.
+        if request is not None and not request.meta.get(ABANDONED):
             self.release(request)

@@ -144,6 +144,23 @@ class WarcFiles:
         self.fh = None
         self.path = None
 
+    def close_if_whole(self) -> bool:
+        """Close the open file if it ends on a whole record; for an exit at once.
+
+        Called from a signal handler, which may have stopped this object in
+        the middle of a write: the file is closed only when its size on disk
+        is the size of the records written whole, and otherwise left `.open`.
+        """
+        if self.fh is None or self.path is None:
+            return True
+        try:
+            if os.fstat(self.fh.fileno()).st_size != self.size:
+                return False
+        except (OSError, ValueError):
+            return False
+        self.close()
+        return True
+
     # -- records
 
     def _record(

@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 import click
 
 from sunset import __version__
-from sunset.errors import NotBuiltYet, SunsetError
+from sunset.errors import Interrupted, NotBuiltYet, SunsetError
 from sunset.paths import default_out
 from sunset.profile import (
     ConnectTo,
@@ -41,6 +41,9 @@ class SunsetGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except Interrupted as exc:
+            click.echo("sunset: interrupted: " + " ".join(str(exc).split()), err=True)
+            raise click.exceptions.Exit(exc.exit_code) from None
         except SunsetError as exc:
             click.echo(_error_line(str(exc)), err=True)
             raise click.exceptions.Exit(exc.exit_code) from None

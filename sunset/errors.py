@@ -16,3 +16,13 @@ class NotBuiltYet(SunsetError):
     """A subcommand whose issue has not landed yet."""
 
     exit_code = 3
+
+
+class Interrupted(SunsetError):
+    """The user stopped the command (SIGINT, SIGTERM); what it wrote is kept and valid."""
+
+    exit_code = 130  # what shells report for SIGINT
+
+    def __init__(self, message: str, exit_code: int = 130) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -911,3 +911,388 @@ ROUTES.update(
         "/t14/clean/slow": _t14_lazy(t14_slow_body),
     }
 )
+
+
+# -- issue 14: fetch faults (decoding, keep-alive framing, interrupts) --
+#
+# Three route families, none linked from "/": a crawl starts at its hub.
+#
+# /dec/  content codings: a gzip bomb (about 1 MB that inflates to 1 GiB),
+#        the same bomb gzipped again, stacked and alternative codings, a
+#        corrupt gzip stream, and slow pages fetched while the bomb decodes.
+# /ka/   keep-alive that really keeps the connection: every /ka/ response
+#        leaves it open and the handler reads the next request from it, so a
+#        client that reuses it after a misframed response reads the leftover
+#        bytes as the next URL's response. Each response says which
+#        connection carried it (X-Conn) and its place on it (X-Seq).
+# /int/  pages for interrupting a crawl: two that are very slow the first
+#        time only, and a chain of pages that takes a few seconds to walk.
+
+BOMB_SIZE = 1 << 30  # inflated bytes of /dec/bomb
+_BOMB_BLOCK = 1 << 20
+DEC_CODED = ("gzip-gzip", "deflate", "deflate-raw", "br", "zstd")
+DEC_SLOW_PAGES = 4
+DEC_SLOW_SECONDS = 1.0  # each /dec/slow-N body takes this long to arrive
+DEC_STALL_SECONDS = 8.0  # /dec/stall-once stalls this long the first time (past the timeout)
+SMUGGLED_MARK = b"SMUGGLED-RESPONSE"
+INT_PAGES = 30
+INT_PAGE_DELAY = 0.1
+INT_SLOW_SECONDS = 60.0  # the first answer of /int/slow-N takes this long
+
+
+def bomb_prefix() -> bytes:
+    return (
+        b'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>bomb</title></head>\n'
+        b'<body><p><a href="/dec/after-bomb">after the bomb</a></p>\n'
+    )
+
+
+def gzip_bomb(size: int) -> bytes:
+    """A gzip stream of ``bomb_prefix()`` padded with spaces to ``size`` bytes (whole MiBs).
+
+    Built without compressing ``size`` bytes: after a full flush the deflate
+    output for a MiB of spaces is the same every time, so it is made once and
+    repeated; the CRC is computed over the spaces, which is quick.
+    """
+    if size % _BOMB_BLOCK or size < 2 * _BOMB_BLOCK:
+        raise ValueError("bomb size must be a whole number of MiB, at least 2")
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    first = bomb_prefix() + b" " * (_BOMB_BLOCK - len(bomb_prefix()))
+    spaces = b" " * _BOMB_BLOCK
+    head = packer.compress(first) + packer.flush(zlib.Z_FULL_FLUSH)
+    steady = packer.compress(spaces) + packer.flush(zlib.Z_FULL_FLUSH)
+    if packer.compress(spaces) + packer.flush(zlib.Z_FULL_FLUSH) != steady:
+        raise AssertionError("deflate output for a block of spaces is not steady")
+    final_block = packer.flush(zlib.Z_FINISH)[:-8]  # without this stream's own trailer
+    crc = zlib.crc32(first)
+    for _ in range(size // _BOMB_BLOCK - 1):
+        crc = zlib.crc32(spaces, crc)
+    trailer = struct.pack("<II", crc & 0xFFFFFFFF, size & 0xFFFFFFFF)
+    return head + steady * (size // _BOMB_BLOCK - 1) + final_block + trailer
+
+
+_bombs: dict[int, bytes] = {}
+_bombs_lock = threading.Lock()
+
+
+def cached_bomb(size: int) -> bytes:
+    with _bombs_lock:
+        if size not in _bombs:
+            _bombs[size] = gzip_bomb(size)
+        return _bombs[size]
+
+
+def dec_plain(name: str) -> bytes:
+    return html_page(name, f'<p><a href="/dec/after-{name}">after {name}</a></p>')
+
+
+def dec_encoded(name: str) -> tuple[bytes, str]:
+    """The body of /dec/<name> as sent, and its Content-Encoding."""
+    import brotli
+
+    plain = dec_plain(name)
+    if name == "gzip-gzip":
+        return gzip.compress(gzip.compress(plain, mtime=0), mtime=0), "gzip, gzip"
+    if name == "deflate":
+        return zlib.compress(plain), "deflate"
+    if name == "deflate-raw":  # what some servers send as "deflate": no zlib header
+        packer = zlib.compressobj(6, zlib.DEFLATED, -15)
+        return packer.compress(plain) + packer.flush(), "deflate"
+    if name == "br":
+        return brotli.compress(plain), "br"
+    if name == "zstd":
+        try:
+            from compression import zstd  # type: ignore[import-not-found]
+        except ImportError:
+            from backports import zstd  # type: ignore[import-not-found,no-redef]
+        return zstd.compress(plain), "zstd"
+    raise KeyError(name)
+
+
+# A gzip stream whose deflate data is garbage after the first bytes.
+_GOOD_GZIP = gzip.compress(dec_plain("gzip-corrupt") * 20, mtime=0)
+GZIP_CORRUPT_BODY = _GOOD_GZIP[:40] + bytes(range(256)) * 4
+
+
+def dec_slow_body(n: int) -> bytes:
+    return html_page(f"slow {n}", "<p>" + "slowly " * 200 + "</p>")
+
+
+def _dec_hub(h: _Handler, req: Request, nth: int) -> None:
+    paths = ["/dec/bomb", "/dec/bomb-stacked"]
+    paths += [f"/dec/slow-{i}" for i in range(1, DEC_SLOW_PAGES + 1)]
+    paths += [f"/dec/{name}" for name in DEC_CODED]
+    paths += ["/dec/gzip-corrupt", "/dec/gzip-mislabelled", "/dec/cut-once", "/dec/stall-once"]
+    items = "\n".join(f'<li><a href="{p}">{p}</a></li>' for p in paths)
+    h._ok(req, html_page("decoding hub", f"<ul>\n{items}\n</ul>"))
+
+
+def _dec_bomb(h: _Handler, req: Request, nth: int) -> None:
+    h._ok(req, cached_bomb(BOMB_SIZE), extra=[("Content-Encoding", "gzip")])
+
+
+def _dec_bomb_stacked(h: _Handler, req: Request, nth: int) -> None:
+    body = gzip.compress(cached_bomb(BOMB_SIZE), mtime=0)
+    h._ok(req, body, extra=[("Content-Encoding", "gzip, gzip")])
+
+
+def _dec_coded(h: _Handler, req: Request, nth: int) -> None:
+    body, coding = dec_encoded(req.path.removeprefix("/dec/"))
+    h._ok(req, body, extra=[("Content-Encoding", coding)])
+
+
+def _dec_gzip_corrupt(h: _Handler, req: Request, nth: int) -> None:
+    h._ok(req, GZIP_CORRUPT_BODY, extra=[("Content-Encoding", "gzip")])
+
+
+def _dec_gzip_mislabelled(h: _Handler, req: Request, nth: int) -> None:
+    # Says gzip, is plain HTML: a misconfigured server or a proxy that decoded it.
+    h._ok(req, dec_plain("gzip-mislabelled"), extra=[("Content-Encoding", "gzip")])
+
+
+def _dec_after(h: _Handler, req: Request, nth: int) -> None:
+    h._ok(req, html_page(req.path))
+
+
+def _dec_slow(h: _Handler, req: Request, nth: int) -> None:
+    body = dec_slow_body(int(req.path.rsplit("-", 1)[1]))
+    headers = [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))]
+    h.request.sendall(h._head_bytes(200, "OK", headers))
+    pieces = 10
+    step = -(-len(body) // pieces)
+    for i in range(pieces):
+        if h.server.stopping.wait(DEC_SLOW_SECONDS / pieces):
+            return
+        h.request.sendall(body[i * step : (i + 1) * step])
+
+
+def _dec_cut_once(h: _Handler, req: Request, nth: int) -> None:
+    """Cut short the first time (closed early, or stalled past the timeout), whole after."""
+    body = dec_plain(req.path.removeprefix("/dec/"))
+    if nth > 1:
+        h._ok(req, body)
+        return
+    headers = [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))]
+    h.request.sendall(h._head_bytes(200, "OK", headers) + body[:60])
+    if req.path == "/dec/stall-once":
+        h.server.stopping.wait(DEC_STALL_SECONDS)
+
+
+ROUTES.update(
+    {
+        "/dec/": _dec_hub,
+        "/dec/cut-once": _dec_cut_once,
+        "/dec/stall-once": _dec_cut_once,
+        "/dec/after-cut-once": _dec_after,
+        "/dec/after-stall-once": _dec_after,
+        "/dec/bomb": _dec_bomb,
+        "/dec/bomb-stacked": _dec_bomb_stacked,
+        "/dec/gzip-corrupt": _dec_gzip_corrupt,
+        "/dec/gzip-mislabelled": _dec_gzip_mislabelled,
+        "/dec/after-gzip-mislabelled": _dec_after,
+        "/dec/after-bomb": _dec_after,
+        "/dec/after-gzip-corrupt": _dec_after,
+        **{f"/dec/{name}": _dec_coded for name in DEC_CODED},
+        **{f"/dec/after-{name}": _dec_after for name in DEC_CODED},
+        **{f"/dec/slow-{i}": _dec_slow for i in range(1, DEC_SLOW_PAGES + 1)},
+    }
+)
+
+
+# -- keep-alive --------------------------------------------------------------
+
+KA_GOOD_PAGES = 8
+# Responses after which a careful client must not use the connection again.
+KA_DOUBTFUL = (
+    "/ka/extra-bytes",
+    "/ka/extra-after-chunked",
+    "/ka/two-lengths",
+    "/ka/same-length-twice",
+    "/ka/te-and-cl",
+    "/ka/http10",
+    "/ka/no-content-with-body",
+    "/ka/switching",
+)
+IDLE_HOST = "idle.test"  # a second name for the server: its own connection pool
+
+
+def smuggled_response() -> bytes:
+    body = html_page("smuggled", f"<p>{SMUGGLED_MARK.decode()}</p>")
+    return (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: keep-alive\r\n\r\n" + body
+    )
+
+
+def ka_body(path: str, port: int) -> bytes:
+    """What /ka/<path> really is: the body its response declares (dechunked)."""
+    if path == "/ka/":
+        links = [f"/ka/good-{i}" for i in range(1, KA_GOOD_PAGES + 1)]
+        links += [*KA_DOUBTFUL, "/ka/early-hints", "/ka/lf-only"]
+        links.append(f"http://{IDLE_HOST}:{port}/ka/idle-bytes")
+        items = "\n".join(f'<li><a href="{p}">{p}</a></li>' for p in links)
+        return html_page("keep-alive hub", f"<ul>\n{items}\n</ul>")
+    if path in ("/ka/idle-bytes", "/ka/idle-hop"):
+        target = "/ka/idle-hop" if path == "/ka/idle-bytes" else "/ka/idle-next"
+        host = "127.0.0.1" if path == "/ka/idle-bytes" else IDLE_HOST
+        return html_page(path, f'<p><a href="http://{host}:{port}{target}">next</a></p>')
+    if path in ("/ka/no-content-with-body", "/ka/switching"):
+        return b""
+    return html_page(path, f"<p>the page at {path}</p>")
+
+
+_ka_ids = [0]
+_ka_ids_lock = threading.Lock()
+
+
+class _KaConn:
+    """Per connection: its id and how many responses it carried."""
+
+    def __init__(self) -> None:
+        with _ka_ids_lock:
+            _ka_ids[0] += 1
+            self.id = _ka_ids[0]
+        self.seq = 0
+
+
+def _ka_head(
+    conn: _KaConn,
+    status: int,
+    reason: str,
+    headers: list[tuple[str, str]],
+    version: str = "HTTP/1.1",
+) -> bytes:
+    conn.seq += 1
+    lines = [f"{version} {status} {reason}", "Server: faultserver"]
+    lines += [f"X-Conn: {conn.id}", f"X-Seq: {conn.seq}"]
+    lines += [f"{k}: {v}" for k, v in headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def _ka_respond(h: _Handler, req: Request, conn: _KaConn) -> bool:
+    """Answer one /ka/ request; False when the connection should end here."""
+    path = req.path
+    body = ka_body(path, h.server.server_address[1])
+    html = ("Content-Type", "text/html; charset=utf-8")
+    length = ("Content-Length", str(len(body)))
+    send = h.request.sendall
+    if path == "/ka/extra-bytes":
+        send(_ka_head(conn, 200, "OK", [html, length]) + body + smuggled_response())
+    elif path == "/ka/extra-after-chunked":
+        head = _ka_head(conn, 200, "OK", [html, ("Transfer-Encoding", "chunked")])
+        send(head + f"{len(body):X}\r\n".encode() + body + b"\r\n0\r\n\r\n" + smuggled_response())
+    elif path == "/ka/two-lengths":
+        send(_ka_head(conn, 200, "OK", [html, length, ("Content-Length", "7")]) + body)
+    elif path == "/ka/same-length-twice":
+        send(_ka_head(conn, 200, "OK", [html, length, length]) + body)
+    elif path == "/ka/te-and-cl":
+        framing = [("Content-Length", "5"), ("Transfer-Encoding", "chunked")]
+        head = _ka_head(conn, 200, "OK", [html, *framing])
+        send(head + f"{len(body):X}\r\n".encode() + body + b"\r\n0\r\n\r\n")
+    elif path == "/ka/http10":  # an HTTP/1.0 answer that keeps the connection without saying so
+        send(_ka_head(conn, 200, "OK", [html, length], version="HTTP/1.0") + body)
+    elif path == "/ka/no-content-with-body":  # 204 must not have a body; this one does
+        send(_ka_head(conn, 204, "No Content", []) + smuggled_response())
+    elif path == "/ka/switching":  # an upgrade nobody asked for
+        send(_ka_head(conn, 101, "Switching Protocols", [("Upgrade", "nonsense")]))
+    elif path == "/ka/early-hints":
+        hints = _ka_head(conn, 103, "Early Hints", [("Link", "</ka/good-1>; rel=preload")])
+        send(hints + _ka_head(conn, 200, "OK", [html, length]) + body)
+    elif path == "/ka/lf-only":  # bare LF line ends, as some old CGI scripts send
+        head = _ka_head(conn, 200, "OK", [html, length]).replace(b"\r\n", b"\n")
+        send(head + body)
+    elif path == "/ka/idle-bytes":
+        send(_ka_head(conn, 200, "OK", [html, length]) + body)
+        # Unasked-for bytes on a connection the client keeps idle in its pool.
+        if h.server.stopping.wait(0.05):
+            return False
+        send(smuggled_response())
+    elif path == "/ka/idle-hop":
+        # Keeps the idle.test connection idle (with the bytes above waiting
+        # in it) until well after they arrived.
+        if h.server.stopping.wait(0.5):
+            return False
+        send(_ka_head(conn, 200, "OK", [html, length]) + body)
+    else:
+        send(_ka_head(conn, 200, "OK", [html, length]) + body)
+    return True
+
+
+def _ka_serve(h: _Handler, req: Request, nth: int) -> None:
+    conn = _KaConn()
+    while True:
+        if req.path not in KA_PATHS:
+            # Served as usual, with Connection: close, and the connection ends.
+            ROUTES.get(req.path, _Handler.not_found)(h, req, nth)
+            return
+        if not _ka_respond(h, req, conn):
+            return
+        try:
+            nxt = h._read_request()
+        except (ConnectionAbortedError, TimeoutError):
+            return  # the client closed its connection, or left it idle too long
+        if nxt is None or nxt.method not in ("GET", "HEAD"):
+            return
+        req, nth = nxt, h.server.count(nxt.path)
+
+
+KA_PATHS: frozenset[str] = frozenset(
+    [
+        "/ka/",
+        *(f"/ka/good-{i}" for i in range(1, KA_GOOD_PAGES + 1)),
+        *KA_DOUBTFUL,
+        "/ka/early-hints",
+        "/ka/lf-only",
+        "/ka/idle-bytes",
+        "/ka/idle-hop",
+        "/ka/idle-next",
+    ]
+)
+ROUTES.update(dict.fromkeys(KA_PATHS, _ka_serve))
+
+
+# -- interrupts ----------------------------------------------------------------
+
+
+def int_body(path: str) -> bytes:
+    if path == "/int/":
+        links = ["/int/slow-1", "/int/slow-2", "/int/page/1"]
+        items = "\n".join(f'<li><a href="{p}">{p}</a></li>' for p in links)
+        return html_page("interrupt hub", f"<ul>\n{items}\n</ul>")
+    if path.startswith("/int/page/"):
+        n = int(path.rsplit("/", 1)[1])
+        nxt = f'<p><a href="/int/page/{n + 1}">next</a></p>' if n < INT_PAGES else ""
+        return html_page(f"page {n}", nxt)
+    return html_page(path, "<p>" + "slow " * 400 + "</p>")
+
+
+def _int_hub(h: _Handler, req: Request, nth: int) -> None:
+    h._ok(req, int_body(req.path))
+
+
+def _int_page(h: _Handler, req: Request, nth: int) -> None:
+    if h.server.stopping.wait(INT_PAGE_DELAY):
+        return
+    h._ok(req, int_body(req.path))
+
+
+def _int_slow(h: _Handler, req: Request, nth: int) -> None:
+    body = int_body(req.path)
+    if nth > 1:
+        h._ok(req, body)
+        return
+    headers = [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))]
+    h.request.sendall(h._head_bytes(200, "OK", headers) + body[:100])
+    if h.server.stopping.wait(INT_SLOW_SECONDS):
+        return
+    h.request.sendall(body[100:])
+
+
+ROUTES.update(
+    {
+        "/int/": _int_hub,
+        "/int/slow-1": _int_slow,
+        "/int/slow-2": _int_slow,
+        **{f"/int/page/{n}": _int_page for n in range(1, INT_PAGES + 1)},
+    }
+)
