@@ -473,6 +473,8 @@ delay = 0
 autothrottle = false
 concurrency_per_host = 4
 obey_robots = true
+# /int/page/N is a chain of 30 links, past the default depth limit of 20.
+max_depth = 0
 """
 STOP_SECONDS = 6.0  # first signal to exit, WARCs closed and index written
 KILL_SECONDS = 2.0  # second signal to exit
