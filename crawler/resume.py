@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urljoin, urlsplit
 
+from scrapy.settings.default_settings import RETRY_HTTP_CODES
 from warcio.archiveiterator import ArchiveIterator
 
 from .hops import add as hops_add
@@ -164,9 +165,14 @@ def read_previous(folder: Path, max_body: int = 100 * 1000**2) -> Previous:
                     continue
                 if kind not in ("response", "revisit"):
                     continue
-                prev.captured.add(canonicalize(url))
                 prev.responses += 1
                 status = int(rec.http_headers.get_statuscode() or 0) if rec.http_headers else 0
+                cut = rec.rec_headers.get_header("WARC-Truncated") or ""
+                # An answer the live crawl would have tried again (a server
+                # error, a body cut by time or a dropped connection) is not a
+                # capture: a crawl killed before its retry retries on resume.
+                if status not in RETRY_HTTP_CODES and cut not in ("time", "disconnect"):
+                    prev.captured.add(canonicalize(url))
                 digest = rec.rec_headers.get_header("WARC-Payload-Digest")
                 date = rec.rec_headers.get_header("WARC-Date") or ""
                 if kind == "response" and status == 200 and digest and digest not in prev.revisits:

@@ -312,3 +312,19 @@ def test_a_refused_url_stays_refused_on_resume(tmp_path: Path) -> None:
     assert after_hits == 1
     crawl = read_crawl(again, out, server.url)
     assert len(refusals(crawl, "guard:url-length")) >= 1
+
+
+def test_an_answer_the_crawl_would_retry_is_retried_on_resume(tmp_path: Path) -> None:
+    # The first run gives up after one 503; a resume must not count it as captured.
+    with serve_faults(flaky_failures=1) as server:
+        first = crawl_once(tmp_path, server.url, ["flaky"], FAST + "retries = 0\n")
+        assert [x.status for x in first.log("/flaky")] == [503]
+        profile = tmp_path / "p.toml"
+        again = run_sunset(
+            "crawl", "--profile", str(profile), "--out", str(first.out), "--resume", cwd=tmp_path
+        )
+        assert again.returncode == 0, again.explain()
+        asked = server.hits("/flaky")
+    resumed = read_crawl(again, first.out, server.url)
+    assert asked == 2
+    assert [x.status for x in resumed.log("/flaky")] == [503, 200]
