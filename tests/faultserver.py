@@ -713,8 +713,52 @@ def _path_session(h: _Handler, req: Request, nth: int) -> None:
     h._ok(req, html_page("session", body))
 
 
+def _query_pages(h: _Handler, req: Request, nth: int) -> None:
+    """/pages?p=N links to ?p=N+1 for ever, as a pager with no last page does."""
+    query = urlsplit(req.target).query
+    n = int(query[2:]) if query.startswith("p=") and query[2:].isdigit() else 1
+    h._ok(req, html_page(f"page {n}", f'<a href="/pages?p={n + 1}">next page</a>'))
+
+
+def _growing_path(h: _Handler, req: Request, nth: int) -> None:
+    """/grow/…: a relative link that adds a segment each time (a missing base href)."""
+    h._ok(req, html_page("grow", '<a href="more/">more</a> <a href="x/more/">x</a>'))
+
+
+def _wide(h: _Handler, req: Request, nth: int) -> None:
+    """/wide/N links to ten children, for ever: a site with no end and no trap."""
+    tail = req.path.removeprefix("/wide/")
+    n = int(tail) if tail.isdigit() else 0
+    items = "".join(f'<a href="/wide/{10 * n + k}">{k}</a> ' for k in range(1, 11))
+    h._ok(req, html_page(f"wide {n}", items + "<p>" + "text " * 200 + "</p>"))
+
+
+SOAK_TRAPS = (
+    "/link-chain/0",
+    "/cal/2019/11",
+    "/sess/start/page",
+    "/rtree/",
+    "/pages?p=1",
+    "/grow/",
+    "/bad-links",
+    "/long",
+    "/redirect-chain/0",
+)
+
+
+def _soak(h: _Handler, req: Request, nth: int) -> None:
+    """/soak/ links to every endless family; /soak/wide also to the endless wide site."""
+    links = [*SOAK_TRAPS, "/wide/0"] if req.path == "/soak/wide" else list(SOAK_TRAPS)
+    items = "".join(f'<li><a href="{u}">{u}</a></li>' for u in links)
+    h._ok(req, html_page("soak", f"<ul>{items}</ul>"))
+
+
 PREFIX_ROUTES.update(
     {
+        "/soak/": _soak,
+        "/pages": _query_pages,
+        "/grow/": _growing_path,
+        "/wide/": _wide,
         "/tree/": _tree,
         "/rtree/": _rtree,
         "/bad-links": _bad_links,
