@@ -313,6 +313,7 @@ class CaptureSpider(scrapy.Spider):
                 s.refuse(plan.url, -5000, f"guard:{guard}", plan.hops, plan.via)
             elif code == OVER_MAX:
                 s.stats["over-max-pages"] += 1
+                s.refuse(plan.url, -5003, "max-pages", plan.hops, plan.via)
 
     def release(self, request: scrapy.Request, plans: list[Planned] | None = None) -> None:
         """End a shared crawl's lease on `request`, queueing what it led to in the same step."""
@@ -430,6 +431,7 @@ class CaptureSpider(scrapy.Spider):
             return
         if s.max_pages and s.stats["queued"] >= s.max_pages:
             s.stats["over-max-pages"] += 1
+            s.refuse(url, -5003, "max-pages", hops, via)  # Heritrix's "over quota"
             return
         s.stats["queued"] += 1
         yield self.make_request(url, hops, via, kind, cal)

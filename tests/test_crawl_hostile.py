@@ -312,6 +312,10 @@ def test_a_refused_url_stays_refused_on_resume(tmp_path: Path) -> None:
     assert after_hits == 1
     crawl = read_crawl(again, out, server.url)
     assert len(refusals(crawl, "guard:url-length")) >= 1
+    # The first run's cap is logged too, once per URL it left for later.
+    capped = {x.path for x in refusals(crawl, "max-pages")}
+    assert "/long/after" in capped
+    assert all(x.status == -5003 for x in refusals(crawl, "max-pages"))
 
 
 def test_an_answer_the_crawl_would_retry_is_retried_on_resume(tmp_path: Path) -> None:
