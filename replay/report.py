@@ -60,13 +60,15 @@ NEGATIVE_CODES: dict[int, str] = {
     -3: "connection reset or lost",
     -4: "timed out",
     -6: "TLS failure",
-    -7: "other download error",
+    -7: "invalid URL or other download error",
     -5000: "refused by a trap guard",
     -5001: "excluded by the profile's patterns",
+    -5003: "left out: --max-pages reached",
+    -7000: "abandoned: the crawl was interrupted",
     -9998: "refused by robots.txt",
 }
-GUARD, EXCLUDED, ROBOTS = -5000, -5001, -9998
-REFUSAL_CODES = (GUARD, EXCLUDED, ROBOTS)
+GUARD, EXCLUDED, QUOTA, ROBOTS = -5000, -5001, -5003, -9998
+REFUSAL_CODES = (GUARD, EXCLUDED, QUOTA, ROBOTS)
 
 TYPES = ("HTML", "images", "CSS/JS", "documents", "other")
 TYPE_COLOURS = {
@@ -284,6 +286,8 @@ def refusal_kind(rec: LogLine) -> str:
         return "robots.txt"
     if rec.status == EXCLUDED:
         return "excluded"
+    if rec.status == QUOTA:
+        return "max-pages"
     guards = [n for n in rec.notes if n.startswith("guard:")]
     return guards[0] if guards else "guard:(unnamed)"
 

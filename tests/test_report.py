@@ -134,6 +134,26 @@ def test_guard_refusals_listed(reported, crawl: Path) -> None:
     assert 'data-refusal="robots.txt"' in html
 
 
+def test_issue_14_log_codes_have_their_meaning(crawl: Path, tmp_path: Path) -> None:
+    # The crawler's newer codes: a quota refusal, an interrupted fetch, an invalid URL.
+    run = copy_crawl(crawl, tmp_path)
+    ts = "2026-11-23T12:00:00.000000Z"
+    lines = [
+        f"{ts} -5003 - {HOST}/later L {HOST}/ - 0 - max-pages",
+        f"{ts} -7000 - {HOST}/slow L {HOST}/ - 900 - interrupted",
+        f"{ts} -7 - http://[::1/x L {HOST}/ - 0 - invalid-url",
+    ]
+    with open(run / "crawl.log", "a") as fh:
+        fh.write("\n".join(lines) + "\n")
+    result = sunset("report", str(run))
+    assert result.returncode == 0, result.stderr
+    html = (run / "report.html").read_text()
+    assert 'data-refusal="max-pages"' in html
+    assert re.search(r'<td class="n">-7000</td><td>abandoned: the crawl was interrupted</td>', html)
+    assert re.search(r'<td class="n">-7</td><td>invalid URL or other download error</td>', html)
+    assert "unknown negative code" not in html
+
+
 def test_charts_are_wellformed_svg(reported) -> None:
     _, html = reported
     charts = svgs(html)
