@@ -22,24 +22,19 @@ from pathlib import Path
 
 import pytest
 from faultserver import BAD_LINKS, LONG_SEGMENT, serve_faults
+from helpers import write_profile
 from test_crawl_faults import Crawl, LogLine, read_crawl, run_sunset
 from warcio.archiveiterator import ArchiveIterator
 
 FAST = "delay = 0\nautothrottle = false\nconcurrency_per_host = 4\ntimeout = 5\n"
 
 
-def write_profile(path: Path, site: str, starts: list[str], crawl: str = FAST) -> Path:
-    urls = ", ".join(f'"{site}{s}"' for s in starts)
-    path.write_text(
-        f'[site]\nname = "hostile"\nstart_urls = [{urls}]\nallowed_hosts = ["127.0.0.1"]\n'
-        f"[crawl]\n{crawl}",
-        encoding="utf-8",
-    )
-    return path
+def site_profile(path: Path, site: str, starts: list[str], crawl: str = FAST) -> Path:
+    return write_profile(path, [site + s for s in starts], ["127.0.0.1"], crawl)
 
 
 def crawl_once(work: Path, site: str, starts: list[str], crawl: str = FAST, *args: str) -> Crawl:
-    profile = write_profile(work / "p.toml", site, starts, crawl)
+    profile = site_profile(work / "p.toml", site, starts, crawl)
     out = work / "crawl"
     run = run_sunset("crawl", "--profile", str(profile), "--out", str(out), *args, cwd=work)
     return read_crawl(run, out, site.rstrip("/"))
@@ -262,7 +257,7 @@ TREE_SETTINGS = FAST.replace("concurrency_per_host = 4", "concurrency_per_host =
 def tree(tmp_path_factory: pytest.TempPathFactory):
     work = tmp_path_factory.mktemp("tree")
     with serve_faults(page_delay=0.004) as server:
-        profile = write_profile(work / "p.toml", server.url, ["rtree/"], TREE_SETTINGS)
+        profile = site_profile(work / "p.toml", server.url, ["rtree/"], TREE_SETTINGS)
         clean = work / "clean"
         done = subprocess.run(crawl_command(profile, clean), capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
@@ -296,7 +291,7 @@ def test_resume_after_kill_reaches_what_a_clean_crawl_reaches(tree, share: float
 
 def test_a_refused_url_stays_refused_on_resume(tmp_path: Path) -> None:
     with serve_faults() as server:
-        profile = write_profile(tmp_path / "p.toml", server.url, ["long"])
+        profile = site_profile(tmp_path / "p.toml", server.url, ["long"])
         out = tmp_path / "crawl"
         first = run_sunset(
             "crawl", "--profile", str(profile), "--out", str(out), "--max-pages", "1", cwd=tmp_path

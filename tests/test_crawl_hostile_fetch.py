@@ -49,20 +49,11 @@ from faultserver import (
     ka_body,
     serve_faults,
 )
+from helpers import write_profile
 from test_crawl_faults import Crawl, Record, Run, dechunk, read_crawl, run_sunset, sha1_b32
 from warcio.archiveiterator import ArchiveIterator
 
 SUBPROCESS_TIMEOUT = 120
-
-
-def write_profile(path: Path, start_url: str, hosts: list[str], crawl: str) -> Path:
-    quoted = ", ".join(f'"{h}"' for h in hosts)
-    path.write_text(
-        f'[site]\nname = "hostile"\nstart_urls = ["{start_url}"]\n'
-        f"allowed_hosts = [{quoted}]\n[crawl]\n{crawl}",
-        encoding="utf-8",
-    )
-    return path
 
 
 def env() -> dict[str, str]:
@@ -202,7 +193,7 @@ def dec(tmp_path_factory: pytest.TempPathFactory) -> DecCrawl:
     cached_bomb(BOMB_SIZE)  # built before the crawl starts, not while it waits
     with serve_faults() as server:
         profile = write_profile(
-            work / "dec.toml", server.url_for("/dec/"), ["127.0.0.1"], DEC_PROFILE
+            work / "dec.toml", [server.url_for("/dec/")], ["127.0.0.1"], DEC_PROFILE
         )
         measured = run_measured("crawl", "--profile", str(profile), "--out", str(out), cwd=work)
     crawl = read_crawl(measured.run, out, server.url.rstrip("/"))
@@ -357,7 +348,7 @@ def ka(tmp_path_factory: pytest.TempPathFactory) -> KaCrawl:
     with serve_faults() as server:
         port = server.port
         profile = write_profile(
-            work / "ka.toml", server.url_for("/ka/"), ["127.0.0.1", IDLE_HOST], KA_PROFILE
+            work / "ka.toml", [server.url_for("/ka/")], ["127.0.0.1", IDLE_HOST], KA_PROFILE
         )
         run = run_sunset(
             "crawl",
@@ -523,7 +514,9 @@ def interrupt_crawl(
 ) -> tuple[Run, float, Path, Path]:
     """Start a crawl, signal it while slow downloads are in flight; (run, seconds after the last signal)."""
     out = work / "crawl"
-    profile = write_profile(work / "int.toml", server.url_for("/int/"), ["127.0.0.1"], INT_PROFILE)
+    profile = write_profile(
+        work / "int.toml", [server.url_for("/int/")], ["127.0.0.1"], INT_PROFILE
+    )
     with tempfile.TemporaryFile() as fout, tempfile.TemporaryFile() as ferr:
         started = time.monotonic()
         proc = subprocess.Popen(
