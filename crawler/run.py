@@ -39,6 +39,7 @@ from .decoding import ACCEPT_ENCODING
 from .fetch import Client
 from .indexing import LiveIndexer, write_index
 from .resume import read_previous, repair
+from .seen import CrawlMemory
 from .session import Session, seen_key
 from .shared import Shared, redacted
 from .spider import CaptureSpider
@@ -244,10 +245,11 @@ def _run_crawl(opt: CrawlOptions) -> int:
         shared=shared,
         per_host=settings_record["concurrency_per_host"],
         delay=settings_record["delay"],
+        memory=CrawlMemory(logs_dir / "state" / "memory.sqlite"),
     )
     frontier: list[dict[str, str]] = []
     if prev:
-        session.seen |= {seen_key(k) for k in prev.captured}
+        session.seen.update(seen_key(k) for k in prev.captured)
         for key in sorted(prev.captured):
             session.guards.check(key)  # count what is already captured against the caps
         for digest, (url, date) in prev.revisits.items():
@@ -386,6 +388,7 @@ def _run_crawl(opt: CrawlOptions) -> int:
         except OSError as exc:
             session.fatal = session.fatal or f"cannot finish the WARC file: {exc.strerror or exc}"
         session.close_logs()
+        session.memory.close()
         shutil.rmtree(jobdir, ignore_errors=True)
         if shared is not None:
             shared.leave()

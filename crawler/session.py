@@ -8,9 +8,11 @@ settings so that none reaches into another's internals.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import re
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -23,6 +25,7 @@ from protego import Protego
 
 from .fetch import Client
 from .hops import links as hops_links
+from .seen import CrawlMemory, _Keys, _Payloads
 from .shared import RedisLost, Shared
 from .urls import Guards, Scope, canonicalize, host_of
 from .warc import WarcFiles
@@ -107,11 +110,10 @@ class Session:
     # How each host's rules were decided (robots-ok, robots-unreachable:disallow-all, ...).
     robots_policy: dict[str, str] = field(default_factory=dict)
     robots_rules: dict[str, bytes] = field(default_factory=dict)  # as applied
-    # Payload digest (raw 20 bytes) -> "WARC-Date URL" of its first capture.
-    revisits: dict[bytes, str] = field(default_factory=dict)
-    # Canonical URLs already captured or queued, as 12-byte digests: a third
-    # of the memory of the strings, with a collision chance near 1e-19 per pair.
-    seen: set[bytes] = field(default_factory=set)
+    # Canonical URLs already captured or queued (as 12-byte digests, a
+    # collision chance near 1e-19 per pair), and payload digest (raw 20 bytes)
+    # -> "WARC-Date URL" of its first capture; on disk, so memory stays flat.
+    memory: CrawlMemory = field(default_factory=lambda: CrawlMemory(None))
     stats: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
     fatal: str | None = None
@@ -123,6 +125,14 @@ class Session:
     delay: float = 0.0
     _log: IO[str] | None = None
     _pages: IO[str] | None = None
+
+    @property
+    def seen(self) -> _Keys:
+        return self.memory.seen
+
+    @property
+    def revisits(self) -> _Payloads:
+        return self.memory.payloads
 
     def __deepcopy__(self, memo: dict[int, object]) -> Session:
         # Scrapy deep-copies its settings; the session is a shared handle, not a value.
@@ -262,7 +272,11 @@ class Session:
     def first_capture(self, digest: str) -> tuple[str, str] | None:
         """(URL, WARC-Date) of the first capture with this payload digest, if any."""
         key = _digest_key(digest)
-        hit = self.revisits.get(key)
+        try:
+            hit = self.revisits.get(key)
+        except sqlite3.Error as exc:
+            self.fail(f"cannot read the crawl's state: {exc}")
+            return None  # a full record is always a safe choice
         if hit is None and self.shared is not None:
             try:
                 hit = self.shared.first_capture(key)
@@ -270,7 +284,8 @@ class Session:
                 self.fail(str(exc))
                 return None  # a full record is always a safe choice
             if hit is not None:
-                self.revisits[key] = hit
+                with contextlib.suppress(sqlite3.Error):  # only a cache of Redis's answer
+                    self.revisits[key] = hit
         if hit is None:
             return None
         date, _, url = hit.partition(" ")
@@ -278,7 +293,11 @@ class Session:
 
     def remember_payload(self, digest: str, url: str, date: str) -> None:
         key = _digest_key(digest)
-        value = self.revisits.setdefault(key, f"{date} {url}")
+        try:
+            value = self.revisits.setdefault(key, f"{date} {url}")
+        except sqlite3.Error as exc:
+            self.fail(f"cannot write the crawl's state: {exc}")
+            return
         if self.shared is not None:
             # Only after the record is written: another worker's revisit may
             # then refer to it, and it must exist.
@@ -289,8 +308,11 @@ class Session:
 
     def claim(self, canonical: str) -> bool:
         """Mark a canonical URL as taken; False if it already was."""
-        key = seen_key(canonical)
-        if key in self.seen:
+        return self.claim_key(seen_key(canonical))
+
+    def claim_key(self, key: bytes) -> bool:
+        try:
+            return self.seen.add_new(key)
+        except sqlite3.Error as exc:  # a full disk under state/
+            self.fail(f"cannot write the crawl's state: {exc}")
             return False
-        self.seen.add(key)
-        return True

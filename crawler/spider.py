@@ -280,9 +280,8 @@ class CaptureSpider(scrapy.Spider):
             return None
         canonical = canonicalize(url)
         key = seen_key(canonical)
-        if key in s.seen:  # this worker already offered it; most links end here
+        if not s.claim_key(key):  # this worker already offered it; most links end here
             return None
-        s.seen.add(key)
         cal = s.calendar_depth(canonical, cal_parent)
         refusal = s.refusal(url, canonical, hops, seed, cal, self.user_agent)
         if refusal:
