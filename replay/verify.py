@@ -351,6 +351,8 @@ def _scan_stretch(task: _Task) -> _Result:
                 ] += 1
                 if rec.block_ok is False or rec.payload_ok is False or rec.problems:
                     _record_problems(rec, task.label, res)
+                if rec.truncated:
+                    counts["records marked WARC-Truncated"] += 1
                 while k < n_entries and entry_offset(k) < rec.offset:
                     loose_entry(k)
                     k += 1
@@ -736,14 +738,24 @@ def _open_crawl(root: Path, report: Report) -> tuple[list[_Source], _Index | Non
     warc_dir = root / "warc"
     entries = sorted(warc_dir.iterdir()) if warc_dir.is_dir() else []
     warcs = [p for p in entries if p.is_file() and p.name.endswith(WARC_SUFFIXES)]
-    unfinished = [p for p in entries if p.name.endswith(".open")]
+    unfinished = [
+        p
+        for p in entries
+        if p.is_file() and p.name.endswith(".open") and p.name[:-5].endswith(WARC_SUFFIXES)
+    ]
     index_path = root / INDEX_PATH
-    if not warcs:
-        what = "only unfinished (.open) WARC files" if unfinished else "no WARC files"
-        raise SunsetError(f"{root}: {what} in {warc_dir}; nothing to verify")
+    if not warcs and not unfinished:
+        raise SunsetError(f"{root}: no WARC files in {warc_dir}; nothing to verify")
+    # An interrupted crawl leaves its last file .open: its records are as
+    # much the capture as any other's, so they are checked too (a torn last
+    # record shows as truncation), and the file is named as unfinished.
     for p in unfinished:
         report.problems.append(
-            Problem(f"warc/{p.name}", "unfinished WARC file (still .open); not verified")
+            Problem(
+                f"warc/{p.name}",
+                "unfinished WARC file (still .open: the crawl was interrupted or is still"
+                " running; 'sunset crawl --resume' closes it)",
+            )
         )
     manifest = _read_fixity(root / FIXITY_NAME, report)
     if manifest is None:
@@ -765,6 +777,10 @@ def _open_crawl(root: Path, report: Report) -> tuple[list[_Source], _Index | Non
         else:
             check.note = f"no {FIXITY_NAME}"
         sources.append(_Source(p.name, label, p, 0, p.stat().st_size, check=check))
+    for p in unfinished:
+        check = FileCheck(f"warc/{p.name}", note="unfinished (.open)")
+        # Index lines, if any, name the file as it will be once closed.
+        sources.append(_Source(p.name[:-5], check.label, p, 0, p.stat().st_size, check=check))
     info_path = root / "crawl.json"
     try:
         info = json.loads(info_path.read_text(encoding="utf-8"))
@@ -789,7 +805,8 @@ def _open_crawl(root: Path, report: Report) -> tuple[list[_Source], _Index | Non
             check.expected_sha256 = manifest.pop(rel, None)
         if not path.is_file():
             if check.expected_sha256 is not None or rel == INDEX_PATH.as_posix():
-                report.problems.append(Problem(rel, "missing"))
+                why = " (the crawl did not finish; 'sunset crawl --resume' writes it)"
+                report.problems.append(Problem(rel, "missing" + (why if unfinished else "")))
             report.files.append(check)
             continue
         if check.expected_sha256 is None:
@@ -1285,6 +1302,7 @@ def print_report(report: Report) -> None:
         "revisits (payload not checked)",
         "records without digests (unverifiable)",
         "digests not checkable",
+        "records marked WARC-Truncated",
     ):
         if c[key]:
             rows.append((key, c[key]))
