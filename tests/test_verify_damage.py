@@ -19,10 +19,13 @@ import random
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
+import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,7 @@ from typing import Any
 import pytest
 from faultserver import serve_faults
 
+from replay import verify as verify_mod
 from replay import warcscan
 from replay.warcscan import Record, scan
 
@@ -312,3 +316,212 @@ def test_http_header_block_that_never_ends_is_read_in_linear_time(
     assert rec.http_status == "200"
     assert scanned[0] < 4 * len(block), scanned
     assert scanned[1] < 1000, scanned
+
+
+# --------------------------------------------------------------------------
+# Item 19: a damaged WACZ is a verdict (exit 1), not "not a ZIP" (exit 2)
+
+EOCD = struct.Struct("<4sHHHHLLH")  # ZIP end of central directory record
+CENTRAL = struct.Struct("<4sHHHHHHLLLHHHHHLL")  # one central directory entry
+
+
+@pytest.fixture(scope="module")
+def wacz(crawls: Crawls, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = cut_copy(crawls.finished, tmp_path_factory.mktemp("wacz") / "crawl")
+    out = work.parent / "v14.wacz"
+    run = sunset("package", str(work), "--out", str(out))
+    assert run.code == 0, run.explain()
+    return out
+
+
+def central_entries(data: bytes) -> dict[str, tuple[int, int]]:
+    """Each member's (central entry offset, local header offset)."""
+    end = data.rindex(b"PK\x05\x06")
+    count, _, cd_offset = EOCD.unpack_from(data, end)[4:7]
+    entries: dict[str, tuple[int, int]] = {}
+    pos = cd_offset
+    for _ in range(count):
+        fields = CENTRAL.unpack_from(data, pos)
+        name_len, extra_len, comment_len, local = fields[10], fields[11], fields[12], fields[16]
+        name = data[pos + CENTRAL.size : pos + CENTRAL.size + name_len].decode()
+        entries[name] = (pos, local)
+        pos += CENTRAL.size + name_len + extra_len + comment_len
+    return entries
+
+
+def with_bad_crc(data: bytes, name: str) -> bytes:
+    """The member's CRC-32 changed in both its headers, as when its bytes went bad."""
+    central, local = central_entries(data)[name]
+    out = bytearray(data)
+    for at in (central + 16, local + 14):
+        (crc,) = struct.unpack_from("<L", out, at)
+        struct.pack_into("<L", out, at, crc ^ 0x5A5A5A5A)
+    return bytes(out)
+
+
+def patched(data: bytes, at: int, fmt: str, change: Callable[[int], int]) -> bytes:
+    """``data`` with the little-endian field at ``at`` passed through ``change``."""
+    out = bytearray(data)
+    (value,) = struct.unpack_from(fmt, out, at)
+    struct.pack_into(fmt, out, at, change(value))
+    return bytes(out)
+
+
+def end_record(data: bytes) -> int:
+    return data.rindex(b"PK\x05\x06")
+
+
+def only_last_listed(data: bytes) -> bytes:
+    """The end record pointed at the last directory entry alone, counts and all."""
+    entries = central_entries(data)
+    last = max(c for c, _ in entries.values())
+    end = end_record(data)
+    out = bytearray(data)
+    struct.pack_into("<HHLL", out, end + 8, 1, 1, end - last, last)
+    return bytes(out)
+
+
+def zeroed(data: bytes, at: int, n: int = 64) -> bytes:
+    return data[:at] + bytes(min(n, len(data) - at)) + data[at + n :]
+
+
+def warc_member(data: bytes) -> str:
+    return next(n for n in central_entries(data) if n.startswith("archive/"))
+
+
+def data_span(data: bytes, name: str) -> tuple[int, int]:
+    """Where a member's bytes are in the ZIP (start, end)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        info = zf.getinfo(name)
+    local = info.header_offset
+    name_len, extra_len = struct.unpack_from("<HH", data, local + 26)
+    start = local + 30 + name_len + extra_len
+    return start, start + info.compress_size
+
+
+DAMAGE: dict[str, tuple[Callable[[bytes], bytes], str]] = {
+    # name: (damage, what the FAIL line must say)
+    "last-200-bytes-cut": (lambda d: d[:-200], "central directory is missing or cut off"),
+    "end-record-cut": (lambda d: d[:-22], "central directory is missing or cut off"),
+    "cut-inside-the-warc": (
+        lambda d: d[: sum(data_span(d, warc_member(d))) // 2],
+        "central directory is missing or cut off",
+    ),
+    "central-directory-zeroed": (
+        lambda d: zeroed(d, central_entries(d)["indexes/index.idx"][0]),
+        "central directory is damaged",
+    ),
+    "first-local-header-zeroed": (lambda d: zeroed(d, 0, 40), "local file header"),
+    "bad-crc-datapackage": (lambda d: with_bad_crc(d, "datapackage.json"), "CRC-32"),
+    "bad-crc-pages": (lambda d: with_bad_crc(d, "pages/pages.jsonl"), "CRC-32"),
+    "bad-crc-index": (lambda d: with_bad_crc(d, "indexes/index.cdx.gz"), "CRC-32"),
+    "bad-crc-warc": (lambda d: with_bad_crc(d, warc_member(d)), "CRC-32"),
+    "deflated-data-zeroed": (
+        lambda d: zeroed(d, data_span(d, "datapackage.json")[0] + 20, 16),
+        "damaged ZIP member",
+    ),
+    # zipfile reads past these: the fields a local header shares with the
+    # central directory, and the end record's own counts and lengths.
+    "local-crc-only": (
+        lambda d: patched(
+            d, central_entries(d)["pages/pages.jsonl"][1] + 14, "<L", lambda v: ~v & 0xFFFFFFFF
+        ),
+        "local header disagrees with the central directory on CRC-32",
+    ),
+    "local-time": (
+        lambda d: patched(
+            d, central_entries(d)["datapackage.json"][1] + 10, "<H", lambda v: v ^ 0x21
+        ),
+        "local header disagrees with the central directory on time",
+    ),
+    "local-size-of-the-warc": (
+        lambda d: patched(d, 22, "<L", lambda v: v + 1),
+        "local header disagrees with the central directory on size",
+    ),
+    "end-record-count": (
+        lambda d: patched(d, end_record(d) + 10, "<H", lambda v: v - 1),
+        "the ZIP's end record counts",
+    ),
+    "end-record-emptied": (
+        lambda d: zeroed(d, end_record(d) + 4, 18),
+        "central directory lists no members",
+    ),
+    "end-record-offset": (
+        lambda d: patched(d, end_record(d) + 16, "<L", lambda v: v - 100),
+        "the ZIP's end record puts the directory at",
+    ),
+    "last-entry-comment-length": (
+        lambda d: patched(
+            d,
+            max(c for c, _ in central_entries(d).values()) + 32,
+            "<H",
+            lambda v: v + 10,
+        ),
+        "which its entries do not fill",
+    ),
+    "directory-lists-only-the-last-file": (
+        only_last_listed,
+        "central directory does not list the files it holds",
+    ),
+    "deflated-idx-zeroed": (
+        lambda d: zeroed(d, data_span(d, "indexes/index.idx")[0] + 10, 16),
+        "damaged ZIP member",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(DAMAGE))
+def test_damaged_wacz_is_named_with_exit_1(kind: str, wacz: Path, tmp_path: Path) -> None:
+    damage, phrase = DAMAGE[kind]
+    broken = tmp_path / "broken.wacz"
+    broken.write_bytes(damage(wacz.read_bytes()))
+    run = sunset("verify", str(broken))
+    assert run.code == 1, run.explain()
+    assert "Traceback" not in run.err and "not a ZIP" not in run.err, run.explain()
+    fails = run.fails()
+    assert any(phrase in line for line in fails), run.explain()
+
+
+def test_wacz_holding_a_truncated_warc_is_named(crawls: Crawls, tmp_path: Path) -> None:
+    offset, length = member_of(crawls.finished, "/v14/stall")
+    folder = cut_copy(crawls.finished, tmp_path / "crawl", offset + length // 2)
+    out = tmp_path / "cut.wacz"
+    run = sunset("package", str(folder), "--out", str(out))
+    assert run.code == 0, run.explain()
+    run = sunset("verify", str(out))
+    assert run.code == 1, run.explain()
+    name = only_warc(folder).name
+    assert any(
+        line.startswith(f"archive/{name} @ {offset} ") and "(truncated)" in line
+        for line in run.fails()
+    ), run.explain()
+
+
+def test_not_a_zip_is_still_a_usage_error(tmp_path: Path) -> None:
+    for name, content in (("text.wacz", b"just some text\n"), ("empty.wacz", b"")):
+        path = tmp_path / name
+        path.write_bytes(content)
+        run = sunset("verify", str(path))
+        assert run.code == 2, run.explain()
+        lines = run.err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("sunset: error: "), run.explain()
+        assert "not a ZIP" in lines[0] or "empty" in lines[0]
+
+
+def test_any_cut_or_zeroed_stretch_is_a_verdict(
+    wacz: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Cuts and zeroed runs all over the file: exit 1 every time, never an exception."""
+    data = wacz.read_bytes()
+    cd_start = min(c for c, _ in central_entries(data).values())
+    points = sorted({*range(1, len(data), len(data) // 24), *range(cd_start - 400, len(data), 97)})
+    broken = tmp_path / "sweep.wacz"
+    for damage in ("cut", "zero"):
+        for at in points:
+            broken.write_bytes(data[:at] if damage == "cut" else zeroed(data, at))
+            try:
+                code = verify_mod.cli_verify(broken)
+            except Exception as exc:  # any exception at all is the failure
+                pytest.fail(f"{damage} at {at}: {type(exc).__name__}: {exc}")
+            out = capsys.readouterr().out
+            assert code == 1, f"{damage} at {at}:\n{out}"
