@@ -1,6 +1,6 @@
 """``sunset verify``: prove that a crawl folder or a WACZ is exactly what was captured.
 
-Three layers, each naming the file, offset and URL of anything wrong:
+Four layers, each naming the file, offset and URL of anything wrong:
 
 * Records. Every WARC record is read (:mod:`replay.warcscan`) and its
   WARC-Block-Digest and WARC-Payload-Digest recomputed, as ``warcio check``
@@ -12,6 +12,12 @@ Three layers, each naming the file, offset and URL of anything wrong:
   folder the ``fixity.sha256`` that ``sunset package`` leaves there. A crawl
   folder without one is verified by records and index alone, and the report
   says so. The crawl's own ``crawl.json`` list of WARC files is checked too.
+* ZIP. A WACZ's own structure: zipfile trusts its central directory, so the
+  end record and every local header are checked against it, stored members'
+  CRC-32s are recomputed (zipfile checks the deflated ones), and a member that
+  cannot be read is named as damaged. A file that starts or ends as a ZIP but
+  cannot be opened as one is a damaged WACZ (a verdict, exit 1), not a usage
+  error.
 * Index. Every CDXJ line must point (filename, offset) at the start of a
   record with the same URL, timestamp, payload digest, length, HTTP status and
   SURT key; every record that cdxj-indexer would index must have a line. Lines
@@ -36,6 +42,7 @@ import json
 import multiprocessing
 import os
 import signal
+import struct
 import tempfile
 import threading
 import time
@@ -78,6 +85,36 @@ MAX_LOOSE = 100_000
 # and resource records excepted).
 INDEXED_TYPES = frozenset({"response", "revisit", "resource", "metadata"})
 OFFSET_SHIFT = 40  # entries pack (WARC offset << 40) | byte position of the index line
+# What reading a damaged ZIP or member raises: zipfile's own errors (a bad
+# CRC-32, a bad header), zlib's for corrupt deflate data, EOFError for data
+# cut short, ValueError for a bad local header, NotImplementedError for a
+# compression method that was altered, RuntimeError for a member flagged as
+# encrypted, OSError for the disk.
+ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    ValueError,
+    NotImplementedError,
+    RuntimeError,
+    OSError,
+)
+# How far from its end a ZIP's end record can be (it may carry a comment).
+ZIP_TAIL = (1 << 16) + 22
+ZIP_END_MAGIC = b"PK\x05\x06"
+ZIP_LOCAL_MAGIC = b"PK\x03\x04"
+# Where a WACZ keeps its files: a ZIP whose first file is one of these is a WACZ.
+WACZ_PREFIXES = (ARCHIVE_DIR, INDEX_DIR, "pages/", DATAPACKAGE)
+
+
+def _zip_reason(exc: BaseException) -> str:
+    if isinstance(exc, zlib.error):
+        return f"its deflated data is corrupt ({exc})"
+    if isinstance(exc, EOFError):
+        return "its data ends early (cut short)"
+    if isinstance(exc, OSError):
+        return str(exc.strerror or exc)
+    return str(exc) or type(exc).__name__
 
 
 @dataclass
@@ -114,9 +151,13 @@ class FileCheck:
     records: int = 0
     problems: int = 0
     note: str = ""
+    unreadable: bool = False  # a damaged ZIP member
 
     @property
     def verdict(self) -> str:
+        if self.unreadable:
+            text = "UNREADABLE (damaged ZIP member)"
+            return text + (f", {self.records:,} records" if self.records else "")
         if self.size is None:
             return "MISSING"
         if self.expected_sha256 is None:
@@ -169,6 +210,10 @@ class _Source:
     size: int
     member: str | None = None  # a deflated WACZ member: read through zipfile
     check: FileCheck = field(default_factory=lambda: FileCheck(""))
+    # A stored WACZ member is read straight from the file, past zipfile's
+    # checks, so its CRC-32 is checked here.
+    crc: int | None = None
+    unreadable: bool = False  # its local header is damaged: not read at all
 
 
 @dataclass
@@ -210,6 +255,8 @@ class _Result:
     records: int = 0
     # False: the stretch ended inside a member, so its end was no boundary.
     clean_end: bool = True
+    # Where the last record read ended: what a read error leaves unchecked.
+    reached: int = 0
 
 
 # --------------------------------------------------------------------------
@@ -285,16 +332,25 @@ class _Lines:
 
 def _scan_task(task: _Task) -> _Result:
     """Scan one stretch of one WARC file and match it against its index lines."""
+    res = _Result()
     try:
-        return _scan_stretch(task)
-    except (OSError, zipfile.BadZipFile) as exc:
-        res = _Result()
-        res.problems.append(Problem(task.label, f"cannot read: {exc}", task.lo))
+        return _scan_stretch(task, res)
+    except ZIP_ERRORS as exc:
+        # What was read stays in the report: a member whose CRC-32 is wrong
+        # is found so only at its end, after every record was read.
+        what = "damaged ZIP member" if task.member is not None else "cannot read"
+        res.problems.append(
+            Problem(
+                task.label,
+                f"{what}: {_zip_reason(exc)} (nothing after this offset checked)",
+                max(res.reached, task.lo),
+            )
+        )
+        res.clean_end = True
         return res
 
 
-def _scan_stretch(task: _Task) -> _Result:
-    res = _Result()
+def _scan_stretch(task: _Task, res: _Result) -> _Result:
     lines = _Lines(task.index_path)
     entries = task.entries
     n_entries = len(entries)
@@ -341,6 +397,7 @@ def _scan_stretch(task: _Task) -> _Result:
                     counts["damaged stretches"] += 1
                     continue
                 rec = item
+                res.reached = rec.offset + rec.length
                 kinds[
                     (
                         rec.rec_type,
@@ -351,6 +408,8 @@ def _scan_stretch(task: _Task) -> _Result:
                 ] += 1
                 if rec.block_ok is False or rec.payload_ok is False or rec.problems:
                     _record_problems(rec, task.label, res)
+                if rec.truncated:
+                    counts["records marked WARC-Truncated"] += 1
                 while k < n_entries and entry_offset(k) < rec.offset:
                     loose_entry(k)
                     k += 1
@@ -675,6 +734,20 @@ def _sha256_file(path: Path, start: int = 0, size: int | None = None) -> tuple[s
     return h.hexdigest(), total
 
 
+def _hash_stored(path: Path, start: int, size: int) -> tuple[str, int, int]:
+    """SHA-256, size and CRC-32 of a stored ZIP member's bytes."""
+    h = hashlib.sha256()
+    crc = 0
+    total = 0
+    with open(path, "rb", buffering=0) as fh:
+        fh.seek(start)
+        while total < size and (chunk := fh.read(min(CHUNK, size - total))):
+            h.update(chunk)
+            crc = zlib.crc32(chunk, crc)
+            total += len(chunk)
+    return h.hexdigest(), total, crc
+
+
 def _sha256_stream(fh: BinaryIO) -> tuple[str, int]:
     h = hashlib.sha256()
     total = 0
@@ -736,14 +809,24 @@ def _open_crawl(root: Path, report: Report) -> tuple[list[_Source], _Index | Non
     warc_dir = root / "warc"
     entries = sorted(warc_dir.iterdir()) if warc_dir.is_dir() else []
     warcs = [p for p in entries if p.is_file() and p.name.endswith(WARC_SUFFIXES)]
-    unfinished = [p for p in entries if p.name.endswith(".open")]
+    unfinished = [
+        p
+        for p in entries
+        if p.is_file() and p.name.endswith(".open") and p.name[:-5].endswith(WARC_SUFFIXES)
+    ]
     index_path = root / INDEX_PATH
-    if not warcs:
-        what = "only unfinished (.open) WARC files" if unfinished else "no WARC files"
-        raise SunsetError(f"{root}: {what} in {warc_dir}; nothing to verify")
+    if not warcs and not unfinished:
+        raise SunsetError(f"{root}: no WARC files in {warc_dir}; nothing to verify")
+    # An interrupted crawl leaves its last file .open: its records are as
+    # much the capture as any other's, so they are checked too (a torn last
+    # record shows as truncation), and the file is named as unfinished.
     for p in unfinished:
         report.problems.append(
-            Problem(f"warc/{p.name}", "unfinished WARC file (still .open); not verified")
+            Problem(
+                f"warc/{p.name}",
+                "unfinished WARC file (still .open: the crawl was interrupted or is still"
+                " running; 'sunset crawl --resume' closes it)",
+            )
         )
     manifest = _read_fixity(root / FIXITY_NAME, report)
     if manifest is None:
@@ -765,6 +848,10 @@ def _open_crawl(root: Path, report: Report) -> tuple[list[_Source], _Index | Non
         else:
             check.note = f"no {FIXITY_NAME}"
         sources.append(_Source(p.name, label, p, 0, p.stat().st_size, check=check))
+    for p in unfinished:
+        check = FileCheck(f"warc/{p.name}", note="unfinished (.open)")
+        # Index lines, if any, name the file as it will be once closed.
+        sources.append(_Source(p.name[:-5], check.label, p, 0, p.stat().st_size, check=check))
     info_path = root / "crawl.json"
     try:
         info = json.loads(info_path.read_text(encoding="utf-8"))
@@ -789,7 +876,8 @@ def _open_crawl(root: Path, report: Report) -> tuple[list[_Source], _Index | Non
             check.expected_sha256 = manifest.pop(rel, None)
         if not path.is_file():
             if check.expected_sha256 is not None or rel == INDEX_PATH.as_posix():
-                report.problems.append(Problem(rel, "missing"))
+                why = " (the crawl did not finish; 'sunset crawl --resume' writes it)"
+                report.problems.append(Problem(rel, "missing" + (why if unfinished else "")))
             report.files.append(check)
             continue
         if check.expected_sha256 is None:
@@ -815,6 +903,13 @@ def _open_wacz(
 ) -> tuple[list[_Source], _Index | None]:
     infos: dict[str, zipfile.ZipInfo] = {}
     for info in zf.infolist():
+        if not info.filename:
+            report.problems.append(
+                Problem(
+                    path.name, "damaged WACZ: an entry of the ZIP's central directory has no name"
+                )
+            )
+            continue
         if info.is_dir():
             continue
         if info.filename in infos:
@@ -826,15 +921,29 @@ def _open_wacz(
         infos[info.filename] = info
     warc_names = [n for n in infos if n.startswith(ARCHIVE_DIR) and n.endswith(WARC_SUFFIXES)]
     if DATAPACKAGE not in infos and not warc_names:
-        raise SunsetError(f"{path}: not a WACZ (no datapackage.json, no archive/ WARC files)")
-    resources = _read_datapackage(zf, infos, report)
-    unlisted = [
-        n for n in infos if n not in resources and n not in (DATAPACKAGE, DATAPACKAGE_DIGEST)
-    ]
-    for name in unlisted:
-        report.problems.append(Problem(name, "in the WACZ but not listed in datapackage.json"))
-    for name in sorted(set(resources) - set(infos)):
-        report.problems.append(Problem(name, "listed in datapackage.json but not in the WACZ"))
+        first = _first_member_name(path)
+        if first is None or not first.startswith(WACZ_PREFIXES):
+            raise SunsetError(f"{path}: not a WACZ (no datapackage.json, no archive/ WARC files)")
+        # The bytes begin with a WACZ file that the directory does not list.
+        report.problems.append(
+            Problem(
+                path.name,
+                "damaged WACZ: the ZIP's central directory does not list the files it holds"
+                f" ({first!r} comes first; the directory lists {len(infos):,} files,"
+                " neither datapackage.json nor any archive/ WARC file)",
+            )
+        )
+        return [], None
+    listed = _read_datapackage(zf, infos, report)
+    resources = listed if listed is not None else {}
+    if listed is not None:
+        unlisted = [
+            n for n in infos if n not in listed and n not in (DATAPACKAGE, DATAPACKAGE_DIGEST)
+        ]
+        for name in unlisted:
+            report.problems.append(Problem(name, "in the WACZ but not listed in datapackage.json"))
+        for name in sorted(set(listed) - set(infos)):
+            report.problems.append(Problem(name, "listed in datapackage.json but not in the WACZ"))
 
     def check_for(name: str) -> FileCheck:
         check = FileCheck(name)
@@ -842,19 +951,29 @@ def _open_wacz(
         if expected is not None:
             check.expected_sha256, check.expected_size = expected
         else:
-            check.note = "not in datapackage.json"
+            check.note = (
+                "not in datapackage.json" if listed is not None else "datapackage unreadable"
+            )
         return check
+
+    def damaged(name: str, check: FileCheck, exc: BaseException, then: str = "") -> None:
+        check.unreadable = True
+        report.problems.append(Problem(name, f"damaged ZIP member: {_zip_reason(exc)}{then}"))
 
     sources = []
     with open(path, "rb") as raw:
         for name in warc_names:
             info = infos[name]
             check = check_for(name)
-            member = None if info.compress_type == zipfile.ZIP_STORED else name
-            start = member_data_offset(raw, info) if member is None else 0
-            sources.append(
-                _Source(name[len(ARCHIVE_DIR) :], name, path, start, info.file_size, member, check)
-            )
+            source = _Source(name[len(ARCHIVE_DIR) :], name, path, 0, info.file_size, name, check)
+            if info.compress_type == zipfile.ZIP_STORED:
+                source.member, source.crc = None, info.CRC
+                try:
+                    source.start = member_data_offset(raw, info)
+                except ZIP_ERRORS as exc:
+                    damaged(name, check, exc, "; its records were not read")
+                    source.unreadable = True
+            sources.append(source)
     index_names = sorted(
         n
         for n in infos
@@ -866,13 +985,27 @@ def _open_wacz(
         plain = tmp / "index.cdxj"
         blocks: dict[str, list[Block]] = {}
         checks = [check_for(name) for name in index_names]
+        readable = True
         with open(plain, "wb") as out:
             for name, check in zip(index_names, checks, strict=True):
-                blocks[name] = _inflate_index(zf, infos[name], out, check, report)
+                try:
+                    blocks[name] = _inflate_index(zf, infos[name], out, check, report)
+                except ZIP_ERRORS as exc:
+                    # Half an index would make every record after the damage
+                    # look unindexed: the index checks are skipped instead.
+                    damaged(name, check, exc, "; index checks skipped")
+                    report.files.append(check)
+                    readable = False
         label = index_names[0] if len(index_names) == 1 else "indexes/*"
-        index = _Index(plain, label, vouched=all(_vouched(c) for c in checks))
+        if readable:
+            index = _Index(plain, label, vouched=all(_vouched(c) for c in checks))
         for name in idx_names:
-            _check_idx(zf, infos[name], blocks, check_for(name), report)
+            check = check_for(name)
+            try:
+                _check_idx(zf, infos[name], blocks, check, report)
+            except ZIP_ERRORS as exc:
+                damaged(name, check, exc)
+                report.files.append(check)
     else:
         report.problems.append(Problem(INDEX_DIR, "no CDXJ index in the WACZ"))
     for name in infos:
@@ -880,21 +1013,39 @@ def _open_wacz(
         if done or name in (DATAPACKAGE, DATAPACKAGE_DIGEST):
             continue
         check = check_for(name)
-        with zf.open(infos[name]) as fh:
-            check.sha256, check.size = _sha256_stream(fh)
-        _judge(check, report)
+        try:
+            with zf.open(infos[name]) as fh:
+                check.sha256, check.size = _sha256_stream(fh)
+        except ZIP_ERRORS as exc:
+            damaged(name, check, exc)
+        else:
+            _judge(check, report)
         report.files.append(check)
     return sources, index
 
 
 def _read_datapackage(
     zf: zipfile.ZipFile, infos: dict[str, zipfile.ZipInfo], report: Report
-) -> dict[str, tuple[str | None, int | None]]:
-    """Expected (sha256, bytes) by path, after checking datapackage.json's own digest."""
+) -> dict[str, tuple[str | None, int | None]] | None:
+    """Expected (sha256, bytes) by path, after checking datapackage.json's own digest.
+
+    None when datapackage.json is there but its ZIP member cannot be read:
+    what it lists is then unknown, not empty.
+    """
     if DATAPACKAGE not in infos:
         report.problems.append(Problem(DATAPACKAGE, "missing: nothing to check files against"))
         return {}
-    data = zf.read(DATAPACKAGE)
+    try:
+        data = zf.read(DATAPACKAGE)
+    except ZIP_ERRORS as exc:
+        report.problems.append(
+            Problem(
+                DATAPACKAGE,
+                f"damaged ZIP member: {_zip_reason(exc)}; nothing to check files against",
+            )
+        )
+        report.files.append(FileCheck(DATAPACKAGE, unreadable=True))
+        return None
     check = FileCheck(DATAPACKAGE, size=len(data), sha256=hashlib.sha256(data).hexdigest())
     if DATAPACKAGE_DIGEST in infos:
         try:
@@ -903,7 +1054,13 @@ def _read_datapackage(
             if algo != "sha256" or digest.get("path") != DATAPACKAGE:
                 raise ValueError
             check.expected_sha256 = value.lower()
-        except (ValueError, AttributeError):
+        except ZIP_ERRORS as exc:
+            if isinstance(exc, ValueError):  # not JSON, or not what it must hold
+                message = "unreadable (expected path and a sha256 hash)"
+            else:
+                message = f"damaged ZIP member: {_zip_reason(exc)}"
+            report.problems.append(Problem(DATAPACKAGE_DIGEST, message))
+        except AttributeError:
             report.problems.append(
                 Problem(DATAPACKAGE_DIGEST, "unreadable (expected path and a sha256 hash)")
             )
@@ -1094,6 +1251,8 @@ def _check_idx(
 def _plan(sources: list[_Source], index: _Index | None) -> list[_Task]:
     tasks = []
     for number, source in enumerate(sources):
+        if source.unreadable:
+            continue
         bounds = [0]
         if source.member is None and source.size > 2 * SEGMENT:
             with open(source.path, "rb") as fh:
@@ -1158,18 +1317,35 @@ def _rejoin(tasks: list[_Task], done: dict[int, _Result]) -> list[tuple[_Task, _
 def _hash_sources(sources: list[_Source], report: Report, lock: threading.Lock) -> None:
     for source in sources:
         check = source.check
+        if source.unreadable:
+            continue
+        crc = None
         try:
             if source.member is not None:
                 with zipfile.ZipFile(source.path) as zf, zf.open(source.member) as fh:
                     check.sha256, check.size = _sha256_stream(fh)  # type: ignore[arg-type]
+            elif source.crc is not None:
+                check.sha256, check.size, crc = _hash_stored(source.path, source.start, source.size)
             else:
                 check.sha256, check.size = _sha256_file(source.path, source.start, source.size)
-        except (OSError, zipfile.BadZipFile) as exc:
-            with lock:
-                report.problems.append(Problem(source.label, f"cannot read: {exc}"))
+        except ZIP_ERRORS as exc:
+            # A deflated member's damage is reported by its scan, which reads it too.
+            if source.member is None:
+                with lock:
+                    report.problems.append(
+                        Problem(source.label, f"cannot read: {_zip_reason(exc)}")
+                    )
             continue
         with lock:
             _judge(check, report)
+            if crc is not None and crc != source.crc:
+                report.problems.append(
+                    Problem(
+                        source.label,
+                        f"damaged ZIP member: its CRC-32 is {crc:08x},"
+                        f" the ZIP records {source.crc:08x}",
+                    )
+                )
 
 
 def _workers(tasks: list[_Task]) -> int:
@@ -1196,15 +1372,180 @@ def verify(target: Path) -> Report:
             return _run(report, sources, index, started)
         try:
             zf = zipfile.ZipFile(target)
-        except (zipfile.BadZipFile, OSError) as exc:
-            reason = "not a ZIP file" if isinstance(exc, zipfile.BadZipFile) else str(exc)
-            raise SunsetError(
-                f"{target}: neither a crawl folder nor a WACZ file ({reason})"
-            ) from None
+        except OSError as exc:
+            raise SunsetError(f"{target}: cannot read: {exc.strerror or exc}") from None
+        except ZIP_ERRORS as exc:
+            damage = _zip_damage(target, exc)
+            if damage is None:
+                raise SunsetError(
+                    f"{target}: neither a crawl folder nor a WACZ file (not a ZIP file)"
+                ) from None
+            report = Report(target, "WACZ")
+            report.problems.append(Problem(target.name, damage))
+            report.notes.append("nothing inside could be checked")
+            report.seconds = round(time.monotonic() - started, 2)
+            return report
         with zf:
             report = Report(target, "WACZ")
+            _check_zip_structure(target, zf, report)
+            if not zf.infolist() and _starts_with_member(target):
+                # A ZIP's bytes begin with its first member: an end record
+                # that lists none was damaged (or zeroed).
+                report.problems.append(
+                    Problem(
+                        target.name,
+                        "damaged WACZ: the ZIP's central directory lists no members,"
+                        " yet the file holds some",
+                    )
+                )
+                report.seconds = round(time.monotonic() - started, 2)
+                return report
             sources, index = _open_wacz(target, zf, Path(tmp), report)
             return _run(report, sources, index, started)
+
+
+_END_RECORD = struct.Struct("<4s4H2LH")
+_LOCAL = struct.Struct("<4s5H3L2H")
+_ZIP64_LOCATOR_MAGIC = b"PK\x06\x07"
+_DATA_DESCRIPTOR = 0x08
+
+
+def _check_zip_structure(path: Path, zf: zipfile.ZipFile, report: Report) -> None:
+    """What zipfile reads past: its end record's counts, and each local header.
+
+    zipfile trusts the central directory, so a damaged local header or end
+    record would go unnoticed. The fields they share with the central
+    directory must agree; the only fields nothing can check are the central
+    directory's own attributes (made-by version, file modes).
+    """
+    infos = zf.infolist()
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        fh.seek(max(0, size - ZIP_TAIL))
+        tail = fh.read()
+        end = tail.rfind(ZIP_END_MAGIC)
+        if 0 <= end <= len(tail) - _END_RECORD.size:
+            _, disk, cd_disk, here, total, cd_size, cd_offset, comment = _END_RECORD.unpack_from(
+                tail, end
+            )
+            wrong = []
+            zip64 = tail[max(0, end - 20) : max(0, end - 16)] == _ZIP64_LOCATOR_MAGIC
+            if not zip64:
+                if (disk, cd_disk) != (0, 0):
+                    wrong.append(f"disk numbers {disk}, {cd_disk} (a single file has 0)")
+                if here != total or total != len(infos):
+                    wrong.append(
+                        f"counts {here} and {total} files, the directory holds {len(infos)}"
+                    )
+                # zipfile finds the directory back from the end record and
+                # shifts every offset to match: bytes the two disagree by were
+                # added before the ZIP, or the size or offset was damaged.
+                if zf.start_dir != cd_offset:
+                    wrong.append(
+                        f"puts the directory at {cd_offset:,} ({cd_size:,} bytes),"
+                        f" it is at {zf.start_dir:,}"
+                    )
+                elif not _directory_fills(fh, zf.start_dir, cd_size, len(infos)):
+                    wrong.append(
+                        f"gives the directory {cd_size:,} bytes, which its entries do not fill"
+                    )
+            if comment != len(tail) - end - _END_RECORD.size:
+                wrong.append(f"comment length {comment}, {len(tail) - end - 22} bytes follow")
+            if wrong:
+                report.problems.append(
+                    Problem(path.name, "damaged WACZ: the ZIP's end record " + "; ".join(wrong))
+                )
+        for info in infos:
+            if not info.filename or info.header_offset < 0:
+                continue  # reported when the member is read
+            fh.seek(info.header_offset)
+            raw = fh.read(_LOCAL.size)
+            if len(raw) < _LOCAL.size or raw[:4] != ZIP_LOCAL_MAGIC:
+                continue  # reported when the member is read
+            _, version, flags, method, time_, date, crc, csize, usize, _, _ = _LOCAL.unpack(raw)
+            y, mo, d, h, mi, sec = info.date_time
+            differ = []
+            if version != info.reserved << 8 | info.extract_version:
+                differ.append("version needed")
+            if flags != info.flag_bits:
+                differ.append("flags")
+            if method != info.compress_type:
+                differ.append("compression method")
+            if (time_, date) != (h << 11 | mi << 5 | sec // 2, (y - 1980) << 9 | mo << 5 | d):
+                differ.append("time")
+            if not flags & _DATA_DESCRIPTOR:
+                # A data descriptor after the data holds these instead; a
+                # ZIP64 member keeps its sizes in an extra field.
+                if crc != info.CRC:
+                    differ.append("CRC-32")
+                if csize != 0xFFFFFFFF and csize != info.compress_size:
+                    differ.append("compressed size")
+                if usize != 0xFFFFFFFF and usize != info.file_size:
+                    differ.append("size")
+            if info.volume:
+                differ.append(f"disk {info.volume} (a single file has 0)")
+            if differ:
+                report.problems.append(
+                    Problem(
+                        info.filename,
+                        "damaged ZIP member: its local header disagrees with the central"
+                        f" directory on {', '.join(differ)}",
+                    )
+                )
+
+
+def _directory_fills(fh: BinaryIO, start: int, size: int, count: int) -> bool:
+    """Whether ``count`` central directory entries fill ``size`` bytes exactly.
+
+    zipfile stops at the first entry that reaches the end, so a damaged
+    length in the last one makes it read into the end record unnoticed.
+    """
+    fh.seek(start)
+    data = fh.read(size)
+    pos = n = 0
+    while pos + 46 <= len(data) and data[pos : pos + 4] == b"PK\x01\x02":
+        name, extra, comment = struct.unpack_from("<3H", data, pos + 28)
+        pos += 46 + name + extra + comment
+        n += 1
+    return pos == size == len(data) and n == count
+
+
+def _starts_with_member(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(4) == ZIP_LOCAL_MAGIC
+
+
+def _first_member_name(path: Path) -> str | None:
+    """The name in the local header the file starts with, if it starts with one."""
+    with open(path, "rb") as fh:
+        head = fh.read(30)
+        if len(head) < 30 or head[:4] != ZIP_LOCAL_MAGIC:
+            return None
+        name_len = int.from_bytes(head[26:28], "little")
+        return fh.read(name_len).decode("utf-8", "replace")
+
+
+def _zip_damage(path: Path, exc: BaseException) -> str | None:
+    """Why zipfile cannot open a file that is a ZIP; None when it is no ZIP at all.
+
+    A ZIP starts with a member's local header and ends with the central
+    directory and its end record. A file with either is a damaged ZIP (a
+    verdict on the archive); a file with neither was never one (a usage error).
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+        fh.seek(max(0, size - ZIP_TAIL))
+        tail = fh.read()
+    has_end = ZIP_END_MAGIC in tail
+    if not has_end and not (head and ZIP_LOCAL_MAGIC.startswith(head)):
+        return None
+    if not has_end:
+        return (
+            "damaged WACZ: the ZIP's central directory is missing or cut off (the file ends"
+            f" at {size:,} bytes without the ZIP's end record: truncated?)"
+        )
+    return f"damaged WACZ: the ZIP's central directory is damaged ({_zip_reason(exc)})"
 
 
 def _run(report: Report, sources: list[_Source], index: _Index | None, started: float) -> Report:
@@ -1215,7 +1556,7 @@ def _run(report: Report, sources: list[_Source], index: _Index | None, started: 
         _load_index(index, sources, report)
         report.counts["index lines"] = index.lines
     else:
-        report.notes.append("no index: records checked, index checks skipped")
+        report.notes.append("no readable index: records checked, index checks skipped")
     tasks = _plan(sources, index)
     lock = threading.Lock()
     hasher = threading.Thread(target=_hash_sources, args=(sources, report, lock), daemon=True)
@@ -1285,6 +1626,7 @@ def print_report(report: Report) -> None:
         "revisits (payload not checked)",
         "records without digests (unverifiable)",
         "digests not checkable",
+        "records marked WARC-Truncated",
     ):
         if c[key]:
             rows.append((key, c[key]))

@@ -53,9 +53,14 @@ def member_data_offset(fh: BinaryIO, info: ZipInfo) -> int:
     fh.seek(info.header_offset)
     raw = fh.read(_LOCAL_HEADER.size)
     if len(raw) != _LOCAL_HEADER.size or raw[:4] != _LOCAL_MAGIC:
-        raise ValueError(f"bad local header for {info.filename}")
+        raise ValueError(f"no local file header at {info.header_offset} (damaged)")
     fields = _LOCAL_HEADER.unpack(raw)
-    name_len, extra_len = fields[-2], fields[-1]
+    flags, name_len, extra_len = fields[2], fields[-2], fields[-1]
+    # zipfile refuses a member whose two headers disagree on its name; a
+    # reader going straight to the bytes must not be more lenient.
+    name = fh.read(name_len).decode("utf-8" if flags & 0x800 else "cp437", "replace")
+    if name != info.orig_filename:
+        raise ValueError(f"its local file header names it {name!r} (damaged)")
     return info.header_offset + _LOCAL_HEADER.size + name_len + extra_len
 
 

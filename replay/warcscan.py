@@ -79,6 +79,9 @@ class Record:
     # payload digest header.
     payload_sha1: bytes = b""
     problems: list[str] = field(default_factory=list)
+    # WARC-Truncated: the capture itself was cut short (a length or time
+    # limit, a dropped connection); the record is whole and its digests hold.
+    truncated: str = ""
 
     def payload_sha1_text(self) -> str:
         return "sha1:" + b32_encode(self.payload_sha1)
@@ -123,6 +126,16 @@ def header_end(buf: bytes | bytearray, pos: int = 0, stop: int | None = None) ->
         squeezed = buf[pos : term + 2].translate(None, _MAYBE_SPACE)
         if not squeezed.startswith(b"\n") and b"\n\n" not in squeezed:
             return term + 4, -1
+    else:
+        # No CRLF CRLF: if no complete line could be blank either, say so in C
+        # rather than test the lines one by one (a header block of a million
+        # short lines that never ends).
+        last = buf.rfind(b"\n", pos, stop)
+        if last < 0:
+            return -1, pos
+        squeezed = buf[pos : last + 1].translate(None, _MAYBE_SPACE)
+        if not squeezed.startswith(b"\n") and b"\n\n" not in squeezed:
+            return -1, last + 1
     while True:
         nl = buf.find(b"\n", pos, stop)
         if nl < 0:
@@ -258,6 +271,11 @@ class _Parser:
         self.sha1: Hasher | None = None
         self.http_head: bytearray | None = None
         self.http_scan = 0
+        # The HTTP header line being read is too long to keep and cannot be
+        # blank: its bytes are dropped up to its end.
+        self.http_skip_line = False
+        # How much of http_head (from http_scan) is known to be possible whitespace.
+        self.http_clean = 0
         self.http_done = True
         self.trail = b""
         self.pending: list[Record] = []
@@ -370,6 +388,7 @@ class _Parser:
         rec.content_type = get("content-type", "")
         rec.block_digest = get("warc-block-digest")
         rec.payload_digest = get("warc-payload-digest")
+        rec.truncated = get("warc-truncated", "")
         try:
             length = int(h.get("content-length", ""))
         except ValueError:
@@ -397,6 +416,8 @@ class _Parser:
         self.http_done = not (is_http and length > 0)
         self.http_head = None
         self.http_scan = 0
+        self.http_skip_line = False
+        self.http_clean = 0
         self.remaining = length
         self.state = _BLOCK
         if not length:
@@ -426,14 +447,38 @@ class _Parser:
                 self.http_done = True
                 return end
             head = self.http_head = bytearray()
+        if self.http_skip_line:
+            nl = data.find(b"\n", i, j)
+            if nl < 0:
+                return -1
+            self.http_skip_line = False
+            i = nl + 1
         start = len(head)
         head += data[i:j]
-        end, self.http_scan = header_end(head, self.http_scan)
+        # Until a line ends here no new line can be blank: the incomplete
+        # line is not searched again for every piece of it (that was
+        # quadratic in a long header line).
+        if head.find(b"\n", start) >= 0:
+            end, self.http_scan = header_end(head, self.http_scan)
+        else:
+            end = -1
         if end < 0:
             if len(head) > KEEP_HTTP_HEAD:
                 self._http_status(head, 0)
+                clean = max(self.http_clean - self.http_scan, 0)
                 del head[: self.http_scan]
                 self.http_scan = 0
+                if len(head) > KEEP_HTTP_HEAD:
+                    if head[clean:].translate(None, _MAYBE_SPACE):
+                        # A line with anything but whitespace in it ends no
+                        # header block; only its end is still wanted, so
+                        # memory stays flat.
+                        self.http_skip_line = True
+                        head.clear()
+                        clean = 0
+                    else:
+                        clean = len(head)
+                self.http_clean = clean
             return -1
         self._http_status(head, 0)
         self.http_head = None
@@ -496,6 +541,7 @@ class _Parser:
         self.scan = 0
         self.rec = None
         self.http_head = None
+        self.http_skip_line = False
         self.http_done = True
         self.block_hasher = self.payload_hasher = self.sha1 = None
 
@@ -568,6 +614,7 @@ def whole_record(out: bytes, offset: int) -> Record | None:
         block_ok=block_ok,
         payload_ok=payload_ok,
         payload_sha1=sha1,
+        truncated=get("warc-truncated", ""),
     )
 
 
@@ -702,7 +749,11 @@ def _scan_gzip(reader: _Reader, chunk: bytes, base: int) -> Iterator[Record | Da
                 recovering = True
                 i = start - base + 1 if start >= base else i + 1
                 continue
-            i += len(piece) - len(d.unused_data) - len(d.unconsumed_tail)
+            # At a member's end the input left over is in unused_data; CPython
+            # leaves a copy of it in unconsumed_tail too when an earlier call
+            # stopped at MAX_OUT, and counting it twice would step back into
+            # the member just read (over and over: verify never finished).
+            i += len(piece) - len(d.unused_data if d.eof else d.unconsumed_tail)
             if fresh and d.eof and FAST and parser.idle():
                 # A whole member inflated in one call, as most are.
                 rec = whole_record(out, parser.member_start)

@@ -1332,11 +1332,65 @@ def _int_slow(h: _Handler, req: Request, nth: int) -> None:
     h.request.sendall(body[100:])
 
 
+# -- issue 14: verify faults --
+# Big, very compressible bodies that end early: what an interrupted crawl of
+# a hostile site leaves behind. A 5 MB body of filler deflates at about 1000
+# to 1, which is what once made `sunset verify` loop for ever.
+
+VERIFY_BIG_SIZE = 5 * 1000**2
+VERIFY_PATHS: tuple[str, ...] = ("/v14/cut-a", "/v14/cut-b", "/v14/stall", "/v14/small")
+
+
+def _verify_index(self: _Handler, req: Request, nth: int) -> None:
+    links = "".join(f'<p><a href="{p}">{p}</a></p>' for p in VERIFY_PATHS)
+    self._ok(req, html_page("verify faults", links))
+
+
+def _verify_cut(self: _Handler, req: Request, nth: int) -> None:
+    # Promises twice the body it sends, then closes: kept as WARC-Truncated.
+    headers = [
+        ("Content-Type", "text/html; charset=utf-8"),
+        ("Content-Length", str(2 * VERIFY_BIG_SIZE)),
+    ]
+    self.request.sendall(self._head_bytes(200, "OK", headers))
+    if req.method == "HEAD":
+        return
+    for block in huge_chunks(VERIFY_BIG_SIZE):
+        if self.server.stopping.is_set():
+            return
+        self.request.sendall(block)
+
+
+def _verify_stall(self: _Handler, req: Request, nth: int) -> None:
+    # The body, then nothing more until the client gives up or the server stops.
+    headers = [
+        ("Content-Type", "text/html; charset=utf-8"),
+        ("Content-Length", str(2 * VERIFY_BIG_SIZE)),
+    ]
+    self.request.sendall(self._head_bytes(200, "OK", headers))
+    if req.method == "HEAD":
+        return
+    for block in huge_chunks(VERIFY_BIG_SIZE):
+        if self.server.stopping.is_set():
+            return
+        self.request.sendall(block)
+    self.server.stopping.wait()
+
+
+def _verify_small(self: _Handler, req: Request, nth: int) -> None:
+    self._ok(req, html_page("small", "<p>a page of ordinary size</p>"))
+
+
 ROUTES.update(
     {
         "/int/": _int_hub,
         "/int/slow-1": _int_slow,
         "/int/slow-2": _int_slow,
         **{f"/int/page/{n}": _int_page for n in range(1, INT_PAGES + 1)},
+        "/v14/": _verify_index,
+        "/v14/cut-a": _verify_cut,
+        "/v14/cut-b": _verify_cut,
+        "/v14/stall": _verify_stall,
+        "/v14/small": _verify_small,
     }
 )
