@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from scrapy.settings.default_settings import RETRY_HTTP_CODES
 from warcio.archiveiterator import ArchiveIterator
@@ -22,7 +22,7 @@ from warcio.archiveiterator import ArchiveIterator
 from .hops import add as hops_add
 from .links import css_links, html_links, is_html, robots_sitemaps, sitemap_links
 from .session import robots_rules
-from .urls import canonicalize, host_of
+from .urls import canonicalize, host_of, invalid, redirect_target
 
 
 @dataclass
@@ -130,6 +130,19 @@ def _hops(fields: bytes) -> str:
     return ""
 
 
+def _latin1(line: bytes) -> str:
+    return line.decode("latin-1")
+
+
+def _records(fh: IO[bytes]) -> ArchiveIterator:
+    """The records of a WARC, their HTTP headers read as the crawl's client reads
+    them (latin-1: every byte as itself), not as warcio does (UTF-8 when it can),
+    so a non-ASCII Location leads where it led in the crawl."""
+    records = ArchiveIterator(fh)
+    records.loader.http_parser.decode_header = _latin1
+    return records
+
+
 def read_previous(folder: Path, max_body: int = 100 * 1000**2) -> Previous:
     """What the WARCs in `folder` captured, and the frontier: every URL they link
     to that none of them captured, found exactly as the live crawl finds it."""
@@ -149,14 +162,14 @@ def read_previous(folder: Path, max_body: int = 100 * 1000**2) -> Previous:
 
     def add(links: Iterator[tuple[str, str, str]]) -> None:
         for link in links:
-            found.setdefault(canonicalize(link[0]), link)
+            found.setdefault(_key(link[0]), link)
 
     for path in sorted(folder.glob("*.warc.gz")):
         serial = path.name.rsplit("-", 2)[-2] if path.name.count("-") >= 3 else ""
         if serial.isdigit():
             prev.max_serial = max(prev.max_serial, int(serial))
         with open(path, "rb") as fh:
-            records = ArchiveIterator(fh)
+            records = _records(fh)
             for rec in records:
                 kind = rec.rec_type
                 url = rec.rec_headers.get_header("WARC-Target-URI") or ""
@@ -189,13 +202,13 @@ def read_previous(folder: Path, max_body: int = 100 * 1000**2) -> Previous:
                     prev.robots[host_of(url)] = robots_rules(status, body, truncated)[0]
                 elif url.endswith("/robots.txt") and 300 <= status < 400 and rec.http_headers:
                     location = rec.http_headers.get_header("Location") or ""
-                    robots_moved[host_of(url)] = urljoin(url, location)
+                    robots_moved[host_of(url)] = redirect_target(url, location)
                 if 300 <= status < 400 and rec.http_headers:
                     location = rec.http_headers.get_header("Location")
                     if location:
-                        target = urljoin(url, location)
+                        target = redirect_target(url, location)
                         add(iter([(target, "R", url)]))
-                        redirected_from.setdefault(canonicalize(target), url)
+                        redirected_from.setdefault(_key(target), url)
                     continue
                 # As the live crawl: the spider parses every 2xx body, a
                 # truncated one too (its links are what arrived).
@@ -208,7 +221,7 @@ def read_previous(folder: Path, max_body: int = 100 * 1000**2) -> Previous:
     add(_revisit_links(revisited, originals, max_body))
     for host, target in robots_moved.items():
         # As the live crawl decided: another robots.txt's rules, or none.
-        if not urlsplit(target).path.endswith("/robots.txt"):
+        if invalid(target) or not urlsplit(target).path.endswith("/robots.txt"):
             prev.robots.setdefault(host, b"")
         elif host_of(target) in prev.robots:
             prev.robots.setdefault(host, prev.robots[host_of(target)])
@@ -222,6 +235,12 @@ def read_previous(folder: Path, max_body: int = 100 * 1000**2) -> Previous:
         candidates[key] = (url, "S" if hop == "S" else hops_add(base, hop), via)
     prev.frontier = [{"url": u, "hops": h, "via": v} for u, h, v in candidates.values()]
     return prev
+
+
+def _key(url: str) -> str:
+    """The canonical form, or for a URL no request can be made from the URL
+    itself: it stays in the frontier, for the resumed crawl to log as the crawl did."""
+    return url if invalid(url) else canonicalize(url)
 
 
 def _may_link(rec: object) -> bool:
@@ -245,7 +264,7 @@ def _revisit_links(
                     fh.close()
                 fh, current = open(path, "rb"), path  # noqa: SIM115 - closed below
             fh.seek(offset)
-            yield from _links(next(iter(ArchiveIterator(fh))), url, max_body)
+            yield from _links(next(iter(_records(fh))), url, max_body)
     finally:
         if fh is not None:
             fh.close()
@@ -256,7 +275,7 @@ def _redirect_chain(url: str, redirected_from: dict[str, str]) -> str:
     chain the same across a resume (the hops before the chain are not known)."""
     hops = ""
     seen = {url}
-    while (source := redirected_from.get(canonicalize(url))) is not None and source not in seen:
+    while (source := redirected_from.get(_key(url))) is not None and source not in seen:
         hops = hops_add(hops, "R")
         seen.add(source)
         url = source

@@ -12,7 +12,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+from w3lib.url import safe_url_string
 
 from .hops import trailing
 
@@ -82,6 +84,20 @@ def invalid(url: str) -> bool:
     except ValueError:
         return True
     return parts.scheme.lower() in DEFAULT_PORTS and not parts.hostname
+
+
+def redirect_target(url: str, location: str) -> str:
+    """Where a redirect from `url` leads, as Scrapy's RedirectMiddleware resolves
+    it (`location`: the header's bytes as latin-1; non-ASCII bytes are %-escaped
+    as they are, as browsers do). A Location no URL parser accepts is returned
+    as sent (invalid() is True for it)."""
+    try:
+        target = safe_url_string(location.encode("latin-1", "replace"))
+        if location.startswith("//"):
+            target = urlsplit(url).scheme + "://" + target.lstrip("/")
+        return urljoin(url, target)
+    except ValueError:
+        return location
 
 
 # A path segment that is an opaque token rather than a name: a long run of

@@ -1340,3 +1340,68 @@ ROUTES.update(
         **{f"/int/page/{n}": _int_page for n in range(1, INT_PAGES + 1)},
     }
 )
+
+
+# -- issue 14: review faults --
+# Hostile links, redirects and robots.txt files found in review. Every page
+# under /rv/ answers (a page, or a redirect named by its path); none is linked
+# from "/". Pages on other host names reach this server through connect_to;
+# robots.txt for the host names under RV_DOMAIN is answered by _rv_robots.
+
+RV_DOMAIN = ".rv.test"
+
+# (href, why): links no ordinary page should hold, each between good ones.
+RV_ODD_LINKS: tuple[str, ...] = (
+    "/rv/odd/ok-1",
+    "http://[::1/unclosed",
+    "http://[vfoo]/literal",
+    "http://exa\uff03mple.org/nfkc-host",
+    "http://127.0.0.1:0/port-zero",
+    "http:///no-host",
+    "/rv/odd/with space",
+    "/rv/odd/tab\there",
+    "/rv/odd/ctl\x01char",
+    "/rv/odd/nul%00byte",
+    "/rv/odd/line\u2028sep",
+    "/rv/odd/ünicode-päth",
+    "/rv/odd//double//slash",
+    "/rv/odd/bad%zzpct",
+    "/rv/odd/q?" + "k=v&" * 300,
+    "HTTP://127.0.0.1:{port}/rv/odd/upper-scheme",
+    "//127.0.0.1:{port}/rv/odd/scheme-relative",
+    "http://bücher.example/idn-offsite",
+    "/rv/odd/ok-2",
+)
+
+# Redirects whose Location is odd: /rv/redir/<name> answers with LOCATIONS[name].
+RV_LOCATIONS: dict[str, str | None] = {
+    "ipv6": "http://[::1/unclosed",
+    "port": "http://127.0.0.1:99999/x",
+    "literal": "http://[vfoo]/x",
+    "space": "/rv/odd/redirected with space",
+    "utf8": "/rv/odd/utf8-\u00c3\u00bc",  # sent as latin-1: the UTF-8 bytes of "ü"
+    "latin1": "/rv/odd/latin1-\u00fc",  # "ü" as one ISO-8859-1 byte, as old servers send it
+    "empty": "",
+    "none": None,
+    "self": "/rv/redir/self",
+}
+
+
+def _rv_page(h: _Handler, req: Request, nth: int) -> None:
+    port = h.server.server_address[1]
+    if req.path == "/rv/odd/":
+        items = "".join(f'<li><a href="{u.format(port=port)}">x</a></li>' for u in RV_ODD_LINKS)
+        items += "".join(f'<li><a href="/rv/redir/{name}">r</a></li>' for name in RV_LOCATIONS)
+        h._ok(req, html_page("odd links", f"<ul>{items}</ul>"))
+        return
+    if req.path.startswith("/rv/redir/"):
+        name = req.path.removeprefix("/rv/redir/")
+        if name in RV_LOCATIONS:
+            location = RV_LOCATIONS[name]
+            extra = [] if location is None else [("Location", location)]
+            h._send_simple(302, "Found", html_page("moved"), head=False, extra=extra)
+            return
+    h._ok(req, html_page("rv " + req.path.rsplit("/", 1)[-1]))
+
+
+PREFIX_ROUTES.update({"/rv/": _rv_page})
