@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shutil
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -122,12 +122,16 @@ class Previous:
     responses: int = 0
 
 
-def _hops(fields: bytes) -> str:
+def _meta(fields: bytes) -> tuple[str, str | None]:
+    """(hopsFromSeed, via) of a metadata record."""
+    hops, via = "", None
     for line in fields.decode("utf-8", "replace").splitlines():
         key, _, value = line.partition(":")
         if key == "hopsFromSeed":
-            return "" if value.strip() == "-" else value.strip()
-    return ""
+            hops = "" if value.strip() == "-" else value.strip()
+        elif key == "via":
+            via = None if value.strip() == "-" else value.strip()
+    return hops, via
 
 
 def _latin1(line: bytes) -> str:
@@ -143,16 +147,23 @@ def _records(fh: IO[bytes]) -> ArchiveIterator:
     return records
 
 
-def read_previous(folder: Path, max_body: int = 100 * 1000**2) -> Previous:
+def read_previous(
+    folder: Path,
+    max_body: int = 100 * 1000**2,
+    seeds: Iterable[str] = (),
+    calendar: Callable[[str], bool] | None = None,
+) -> Previous:
     """What the WARCs in `folder` captured, and the frontier: every URL they link
-    to that none of them captured, found exactly as the live crawl finds it."""
+    to that none of them captured, found exactly as the live crawl finds it, with
+    the discovery path and calendar step (`calendar`: whether a canonical URL is
+    a calendar's) the live crawl would have given it."""
     prev = Previous()
     # canonical -> (url, hop, via) of the first link found to it
     found: dict[str, tuple[str, str, str]] = {}
     hops_of: dict[str, str] = {}
-    # Redirect targets and the URL that redirected to them: a 3xx response has
-    # no metadata record, so its place in a redirect chain is rebuilt from these.
-    redirected_from: dict[str, str] = {}
+    # The via of each page that can be a step of a calendar chain (a calendar
+    # URL, or a redirect target, which keeps its source's step).
+    cal_via: dict[str, str | None] = {}
     # A revisit's body is its original's, but its links are resolved against
     # its own URL (byte-identical pages in different folders link to different
     # pages), so the originals of link-bearing payloads are found again by offset.
@@ -174,7 +185,10 @@ def read_previous(folder: Path, max_body: int = 100 * 1000**2) -> Previous:
                 kind = rec.rec_type
                 url = rec.rec_headers.get_header("WARC-Target-URI") or ""
                 if kind == "metadata":
-                    hops_of[url] = _hops(rec.content_stream().read())
+                    hops, via = _meta(rec.content_stream().read())
+                    hops_of[url] = hops
+                    if calendar is not None and (hops.endswith("R") or calendar(_key(url))):
+                        cal_via[url] = via
                     continue
                 if kind not in ("response", "revisit"):
                     continue
@@ -208,7 +222,6 @@ def read_previous(folder: Path, max_body: int = 100 * 1000**2) -> Previous:
                     if location:
                         target = redirect_target(url, location)
                         add(iter([(target, "R", url)]))
-                        redirected_from.setdefault(_key(target), url)
                     continue
                 # As the live crawl: the spider parses every 2xx body, a
                 # truncated one too (its links are what arrived).
@@ -225,15 +238,81 @@ def read_previous(folder: Path, max_body: int = 100 * 1000**2) -> Previous:
             prev.robots.setdefault(host, b"")
         elif host_of(target) in prev.robots:
             prev.robots.setdefault(host, prev.robots[host_of(target)])
-    candidates: dict[str, tuple[str, str, str]] = {}
+    starts = {_key(u) for u in seeds}
+
+    def link_to(url: str) -> tuple[str, str] | None:
+        """(hop, via) by which the crawl reached a page that left no metadata
+        record (a redirect, a page without links): the first link found to it."""
+        key = _key(url)
+        link = None if key in starts else found.get(key)
+        return None if link is None else (link[1], link[2])
+
+    hops_memo: dict[str, str] = {}
+
+    def hops_for(url: str) -> str:
+        """The discovery path the crawl gave `url`, rebuilt along first links
+        where a page left no metadata record (a redirect chain)."""
+        chain: list[tuple[str, str]] = []
+        base, cur, seen = "", url, set()
+        while cur not in seen:
+            seen.add(cur)
+            if cur in hops_of or cur in hops_memo:
+                base = hops_of[cur] if cur in hops_of else hops_memo[cur]
+                break
+            link = link_to(cur)
+            if link is None:
+                break
+            chain.append((cur, link[0]))
+            if link[0] == "S":  # a sitemap entry starts a chain of its own
+                break
+            cur = link[1]
+        for page, hop in reversed(chain):
+            base = "S" if hop == "S" else hops_add(base, hop)
+            hops_memo[page] = base
+        return base
+
+    cal_memo: dict[str, int] = {}
+
+    def cal_for(url: str) -> int:
+        """The calendar step the crawl gave `url` (Session.calendar_depth along
+        its vias; 0 for a page that is not a calendar's)."""
+        if calendar is None:
+            return 0
+        chain: list[tuple[str, bool]] = []
+        base, cur, seen = 0, url, set()
+        while cur is not None and cur not in seen:
+            seen.add(cur)
+            if cur in cal_memo:
+                base = cal_memo[cur]
+                break
+            via: str | None
+            if cur in hops_of:
+                redirected = hops_of[cur].endswith("R")
+                via = cal_via.get(cur)
+            else:
+                link = link_to(cur)
+                redirected = link is not None and link[0] == "R"
+                via = link[1] if link else None
+            if not redirected and not calendar(_key(cur)):
+                cal_memo[cur] = 0
+                break
+            chain.append((cur, redirected))
+            cur = via
+        for page, redirected in reversed(chain):
+            base = base if redirected else base + 1
+            cal_memo[page] = base
+        return cal_memo.get(url, base)
+
+    candidates: dict[str, dict[str, str]] = {}
     for key, (url, hop, via) in found.items():
         if key in prev.captured:
             continue
-        base = hops_of.get(via)
-        if base is None:
-            base = _redirect_chain(via, redirected_from)
-        candidates[key] = (url, "S" if hop == "S" else hops_add(base, hop), via)
-    prev.frontier = [{"url": u, "hops": h, "via": v} for u, h, v in candidates.values()]
+        hops = "S" if hop == "S" else hops_add(hops_for(via), hop)
+        item = {"url": url, "hops": hops, "via": via}
+        if cal := cal_for(via):
+            item["cal"] = str(cal)
+        candidates[key] = item
+    prev.frontier = list(candidates.values())
     return prev
 
 
@@ -268,18 +347,6 @@ def _revisit_links(
     finally:
         if fh is not None:
             fh.close()
-
-
-def _redirect_chain(url: str, redirected_from: dict[str, str]) -> str:
-    """ "R" once per redirect that led to `url`, so the redirect guard counts a
-    chain the same across a resume (the hops before the chain are not known)."""
-    hops = ""
-    seen = {url}
-    while (source := redirected_from.get(_key(url))) is not None and source not in seen:
-        hops = hops_add(hops, "R")
-        seen.add(source)
-        url = source
-    return hops
 
 
 def _read_upto(stream: IO[bytes], limit: int) -> bytes:

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -141,7 +142,13 @@ def _run_crawl(opt: CrawlOptions) -> int:
                     f"[yellow]{chk.path.name}: {chk.error or 'torn tail'}; kept "
                     f"{chk.records} whole records, original moved to state/set-aside/"
                 )
-        prev = read_previous(out / "warc", opt.max_body_size or c.max_body_size)
+        patterns = [re.compile(p) for p in c.calendar_patterns]
+        prev = read_previous(
+            out / "warc",
+            opt.max_body_size or c.max_body_size,
+            seeds,
+            lambda canonical: any(p.search(canonical) for p in patterns),
+        )
 
     user_agent = c.user_agent
     settings_record = {

@@ -214,7 +214,9 @@ class CaptureSpider(scrapy.Spider):
                         s.fail(f"no worker fetched robots.txt for {', '.join(sorted(waiting))}")
                         return
                     await asyncio.sleep(0.1)
-            self.push_shared(self.plan_many(self.after_robots_urls()))
+            # A shared crawl has no frontier from earlier WARCs: no calendar steps.
+            urls = ((u, h, v, k, seed) for u, h, v, k, seed, _ in self.after_robots_urls())
+            self.push_shared(self.plan_many(urls))
             s.shared.mark_seeded()
         except RedisLost as exc:
             s.fail(str(exc))
@@ -239,17 +241,20 @@ class CaptureSpider(scrapy.Spider):
             },
         )
 
-    def after_robots_urls(self) -> Iterator[tuple[str, str, str | None, str | None, bool]]:
+    def after_robots_urls(
+        self,
+    ) -> Iterator[tuple[str, str, str | None, str | None, bool, int]]:
+        """(url, hops, via, kind, seed, calendar step of via) of what follows robots.txt."""
         s = self.session
         for seed in s.seeds:
-            yield seed, "", None, None, True
+            yield seed, "", None, None, True, 0
         for item in self.frontier:
-            yield item["url"], item["hops"], item.get("via"), None, False
+            yield item["url"], item["hops"], item.get("via"), None, False, int(item.get("cal", 0))
         self.frontier = []
         if s.use_sitemap:
             origins = sorted({(urlsplit(u).scheme, urlsplit(u).netloc) for u in s.seeds})
             for scheme, netloc in origins:
-                yield f"{scheme}://{netloc}/sitemap.xml", "P", None, "sitemap", False
+                yield f"{scheme}://{netloc}/sitemap.xml", "P", None, "sitemap", False, 0
 
     def plan_many(
         self, items: Iterator[tuple[str, str, str | None, str | None, bool]], cal_parent: int = 0
@@ -327,8 +332,8 @@ class CaptureSpider(scrapy.Spider):
 
     def after_robots(self) -> Iterator[scrapy.Request]:
         """Seeds, sitemaps and (on resume) the rebuilt frontier, once robots rules are known."""
-        for url, hops, via, kind, seed in self.after_robots_urls():
-            yield from self.follow(url, hops, via, kind=kind, seed=seed)
+        for url, hops, via, kind, seed, cal in self.after_robots_urls():
+            yield from self.follow(url, hops, via, kind=kind, seed=seed, cal_parent=cal)
 
     def on_robots(self, response: Response) -> Iterator[scrapy.Request]:
         s = self.session

@@ -1405,3 +1405,19 @@ def _rv_page(h: _Handler, req: Request, nth: int) -> None:
 
 
 PREFIX_ROUTES.update({"/rv/": _rv_page})
+
+
+def _rv_depth(h: _Handler, req: Request, nth: int) -> None:
+    """/rv/d/N links to /rv/go/N+1, which redirects to /rv/d/N+1, for ever. /rv/d/2
+    fails once (503): a crawl with no retries leaves it for its resume."""
+    tail = req.path.rsplit("/", 1)[-1]
+    n = int(tail) if tail.isdigit() else 0
+    if req.path.startswith("/rv/go/"):
+        h._redirect(req, f"/rv/d/{n}")
+    elif n == 2 and nth == 1:
+        h._send_simple(503, "Service Unavailable", html_page("busy"), head=False)
+    else:
+        h._ok(req, html_page(f"depth {n}", f'<a href="/rv/go/{n + 1}">next</a>'))
+
+
+PREFIX_ROUTES.update({"/rv/d/": _rv_depth, "/rv/go/": _rv_depth})

@@ -81,3 +81,32 @@ def test_a_resume_after_odd_links_runs_and_fetches_nothing_again(odd: Resumed) -
     assert "Traceback" not in odd.again.stderr, odd.again.explain()
     assert odd.again.returncode == 0, odd.again.explain()
     assert [x.raw for x in odd.lines if x.status > 0] == []
+
+
+# --------------------------------------------------------------------------
+# A resume decides as the crawl did
+
+
+def test_a_resume_walks_no_further_along_a_calendar(tmp_path: Path) -> None:
+    with serve_faults() as server:
+        done = crawl_and_resume(tmp_path, server.url, ["cal/2019/11"])
+    assert done.first.run.returncode == 0, done.first.run.explain()
+    assert any("guard:calendar" in x.notes for x in done.first.log_lines)
+    assert done.again.returncode == 0, done.again.explain()
+    assert [x.raw for x in done.lines if x.status > 0] == []
+    assert {x.notes for x in done.lines} == {("guard:calendar",)}
+
+
+def test_a_redirect_target_left_for_the_resume_keeps_its_depth(tmp_path: Path) -> None:
+    # /rv/d/2 is reached by /rv/d/1 -> /rv/go/2 -> (302) /rv/d/2, two links (LRLR) from
+    # the seed, and fails once; its own links are one too deep for max_depth 2.
+    settings = FAST + "retries = 0\nmax_depth = 2\n"
+    with serve_faults() as server:
+        done = crawl_and_resume(tmp_path, server.url, ["rv/d/0"], settings)
+        deeper = server.hits("/rv/go/3")
+    assert done.first.run.returncode == 0, done.first.run.explain()
+    assert [x.status for x in done.first.log("/rv/d/2")] == [503]
+    assert done.again.returncode == 0, done.again.explain()
+    assert [(x.path, x.status) for x in done.lines if x.status > 0] == [("/rv/d/2", 200)]
+    assert deeper == 0
+    assert [(x.path, x.hops) for x in done.lines if x.status < 0] == [("/rv/go/3", "LRLRL")]
