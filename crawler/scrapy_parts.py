@@ -334,6 +334,9 @@ class ScopeGate:
                 # A robots.txt redirected to a page (often the home page): no
                 # rules there, and fetching it here would claim that page.
                 raise IgnoreRequest(f"robots.txt redirected elsewhere: {request.url}")
+            # Fetched here as robots.txt (robots requests skip the duplicate
+            # filter): claimed, so that a link to it is not fetched again.
+            s.first_time(request.url)
             return None
         if request.meta.get(CHECKED):
             return None  # a request the spider has just decided on

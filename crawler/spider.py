@@ -75,9 +75,6 @@ class CaptureSpider(scrapy.Spider):
         self.user_agent = user_agent
         self.frontier = frontier  # requests rebuilt from a previous run's WARCs (resume)
         self.pending_robots = 0
-        # Hosts whose robots.txt redirects to another host's, by that host.
-        self.aliases: dict[str, list[str]] = {}
-        self.tasks: set[asyncio.Future[None]] = set()
         # Raw URLs follow() has already decided on (True: off-site). Menus
         # repeat the same links on every page, and a URL seen before can only
         # be a duplicate again, so most calls end here. Bounded, oldest out.
@@ -86,61 +83,9 @@ class CaptureSpider(scrapy.Spider):
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> CaptureSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
-        crawler.signals.connect(spider.on_dropped, signal=signals.request_dropped)
         if spider.session.shared is not None:
             crawler.signals.connect(spider.on_idle, signal=signals.spider_idle)
         return spider
-
-    def on_dropped(self, request: scrapy.Request, spider: Any = None) -> None:
-        """A robots.txt redirect to a robots.txt already claimed (apex to www, http
-        to https): that host's rules are this host's too, without a second fetch."""
-        if not request.meta.get("robots_txt"):
-            return
-        host = request.meta.get("robots_host") or host_of(request.url)
-        target = host_of(request.url)
-        s = self.session
-        if target in s.robots_policy:
-            policy = s.robots_policy[target]
-            if target != host:
-                policy = f"same-as:{target}:{policy}"
-            self.decided(self.apply_robots(host, s.robots_rules[target], policy))
-        elif target == host:  # back to itself: a loop
-            rules, policy = robots_rules(310, None, False)
-            self.decided(self.apply_robots(host, rules, policy))
-        else:
-            self.aliases.setdefault(target, []).append(host)
-            if s.shared is not None:
-                task = asyncio.ensure_future(self.await_shared_rules(host, target))
-                self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
-
-    async def await_shared_rules(self, host: str, target: str) -> None:
-        """A shared crawl: another worker may fetch the target; its rules arrive through Redis."""
-        s = self.session
-        assert s.shared is not None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + ROBOTS_WAIT_S
-        while host not in s.robots_policy and not s.fatal:
-            try:
-                known, body = s.shared.robots(target)
-            except RedisLost as exc:
-                s.fail(str(exc))
-                return
-            if known:
-                self.apply_robots(host, body or b"", f"same-as:{target}")
-                return
-            if loop.time() > deadline:
-                s.fail(f"no worker fetched robots.txt for {target}")
-                return
-            await asyncio.sleep(0.1)
-
-    def decided(self, hosts: int) -> None:
-        """Schedule what waited for robots rules, once every host has its rules (local crawl)."""
-        if self.session.shared is not None:
-            return
-        engine = self.crawler.engine
-        for request in self._robots_done(hosts):
-            engine.crawl(request)
 
     def on_idle(self) -> None:
         """A shared crawl is over only when no worker has anything queued or leased."""
@@ -208,6 +153,7 @@ class CaptureSpider(scrapy.Spider):
                     known, body = s.shared.robots(host)
                     if known:
                         s.load_robots(host, body)
+                        s.robots_rules[host] = body or b""
                         waiting.discard(host)
                 if waiting:
                     if loop.time() > deadline:
@@ -235,10 +181,15 @@ class CaptureSpider(scrapy.Spider):
                 "robots_host": host_of(url),
                 # 4xx and 5xx (after the retries) reach on_robots. Redirects
                 # are followed, five at most (RFC 9309 2.3.1.2), and only to
-                # another robots.txt (ScopeGate; see on_dropped).
+                # another robots.txt (ScopeGate).
                 "handle_httpstatus_list": list(range(400, 600)),
                 "redirect_ttl": ROBOTS_REDIRECTS,
             },
+            # Each host's chain is followed to its own end, even to a
+            # robots.txt another host's chain has reached (apex and www both
+            # sent to https://www.): one more small fetch, and every host is
+            # decided by its own answer, whatever the order they come in.
+            dont_filter=True,
         )
 
     def after_robots_urls(
@@ -252,6 +203,12 @@ class CaptureSpider(scrapy.Spider):
             yield item["url"], item["hops"], item.get("via"), None, False, int(item.get("cal", 0))
         self.frontier = []
         if s.use_sitemap:
+            # Sitemaps that robots.txt files name, only now that every host's
+            # rules are known: one may be on, or list pages of, another host.
+            for scheme, netloc in self.robots_origins():
+                robots_url = f"{scheme}://{netloc}/robots.txt"
+                for sm in robots_sitemaps(s.robots_rules.get(host_of(robots_url), b""), robots_url):
+                    yield sm, "P", robots_url, "sitemap", False, 0
             origins = sorted({(urlsplit(u).scheme, urlsplit(u).netloc) for u in s.seeds})
             for scheme, netloc in origins:
                 yield f"{scheme}://{netloc}/sitemap.xml", "P", None, "sitemap", False, 0
@@ -336,27 +293,22 @@ class CaptureSpider(scrapy.Spider):
             yield from self.follow(url, hops, via, kind=kind, seed=seed, cal_parent=cal)
 
     def on_robots(self, response: Response) -> Iterator[scrapy.Request]:
-        s = self.session
         host = response.meta.get("robots_host") or host_of(response.url)
         rules, policy = robots_rules(response.status, response.body, "truncated" in response.flags)
-        hosts = self.apply_robots(host, rules, policy)
-        sitemaps = []
-        if rules and policy == "robots-ok" and s.use_sitemap:
-            sitemaps = [
-                (sm, "P", response.url, "sitemap") for sm in robots_sitemaps(rules, response.url)
-            ]
-        if s.shared is not None:
-            self.release(
-                response.request,
-                self.plan_many((u, h, v, k, False) for u, h, v, k in sitemaps),
-            )
+        if host_of(response.url) != host:
+            policy = f"same-as:{host_of(response.url)}:{policy}"
+        self.apply_robots(host, rules, policy)
+        if self.session.shared is not None:
+            self.release(response.request)
             return
-        for sm, hops, via, kind in sitemaps:
-            yield from self.follow(sm, hops, via, kind=kind)
-        yield from self._robots_done(hosts)
+        yield from self._robots_done()
 
     def on_robots_failed(self, failure: Any) -> Iterator[scrapy.Request]:
         request = failure.request
+        if request.meta.get(ABANDONED):
+            # The crawl is stopping: nothing was answered, nothing is decided
+            # (a shared crawl's worker hands the fetch back as it leaves).
+            return
         host = request.meta.get("robots_host") or host_of(request.url)
         response = getattr(failure.value, "response", None)
         if response is not None:  # a redirect without a Location, say
@@ -368,16 +320,15 @@ class CaptureSpider(scrapy.Spider):
         else:
             status = None  # no answer at all, after the retries
         rules, policy = robots_rules(status, None, False)
-        hosts = self.apply_robots(host, rules, policy)
+        self.apply_robots(host, rules, policy)
         if self.session.shared is not None:
             self.release(request)
             return
-        yield from self._robots_done(hosts)
+        yield from self._robots_done()
 
-    def apply_robots(self, host: str, rules: bytes, policy: str) -> int:
-        """Rules for a host (and the hosts redirected to its robots.txt), decided
-        once and written down (crawl.json), shared with other workers; how many
-        hosts were decided."""
+    def apply_robots(self, host: str, rules: bytes, policy: str) -> None:
+        """Rules for a host, decided once and written down (crawl.json), shared
+        with other workers."""
         s = self.session
         s.load_robots(host, rules)
         s.robots_rules[host] = rules
@@ -387,15 +338,11 @@ class CaptureSpider(scrapy.Spider):
                 s.shared.publish_robots(host, rules)
             except RedisLost as exc:
                 s.fail(str(exc))
-        decided = 1
-        for alias in self.aliases.pop(host, []):
-            decided += self.apply_robots(alias, rules, f"same-as:{host}:{policy}")
-        return decided
 
-    def _robots_done(self, hosts: int = 1) -> Iterator[scrapy.Request]:
+    def _robots_done(self) -> Iterator[scrapy.Request]:
         if self.pending_robots <= 0:
             return
-        self.pending_robots -= hosts
+        self.pending_robots -= 1
         if self.pending_robots <= 0:
             yield from self.after_robots()
 

@@ -1401,6 +1401,9 @@ def _rv_page(h: _Handler, req: Request, nth: int) -> None:
             extra = [] if location is None else [("Location", location)]
             h._send_simple(302, "Found", html_page("moved"), head=False, extra=extra)
             return
+    if req.path == "/rv/start":  # a page linking to what robots.txt disallows
+        h._ok(req, html_page("start", '<a href="/rv/secret">secret</a>'))
+        return
     h._ok(req, html_page("rv " + req.path.rsplit("/", 1)[-1]))
 
 
@@ -1421,3 +1424,51 @@ def _rv_depth(h: _Handler, req: Request, nth: int) -> None:
 
 
 PREFIX_ROUTES.update({"/rv/d/": _rv_depth, "/rv/go/": _rv_depth})
+
+
+# robots.txt by host name (all of them on this server, through connect_to):
+# RV_ROBOTS[host:port or host] = (seconds before the answer, status, body or Location).
+RV_ROBOTS: dict[str, tuple[float, int, str]] = {
+    # A robots.txt that names a sitemap on another host, whose robots.txt is slow.
+    "first.rv.test": (
+        0.0,
+        200,
+        "User-agent: *\nDisallow:\nSitemap: http://slow.rv.test/rv/sm.xml\n",
+    ),
+    "slow.rv.test": (1.5, 200, "User-agent: *\nDisallow: /rv/secret\n"),
+    # An apex and its www both redirect to one robots.txt (as to https://www.):
+    # here the www one answers later, so the apex's redirect claims the target.
+    "apex.rv.test": (0.0, 301, "http://www.rv.test:8080/robots.txt"),
+    "www.rv.test": (0.5, 301, "http://www.rv.test:8080/robots.txt"),
+    "www.rv.test:8080": (0.0, 200, "User-agent: *\nDisallow: /rv/secret\n"),
+}
+RV_SITEMAP = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n'
+    b'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+    b"<url><loc>http://slow.rv.test/rv/secret</loc></url>"
+    b"<url><loc>http://slow.rv.test/rv/listed</loc></url></urlset>\n"
+)
+
+_plain_robots = ROUTES["/robots.txt"]
+
+
+def _rv_robots(h: _Handler, req: Request, nth: int) -> None:
+    host = req.headers.get("host", "").lower()
+    rule = RV_ROBOTS.get(host) or RV_ROBOTS.get(host.rsplit(":", 1)[0])
+    if rule is None:
+        _plain_robots(h, req, nth)
+        return
+    delay, status, text = rule
+    if delay and h.server.stopping.wait(delay):
+        return
+    if 300 <= status < 400:
+        h._redirect(req, text)
+    else:
+        h._ok(req, text.encode(), content_type="text/plain")
+
+
+def _rv_sitemap(h: _Handler, req: Request, nth: int) -> None:
+    h._ok(req, RV_SITEMAP, content_type="application/xml")
+
+
+ROUTES.update({"/robots.txt": _rv_robots, "/rv/sm.xml": _rv_sitemap})

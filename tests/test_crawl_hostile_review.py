@@ -7,13 +7,20 @@ loopback and reads only what the crawl wrote and what the server was asked for.
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from faultserver import RV_LOCATIONS, serve_faults
 from test_crawl_faults import Crawl, LogLine, Run, read_crawl, run_sunset
-from test_crawl_hostile import FAST, write_profile
+from test_crawl_hostile import FAST, ts, write_profile
+from test_crawl_redis import REDIS_SERVER, redis_server
 
 
 @dataclass
@@ -110,3 +117,115 @@ def test_a_redirect_target_left_for_the_resume_keeps_its_depth(tmp_path: Path) -
     assert [(x.path, x.status) for x in done.lines if x.status > 0] == [("/rv/d/2", 200)]
     assert deeper == 0
     assert [(x.path, x.hops) for x in done.lines if x.status < 0] == [("/rv/go/3", "LRLRL")]
+
+
+# --------------------------------------------------------------------------
+# robots.txt of several hosts
+
+
+def hosts_profile(path: Path, port: int, seed: str, hosts: list[str], ports=(80,)) -> Path:
+    rules = ", ".join(f'"{h}:{p}:127.0.0.1:{port}"' for h in hosts for p in ports)
+    allowed = ", ".join(f'"{h}"' for h in hosts)
+    path.write_text(
+        f'[site]\nname = "hosts"\nstart_urls = ["{seed}"]\nallowed_hosts = [{allowed}]\n'
+        f"[crawl]\n{FAST}connect_to = [{rules}]\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def crawl_hosts(work: Path, profile: Path, shared: bool) -> Crawl:
+    """One crawl, or (shared) two workers sharing it through a real Redis, then --finish."""
+    out = work / "crawl"
+    base = ["crawl", "--profile", str(profile), "--out", str(out)]
+    if not shared:
+        return read_crawl(run_sunset(*base, cwd=work), out, "")
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not installed")
+    with redis_server(work / "redis") as url:
+        base += ["--name", "shared", "--redis", url]
+        env = {**os.environ, "NO_COLOR": "1"}
+        workers = [
+            subprocess.Popen(
+                [sys.executable, "-m", "sunset", *base],
+                cwd=work,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        for proc in workers:
+            _, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err
+        done = run_sunset(*base, "--finish", cwd=work)
+    return read_crawl(done, out, "")
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["local", "redis"])
+def test_a_sitemap_named_by_one_host_waits_for_the_robots_txt_of_its_own(
+    tmp_path: Path, shared: bool
+) -> None:
+    with serve_faults() as server:
+        profile = hosts_profile(
+            tmp_path / "p.toml",
+            server.port,
+            "http://first.rv.test/rv/first",
+            ["first.rv.test", "slow.rv.test"],
+        )
+        crawl = crawl_hosts(tmp_path, profile, shared)
+        secret = server.hits("/rv/secret")
+    assert crawl.run.returncode == 0, crawl.run.explain()
+    assert secret == 0, "a page robots.txt disallows was fetched"
+    robots = [x for x in crawl.log_lines if x.url == "http://slow.rv.test/robots.txt"]
+    assert [x.status for x in robots] == [200]
+    slow = [x for x in crawl.log_lines if "slow.rv.test/rv/" in x.url and x.status > 0]
+    assert {x.path for x in slow} == {"/rv/sm.xml", "/rv/listed"}
+    assert min(ts(x) - x.duration / 1000 for x in slow) >= ts(robots[0]) - 0.01
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["local", "redis"])
+def test_hosts_whose_robots_txt_redirect_to_one_file_both_obey_it(
+    tmp_path: Path, shared: bool
+) -> None:
+    with serve_faults() as server:
+        profile = hosts_profile(
+            tmp_path / "p.toml",
+            server.port,
+            "http://www.rv.test/rv/start",
+            ["apex.rv.test", "www.rv.test"],
+            ports=(80, 8080),
+        )
+        crawl = crawl_hosts(tmp_path, profile, shared)
+        secret = server.hits("/rv/secret")
+    assert crawl.run.returncode == 0, crawl.run.explain()
+    assert secret == 0
+    assert [x.notes[0] for x in crawl.log_lines if x.path == "/rv/secret"] == ["robots"]
+
+
+def test_an_interrupt_while_robots_txt_is_awaited_decides_nothing(tmp_path: Path) -> None:
+    # An abandoned robots.txt fetch is no answer: no rules are made up from it
+    # (it was taken as "unreachable: disallow all", and every seed logged -9998).
+    with serve_faults(robots_delay=5.0) as server:
+        profile = write_profile(tmp_path / "p.toml", server.url, ["rv/start"])
+        out = tmp_path / "crawl"
+        command = [sys.executable, "-m", "sunset", "crawl", "--profile", str(profile)]
+        proc = subprocess.Popen(
+            [*command, "--out", str(out)],
+            cwd=tmp_path,
+            env={**os.environ, "NO_COLOR": "1"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 30
+        while server.hits("/robots.txt") == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        stopped = read_crawl(Run(proc.returncode, "", err, 0), out, server.url)
+        summary = json.loads((out / "crawl.json").read_text())
+    assert proc.returncode == 130, err
+    assert [x.raw for x in stopped.log_lines if x.status == -9998] == []
+    assert summary["robots"] == {}
