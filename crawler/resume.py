@@ -21,8 +21,8 @@ from warcio.archiveiterator import ArchiveIterator
 
 from .hops import add as hops_add
 from .links import css_links, html_links, is_html, robots_sitemaps, sitemap_links
-from .session import robots_rules
-from .urls import canonicalize, host_of, invalid, redirect_target
+from .session import ROBOTS_PARSE_LIMIT, robots_rules
+from .urls import REDIRECTS, ROBOTS_REDIRECTS, canonicalize, host_of, invalid, redirect_target
 
 
 @dataclass
@@ -117,6 +117,7 @@ class Previous:
     captured: set[str] = field(default_factory=set)  # canonical URLs with a response or revisit
     revisits: dict[str, tuple[str, str]] = field(default_factory=dict)
     robots: dict[str, bytes | None] = field(default_factory=dict)
+    robots_policy: dict[str, str] = field(default_factory=dict)  # as robots_rules names it
     frontier: list[dict[str, str]] = field(default_factory=list)
     max_serial: int = -1
     responses: int = 0
@@ -169,7 +170,9 @@ def read_previous(
     # pages), so the originals of link-bearing payloads are found again by offset.
     originals: dict[str, tuple[Path, int]] = {}
     revisited: list[tuple[str, str]] = []  # (URL, payload digest)
-    robots_moved: dict[str, str] = {}  # host -> where its robots.txt redirected
+    # Canonical robots.txt URL -> (rules, policy) of a final answer, or where it redirected.
+    robots_answers: dict[str, tuple[bytes, str]] = {}
+    robots_moved: dict[str, str] = {}
 
     def add(links: Iterator[tuple[str, str, str]]) -> None:
         for link in links:
@@ -208,18 +211,23 @@ def read_previous(
                     if 200 <= status < 300 and digest:
                         revisited.append((url, digest))
                     continue
-                if url.endswith("/robots.txt") and (200 <= status < 300 or 400 <= status < 500):
-                    # Only a final answer is reused; after a server error the
-                    # resumed crawl asks again.
-                    body = rec.content_stream().read() if status < 300 else None
+                robots = urlsplit(url).path.endswith("/robots.txt")
+                location = rec.http_headers.get_header("Location") if rec.http_headers else None
+                if robots and status in REDIRECTS and location:
+                    robots_moved[canonicalize(url)] = redirect_target(url, location)
+                elif robots and canonicalize(url) in prev.captured:
+                    # Only a final answer is reused: after a server error, or
+                    # a body cut by time, the resumed crawl asks again.
+                    body = (
+                        _read_upto(rec.content_stream(), ROBOTS_PARSE_LIMIT + 1)
+                        if 200 <= status < 300
+                        else None
+                    )
                     truncated = bool(rec.rec_headers.get_header("WARC-Truncated"))
-                    prev.robots[host_of(url)] = robots_rules(status, body, truncated)[0]
-                elif url.endswith("/robots.txt") and 300 <= status < 400 and rec.http_headers:
-                    location = rec.http_headers.get_header("Location") or ""
-                    robots_moved[host_of(url)] = redirect_target(url, location)
-                if 300 <= status < 400 and rec.http_headers:
-                    location = rec.http_headers.get_header("Location")
-                    if location:
+                    robots_answers[canonicalize(url)] = robots_rules(status, body, truncated)
+                if 300 <= status < 400:
+                    # Scrapy follows these five only, and only with a Location.
+                    if status in REDIRECTS and location:
                         target = redirect_target(url, location)
                         add(iter([(target, "R", url)]))
                     continue
@@ -232,12 +240,13 @@ def read_previous(
                     # Asked only now: warcio reads the record to its end to answer.
                     originals[digest] = (path, records.get_record_offset())
     add(_revisit_links(revisited, originals, max_body))
-    for host, target in robots_moved.items():
-        # As the live crawl decided: another robots.txt's rules, or none.
-        if invalid(target) or not urlsplit(target).path.endswith("/robots.txt"):
-            prev.robots.setdefault(host, b"")
-        elif host_of(target) in prev.robots:
-            prev.robots.setdefault(host, prev.robots[host_of(target)])
+    # Each host's rules, as the crawl decided them from its /robots.txt and
+    # where that redirected (a file of another name below the root is a page).
+    for start in sorted({*robots_answers, *robots_moved}):
+        if urlsplit(start).path == "/robots.txt" and not urlsplit(start).query:
+            answer = _robots_answer(start, robots_answers, robots_moved)
+            if answer is not None:
+                prev.robots[host_of(start)], prev.robots_policy[host_of(start)] = answer
     starts = {_key(u) for u in seeds}
 
     def link_to(url: str) -> tuple[str, str] | None:
@@ -316,6 +325,24 @@ def read_previous(
     return prev
 
 
+def _robots_answer(
+    url: str, answers: dict[str, tuple[bytes, str]], moved: dict[str, str]
+) -> tuple[bytes, str] | None:
+    """(rules, policy) that a robots.txt fetch of `url` ended in, following its
+    redirects as the crawl does; None if it ended in nothing final (to ask again)."""
+    for _ in range(ROBOTS_REDIRECTS + 1):
+        if url in answers:
+            return answers[url]
+        target = moved.get(url)
+        if target is None:
+            return None
+        if invalid(target) or not urlsplit(target).path.endswith("/robots.txt"):
+            break
+        url = canonicalize(target)
+    # Redirected to a page, or more than five times: as the crawl, no rules.
+    return robots_rules(310, None, False)
+
+
 def _key(url: str) -> str:
     """The canonical form, or for a URL no request can be made from the URL
     itself: it stays in the frontier, for the resumed crawl to log as the crawl did."""
@@ -367,7 +394,7 @@ def _links(rec: object, url: str, max_body: int) -> Iterator[tuple[str, str, str
         body = _read_upto(rec.content_stream(), max_body)  # type: ignore[attr-defined]
     except Exception:  # a body that will not decode yields no links, as in the live crawl
         return
-    if url.endswith("/robots.txt"):
+    if urlsplit(url).path == "/robots.txt" and not urlsplit(url).query:
         for sm in robots_sitemaps(body, url):
             yield sm, "P", url
     elif b"<urlset" in body[:1024] or b"<sitemapindex" in body[:1024]:

@@ -261,7 +261,7 @@ def _run_crawl(opt: CrawlOptions) -> int:
             session.remember_payload(digest, url, date)
         for host, body in prev.robots.items():
             session.load_robots(host, body)
-            session.robots_policy[host] = "robots-ok:earlier-run"
+            session.robots_policy[host] = f"earlier-run:{prev.robots_policy.get(host, 'robots-ok')}"
         frontier = prev.frontier
     session.open_logs()
     hosts = len(p.site.allowed_hosts)

@@ -34,7 +34,7 @@ from .decoding import Decoded, decode
 from .fetch import INTERRUPTED, FetchError
 from .hops import add as hops_add
 from .shared import RedisLost
-from .urls import canonicalize, host_of, invalid, redirect_target
+from .urls import REDIRECTS, canonicalize, host_of, invalid, redirect_target
 from .warc import WarcWriteError, sha1_b32
 
 if TYPE_CHECKING:
@@ -242,7 +242,7 @@ class WarcMiddleware:
             request.meta["hops"] = hops_add(request.meta.get("hops", ""), "R")
             request.meta["via"] = ex.url
             target = redirect_target(ex.url, ex.header("location") or "")
-            if invalid(target):
+            if ex.status in REDIRECTS and invalid(target):
                 # RedirectMiddleware would raise on it, and the hop would end
                 # unlogged; refused here, the 3xx goes on as an answer.
                 s.refuse(target, -7, "invalid-url", request.meta["hops"], ex.url)
@@ -334,9 +334,6 @@ class ScopeGate:
                 # A robots.txt redirected to a page (often the home page): no
                 # rules there, and fetching it here would claim that page.
                 raise IgnoreRequest(f"robots.txt redirected elsewhere: {request.url}")
-            # Fetched here as robots.txt (robots requests skip the duplicate
-            # filter): claimed, so that a link to it is not fetched again.
-            s.first_time(request.url)
             return None
         if request.meta.get(CHECKED):
             return None  # a request the spider has just decided on

@@ -41,16 +41,16 @@ from .shared import (
     Candidate,
     RedisLost,
 )
-from .urls import canonicalize, host_of, invalid, variants_guard
+from .urls import ROBOTS_REDIRECTS, canonicalize, host_of, invalid, variants_guard
 from .warc import WarcWriteError
 
 # How long a worker waits for robots.txt fetched by another worker: that
 # worker may be killed, and its lease then expires and is re-done.
 ROBOTS_WAIT_S = 600.0
+# Where a shared crawl publishes how a robots.txt URL was answered, beside the hosts' rules.
+ROBOTS_URL_KEY = "url:"
 # Raw URLs remembered by follow(): more than a page template links to.
 RECENT_URLS = 8192
-# Redirects a robots.txt fetch follows (RFC 9309 asks for at least five).
-ROBOTS_REDIRECTS = 5
 
 
 @dataclass
@@ -75,6 +75,13 @@ class CaptureSpider(scrapy.Spider):
         self.user_agent = user_agent
         self.frontier = frontier  # requests rebuilt from a previous run's WARCs (resume)
         self.pending_robots = 0
+        # How each robots.txt fetch ended, by every canonical URL on its way
+        # (redirects included): (rules, policy, host of the final URL).
+        self.robots_answers: dict[str, tuple[bytes, str, str]] = {}
+        # Robots redirects dropped as duplicates, waiting for the chain that
+        # claimed their target to end (local crawl).
+        self.parked: list[scrapy.Request] = []
+        self.tasks: set[asyncio.Future[None]] = set()
         # Raw URLs follow() has already decided on (True: off-site). Menus
         # repeat the same links on every page, and a URL seen before can only
         # be a duplicate again, so most calls end here. Bounded, oldest out.
@@ -83,9 +90,96 @@ class CaptureSpider(scrapy.Spider):
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> CaptureSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
+        crawler.signals.connect(spider.on_dropped, signal=signals.request_dropped)
         if spider.session.shared is not None:
             crawler.signals.connect(spider.on_idle, signal=signals.spider_idle)
         return spider
+
+    def on_dropped(self, request: scrapy.Request, spider: Any = None) -> None:
+        """A robots.txt redirect to a robots.txt another chain claimed (apex and
+        www both sent to https://www.): that chain's answer is this host's too,
+        without a second fetch. A target whose answer cannot come (hosts that
+        redirect to each other, a file claimed otherwise) is fetched again."""
+        if not request.meta.get("robots_txt"):
+            return
+        target = canonicalize(request.url)
+        if self.session.shared is not None:
+            task = asyncio.ensure_future(self.await_shared_answer(request, target))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        else:
+            self.parked.append(request)
+            self.schedule(self.settle())
+
+    def schedule(self, requests: Iterator[scrapy.Request]) -> None:
+        engine = self.crawler.engine
+        for request in requests:
+            engine.crawl(request)
+
+    def decide_as(
+        self, request: scrapy.Request, answer: tuple[bytes, str, str]
+    ) -> Iterator[scrapy.Request]:
+        """Decide the host of `request`'s chain by another chain's answer."""
+        host = request.meta.get("robots_host") or host_of(request.url)
+        rules, policy, final = answer
+        self.apply_robots(host, rules, f"same-as:{final}:{policy}" if final != host else policy)
+        if self.session.shared is None:
+            yield from self._robots_done()
+
+    def settle(self) -> Iterator[scrapy.Request]:
+        """Decide the parked chains whose target has been answered; when nothing
+        else is in flight to answer the rest, fetch each of them again."""
+        waiting = []
+        for request in self.parked:
+            answer = self.robots_answers.get(canonicalize(request.url))
+            if answer is None:
+                waiting.append(request)
+            else:
+                yield from self.decide_as(request, answer)
+        self.parked = waiting
+        if waiting and self.pending_robots == len(waiting):
+            self.parked = []
+            for request in waiting:
+                # Not filtered again; the redirect limit ends a loop.
+                yield request.replace(dont_filter=True)
+
+    async def await_shared_answer(self, request: scrapy.Request, target: str) -> None:
+        """A shared crawl: another worker's chain may be fetching the target; its
+        answer arrives through Redis. Fetched again if it does not in time."""
+        s = self.session
+        assert s.shared is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 2 * s.timeout + 5
+        while not s.fatal:
+            try:
+                known, body = s.shared.robots(ROBOTS_URL_KEY + target)
+            except RedisLost as exc:
+                s.fail(str(exc))
+                return
+            if known:
+                head, _, rules = (body or b"").partition(b"\n")
+                policy, _, final = head.decode("utf-8", "replace").partition(" ")
+                for _ in self.decide_as(request, (rules, policy, final)):
+                    pass
+                return
+            if loop.time() > deadline:
+                self.schedule(iter([request.replace(dont_filter=True)]))
+                return
+            await asyncio.sleep(0.1)
+
+    def answered(self, request: scrapy.Request, last_url: str, rules: bytes, policy: str) -> None:
+        """Record how a robots.txt fetch ended, under every URL of its chain."""
+        s = self.session
+        answer = (rules, policy, host_of(last_url))
+        for url in [*request.meta.get("redirect_urls", []), last_url]:
+            key = canonicalize(url)
+            self.robots_answers[key] = answer
+            if s.shared is not None:
+                try:
+                    value = f"{policy} {answer[2]}\n".encode() + rules
+                    s.shared.publish_robots(ROBOTS_URL_KEY + key, value)
+                except RedisLost as exc:
+                    s.fail(str(exc))
 
     def on_idle(self) -> None:
         """A shared crawl is over only when no worker has anything queued or leased."""
@@ -181,15 +275,10 @@ class CaptureSpider(scrapy.Spider):
                 "robots_host": host_of(url),
                 # 4xx and 5xx (after the retries) reach on_robots. Redirects
                 # are followed, five at most (RFC 9309 2.3.1.2), and only to
-                # another robots.txt (ScopeGate).
+                # another robots.txt (ScopeGate; see on_dropped).
                 "handle_httpstatus_list": list(range(400, 600)),
                 "redirect_ttl": ROBOTS_REDIRECTS,
             },
-            # Each host's chain is followed to its own end, even to a
-            # robots.txt another host's chain has reached (apex and www both
-            # sent to https://www.): one more small fetch, and every host is
-            # decided by its own answer, whatever the order they come in.
-            dont_filter=True,
         )
 
     def after_robots_urls(
@@ -293,15 +382,13 @@ class CaptureSpider(scrapy.Spider):
             yield from self.follow(url, hops, via, kind=kind, seed=seed, cal_parent=cal)
 
     def on_robots(self, response: Response) -> Iterator[scrapy.Request]:
-        host = response.meta.get("robots_host") or host_of(response.url)
         rules, policy = robots_rules(response.status, response.body, "truncated" in response.flags)
-        if host_of(response.url) != host:
-            policy = f"same-as:{host_of(response.url)}:{policy}"
-        self.apply_robots(host, rules, policy)
+        self.answered(response.request, response.url, rules, policy)
+        yield from self.decide_as(response.request, self.robots_answers[canonicalize(response.url)])
         if self.session.shared is not None:
             self.release(response.request)
             return
-        yield from self._robots_done()
+        yield from self.settle()
 
     def on_robots_failed(self, failure: Any) -> Iterator[scrapy.Request]:
         request = failure.request
@@ -309,7 +396,6 @@ class CaptureSpider(scrapy.Spider):
             # The crawl is stopping: nothing was answered, nothing is decided
             # (a shared crawl's worker hands the fetch back as it leaves).
             return
-        host = request.meta.get("robots_host") or host_of(request.url)
         response = getattr(failure.value, "response", None)
         if response is not None:  # a redirect without a Location, say
             status: int | None = response.status
@@ -320,11 +406,12 @@ class CaptureSpider(scrapy.Spider):
         else:
             status = None  # no answer at all, after the retries
         rules, policy = robots_rules(status, None, False)
-        self.apply_robots(host, rules, policy)
+        self.answered(request, request.url, rules, policy)
+        yield from self.decide_as(request, self.robots_answers[canonicalize(request.url)])
         if self.session.shared is not None:
             self.release(request)
             return
-        yield from self._robots_done()
+        yield from self.settle()
 
     def apply_robots(self, host: str, rules: bytes, policy: str) -> None:
         """Rules for a host, decided once and written down (crawl.json), shared

@@ -19,6 +19,10 @@ from w3lib.url import safe_url_string
 from .hops import trailing
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+# The statuses Scrapy's RedirectMiddleware follows (with a Location).
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# Redirects a robots.txt fetch follows (RFC 9309 asks for at least five).
+ROBOTS_REDIRECTS = 5
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _PCT = re.compile(rb"%([0-9A-Fa-f]{2})")
 

@@ -1401,6 +1401,13 @@ def _rv_page(h: _Handler, req: Request, nth: int) -> None:
             extra = [] if location is None else [("Location", location)]
             h._send_simple(302, "Found", html_page("moved"), head=False, extra=extra)
             return
+    if req.path == "/rv/docs/":  # a page about robots.txt, with an example file
+        links = '<a href="robots.txt">an example</a> <a href="after">after</a>'
+        h._ok(req, html_page("docs", links))
+        return
+    if req.path == "/rv/docs/robots.txt":  # not the site's: only /robots.txt is
+        h._ok(req, b"User-agent: *\nDisallow: /\n", content_type="text/plain")
+        return
     if req.path == "/rv/start":  # a page linking to what robots.txt disallows
         h._ok(req, html_page("start", '<a href="/rv/secret">secret</a>'))
         return
@@ -1441,6 +1448,8 @@ RV_ROBOTS: dict[str, tuple[float, int, str]] = {
     "apex.rv.test": (0.0, 301, "http://www.rv.test:8080/robots.txt"),
     "www.rv.test": (0.5, 301, "http://www.rv.test:8080/robots.txt"),
     "www.rv.test:8080": (0.0, 200, "User-agent: *\nDisallow: /rv/secret\n"),
+    # Status 0: the first answer stalls after a few bytes for `delay` seconds.
+    "stall.rv.test": (3.0, 0, "User-agent: *\nDisallow: /rv/secret\n"),
 }
 RV_SITEMAP = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -1459,6 +1468,15 @@ def _rv_robots(h: _Handler, req: Request, nth: int) -> None:
         _plain_robots(h, req, nth)
         return
     delay, status, text = rule
+    if status == 0:  # a body cut short by a stall, the first time only
+        body = text.encode()
+        if nth == 1:
+            head = [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
+            h.request.sendall(h._head_bytes(200, "OK", head) + body[:10])
+            h.server.stopping.wait(delay)
+        else:
+            h._ok(req, body, content_type="text/plain")
+        return
     if delay and h.server.stopping.wait(delay):
         return
     if 300 <= status < 400:
@@ -1472,3 +1490,12 @@ def _rv_sitemap(h: _Handler, req: Request, nth: int) -> None:
 
 
 ROUTES.update({"/robots.txt": _rv_robots, "/rv/sm.xml": _rv_sitemap})
+
+
+RV_ROBOTS.update(
+    {
+        # Two hosts whose robots.txt files redirect to each other.
+        "loopa.rv.test": (0.0, 302, "http://loopb.rv.test/robots.txt"),
+        "loopb.rv.test": (0.0, 302, "http://loopa.rv.test/robots.txt"),
+    }
+)

@@ -30,9 +30,11 @@ class Resumed:
     lines: list[LogLine]  # what the resume added to crawl.log
 
 
-def crawl_and_resume(work: Path, site: str, starts: list[str], crawl: str = FAST) -> Resumed:
-    """A crawl run to its end, then resumed: the resume has nothing left to do."""
-    profile = write_profile(work / "p.toml", site, starts, crawl)
+def crawl_and_resume(
+    work: Path, site: str, starts: list[str], crawl: str = FAST, profile: Path | None = None
+) -> Resumed:
+    """A crawl run to its end, then resumed (with nothing left to do, unless it failed)."""
+    profile = profile or write_profile(work / "p.toml", site, starts, crawl)
     out = work / "crawl"
     first = run_sunset("crawl", "--profile", str(profile), "--out", str(out), cwd=work)
     first_crawl = read_crawl(first, out, site.rstrip("/"))
@@ -156,9 +158,15 @@ def crawl_hosts(work: Path, profile: Path, shared: bool) -> Crawl:
             )
             for _ in range(2)
         ]
-        for proc in workers:
-            _, err = proc.communicate(timeout=120)
-            assert proc.returncode == 0, err
+        try:
+            for proc in workers:
+                _, err = proc.communicate(timeout=120)
+                assert proc.returncode == 0, err
+        finally:
+            for proc in workers:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
         done = run_sunset(*base, "--finish", cwd=work)
     return read_crawl(done, out, "")
 
@@ -229,3 +237,61 @@ def test_an_interrupt_while_robots_txt_is_awaited_decides_nothing(tmp_path: Path
     assert proc.returncode == 130, err
     assert [x.raw for x in stopped.log_lines if x.status == -9998] == []
     assert summary["robots"] == {}
+
+
+def test_a_robots_txt_cut_short_by_time_is_asked_again_on_resume(tmp_path: Path) -> None:
+    # The crawl gives up on it (no retries) and disallows everything, as RFC
+    # 9309 says; the resume retries it as it retries any body cut by time.
+    with serve_faults() as server:
+        profile = hosts_profile(
+            tmp_path / "p.toml", server.port, "http://stall.rv.test/rv/start", ["stall.rv.test"]
+        )
+        text = profile.read_text().replace("timeout = 5", "timeout = 1\nretries = 0")
+        profile.write_text(text)
+        done = crawl_and_resume(tmp_path, "http://stall.rv.test/", [], profile=profile)
+        asked = server.hits("/robots.txt")
+        start = server.hits("/rv/start")
+    summary = json.loads((done.first.out / "crawl.json").read_text())
+    assert asked == 2
+    assert start == 1
+    assert done.again.returncode == 0, done.again.explain()
+    assert summary["robots"] == {"stall.rv.test": "robots-ok"}
+
+
+def test_a_file_named_robots_txt_below_the_root_is_a_page_on_resume(tmp_path: Path) -> None:
+    # /rv/docs/robots.txt disallows everything, but it is not the site's robots.txt.
+    with serve_faults() as server:
+        profile = write_profile(tmp_path / "p.toml", server.url, ["rv/docs/"])
+        out = tmp_path / "crawl"
+        base = ["crawl", "--profile", str(profile), "--out", str(out)]
+        first = run_sunset(*base, "--max-pages", "3", cwd=tmp_path)
+        crawl = read_crawl(first, out, server.url)
+        again = run_sunset(*base, "--resume", cwd=tmp_path)
+        after = server.hits("/rv/docs/after")
+    assert first.returncode == 0, first.explain()
+    assert [x.status for x in crawl.log("/rv/docs/robots.txt")] == [200]
+    assert [x.status for x in crawl.log("/rv/docs/after")] == [-5003]
+    assert again.returncode == 0, again.explain()
+    assert after == 1
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["local", "redis"])
+def test_hosts_whose_robots_txt_redirect_to_each_other_are_crawled(
+    tmp_path: Path, shared: bool
+) -> None:
+    # RFC 9309: a redirect loop is "unavailable", so there are no rules.
+    with serve_faults() as server:
+        profile = hosts_profile(
+            tmp_path / "p.toml",
+            server.port,
+            "http://loopa.rv.test/rv/start",
+            ["loopa.rv.test", "loopb.rv.test"],
+        )
+        crawl = crawl_hosts(tmp_path, profile, shared)
+        asked = server.hits("/robots.txt")
+    assert crawl.run.returncode == 0, crawl.run.explain()
+    assert {x.url for x in crawl.log_lines if x.status == 200} >= {
+        "http://loopa.rv.test/rv/start",
+        "http://loopa.rv.test/rv/secret",
+    }
+    assert asked <= 2 * 12
