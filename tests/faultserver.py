@@ -1392,6 +1392,7 @@ def _rv_page(h: _Handler, req: Request, nth: int) -> None:
     if req.path == "/rv/odd/":
         items = "".join(f'<li><a href="{u.format(port=port)}">x</a></li>' for u in RV_ODD_LINKS)
         items += "".join(f'<li><a href="/rv/redir/{name}">r</a></li>' for name in RV_LOCATIONS)
+        items += '<li><a href="/rv/choices">300</a></li>'
         h._ok(req, html_page("odd links", f"<ul>{items}</ul>"))
         return
     if req.path.startswith("/rv/redir/"):
@@ -1401,6 +1402,10 @@ def _rv_page(h: _Handler, req: Request, nth: int) -> None:
             extra = [] if location is None else [("Location", location)]
             h._send_simple(302, "Found", html_page("moved"), head=False, extra=extra)
             return
+    if req.path == "/rv/choices":  # a 300 with a Location: not a redirect to follow
+        extra = [("Location", "/rv/odd/chosen")]
+        h._send_simple(300, "Multiple Choices", html_page("choose"), head=False, extra=extra)
+        return
     if req.path == "/rv/docs/":  # a page about robots.txt, with an example file
         links = '<a href="robots.txt">an example</a> <a href="after">after</a>'
         h._ok(req, html_page("docs", links))
