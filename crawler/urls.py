@@ -64,7 +64,7 @@ def canonicalize(url: str) -> str:
     """
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower().rstrip(".")
+    host = ascii_host((parts.hostname or "").lower().rstrip("."))
     try:
         port = parts.port
     except ValueError:
@@ -138,7 +138,19 @@ def variants_guard(key: str) -> str:
 
 @lru_cache(maxsize=4096)
 def host_of(url: str) -> str:
-    return (urlsplit(url).hostname or "").lower().rstrip(".")
+    return ascii_host((urlsplit(url).hostname or "").lower().rstrip("."))
+
+
+def ascii_host(host: str) -> str:
+    """A host name as requests carry it: an internationalised name in its
+    ASCII (punycode) form, as Scrapy sends it and allowed_hosts must hold it.
+    One the IDNA codec refuses is left as it is (its fetch fails, logged)."""
+    if host.isascii():
+        return host
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return host
 
 
 @dataclass

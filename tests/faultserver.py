@@ -1402,6 +1402,14 @@ def _rv_page(h: _Handler, req: Request, nth: int) -> None:
             extra = [] if location is None else [("Location", location)]
             h._send_simple(302, "Found", html_page("moved"), head=False, extra=extra)
             return
+    if req.path == "/rv/idn":  # links to its own host written in Unicode, and in punycode
+        links = (
+            '<a href="http://b\u00fccher.rv.test/rv/idn-unicode">u</a> '
+            '<a href="http://xn--bcher-kva.rv.test/rv/idn-punycode">p</a> '
+            '<a href="http://B\u00dcCHER.rv.test/rv/idn-upper">U</a>'
+        )
+        h._ok(req, html_page("idn", links))
+        return
     if req.path == "/rv/choices":  # a 300 with a Location: not a redirect to follow
         extra = [("Location", "/rv/odd/chosen")]
         h._send_simple(300, "Multiple Choices", html_page("choose"), head=False, extra=extra)

@@ -295,3 +295,15 @@ def test_hosts_whose_robots_txt_redirect_to_each_other_are_crawled(
         "http://loopa.rv.test/rv/secret",
     }
     assert asked <= 2 * 12
+
+
+def test_links_to_the_site_with_its_name_in_unicode_are_in_scope(tmp_path: Path) -> None:
+    # allowed_hosts holds the ASCII (punycode) form; pages may write either.
+    with serve_faults() as server:
+        host = "xn--bcher-kva.rv.test"
+        profile = hosts_profile(tmp_path / "p.toml", server.port, f"http://{host}/rv/idn", [host])
+        crawl = crawl_hosts(tmp_path, profile, shared=False)
+        hits = {p: server.hits(p) for p in ("/rv/idn-unicode", "/rv/idn-punycode", "/rv/idn-upper")}
+    assert crawl.run.returncode == 0, crawl.run.explain()
+    assert hits == {"/rv/idn-unicode": 1, "/rv/idn-punycode": 1, "/rv/idn-upper": 1}
+    assert crawl.bad_log_lines == []
