@@ -1512,3 +1512,9 @@ RV_ROBOTS.update(
         "loopb.rv.test": (0.0, 302, "http://loopa.rv.test/robots.txt"),
     }
 )
+RV_ROBOTS.update(
+    {
+        # Saved by an editor that starts UTF-8 files with a byte order mark.
+        "bom.rv.test": (0.0, 200, "\ufeffUser-agent: *\r\nDisallow: /rv/secret\r\n"),
+    }
+)

@@ -307,3 +307,14 @@ def test_links_to_the_site_with_its_name_in_unicode_are_in_scope(tmp_path: Path)
     assert crawl.run.returncode == 0, crawl.run.explain()
     assert hits == {"/rv/idn-unicode": 1, "/rv/idn-punycode": 1, "/rv/idn-upper": 1}
     assert crawl.bad_log_lines == []
+
+
+def test_a_robots_txt_that_starts_with_a_byte_order_mark_is_obeyed(tmp_path: Path) -> None:
+    with serve_faults() as server:
+        host = "bom.rv.test"
+        profile = hosts_profile(tmp_path / "p.toml", server.port, f"http://{host}/rv/start", [host])
+        crawl = crawl_hosts(tmp_path, profile, shared=False)
+        secret = server.hits("/rv/secret")
+    assert crawl.run.returncode == 0, crawl.run.explain()
+    assert secret == 0
+    assert [x.notes for x in crawl.log_lines if x.path == "/rv/secret"] == [("robots",)]
