@@ -200,7 +200,7 @@ def sitemap_links(body: bytes, url: str) -> tuple[list[str], list[str]]:
 
 def robots_sitemaps(body: bytes, url: str) -> list[str]:
     out = []
-    for line in body.decode("utf-8", "replace").splitlines():
+    for line in body.decode("utf-8-sig", "replace").splitlines():
         key, _, value = line.partition(":")
         if key.strip().lower() == "sitemap" and value.strip():
             out.append(urljoin(url, value.strip()))

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -142,7 +143,13 @@ def _run_crawl(opt: CrawlOptions) -> int:
                     f"[yellow]{chk.path.name}: {chk.error or 'torn tail'}; kept "
                     f"{chk.records} whole records, original moved to state/set-aside/"
                 )
-        prev = read_previous(out / "warc", opt.max_body_size or c.max_body_size)
+        patterns = [re.compile(p) for p in c.calendar_patterns]
+        prev = read_previous(
+            out / "warc",
+            opt.max_body_size or c.max_body_size,
+            seeds,
+            lambda canonical: any(p.search(canonical) for p in patterns),
+        )
 
     user_agent = c.user_agent
     settings_record = {
@@ -256,7 +263,7 @@ def _run_crawl(opt: CrawlOptions) -> int:
             session.remember_payload(digest, url, date)
         for host, body in prev.robots.items():
             session.load_robots(host, body)
-            session.robots_policy[host] = "robots-ok:earlier-run"
+            session.robots_policy[host] = f"earlier-run:{prev.robots_policy.get(host, 'robots-ok')}"
         frontier = prev.frontier
     session.open_logs()
     hosts = len(p.site.allowed_hosts)

@@ -34,7 +34,7 @@ from .decoding import Decoded, decode
 from .fetch import INTERRUPTED, FetchError
 from .hops import add as hops_add
 from .shared import RedisLost
-from .urls import canonicalize, host_of
+from .urls import REDIRECTS, canonicalize, host_of, invalid, redirect_target
 from .warc import WarcWriteError, sha1_b32
 
 if TYPE_CHECKING:
@@ -114,7 +114,9 @@ class RawHttpDownloadHandler:
         request.meta["download_latency"] = ex.duration
         resp_headers = Headers()
         for k, v in ex.headers:
-            resp_headers.appendlist(k, v)
+            # As bytes, exactly as received: Headers would encode a str as
+            # UTF-8, and a non-ASCII Location would be followed as mojibake.
+            resp_headers.appendlist(k.encode("latin-1"), v.encode("latin-1"))
         body = ex.content
         codings = [v for k, v in ex.headers if k.lower() == "content-encoding"]
         if codings and request.method != "HEAD":
@@ -239,6 +241,12 @@ class WarcMiddleware:
             # record that it was reached by a redirect, from this URL.
             request.meta["hops"] = hops_add(request.meta.get("hops", ""), "R")
             request.meta["via"] = ex.url
+            target = redirect_target(ex.url, ex.header("location") or "")
+            if ex.status in REDIRECTS and invalid(target):
+                # RedirectMiddleware would raise on it, and the hop would end
+                # unlogged; refused here, the 3xx goes on as an answer.
+                s.refuse(target, -7, "invalid-url", request.meta["hops"], ex.url)
+                request.meta["dont_redirect"] = True
         return response
 
     def process_exception(self, request: Request, exception: BaseException) -> None:

@@ -220,8 +220,12 @@ class Session:
 
     def load_robots(self, host: str, body: bytes | None) -> None:
         """Apply robots rules for a host (b"" or None: no rules, everything allowed)."""
+        # utf-8-sig: a leading byte order mark would hide the first line (often
+        # the only User-agent line), and with it every rule of the file.
         self.robots[host] = (
-            Protego.parse(body[:ROBOTS_PARSE_LIMIT].decode("utf-8", "replace")) if body else None
+            Protego.parse(body[:ROBOTS_PARSE_LIMIT].decode("utf-8-sig", "replace"))
+            if body
+            else None
         )
 
     # -- what to refuse

@@ -41,16 +41,16 @@ from .shared import (
     Candidate,
     RedisLost,
 )
-from .urls import canonicalize, host_of, invalid, variants_guard
+from .urls import ROBOTS_REDIRECTS, canonicalize, host_of, invalid, variants_guard
 from .warc import WarcWriteError
 
 # How long a worker waits for robots.txt fetched by another worker: that
 # worker may be killed, and its lease then expires and is re-done.
 ROBOTS_WAIT_S = 600.0
+# Where a shared crawl publishes how a robots.txt URL was answered, beside the hosts' rules.
+ROBOTS_URL_KEY = "url:"
 # Raw URLs remembered by follow(): more than a page template links to.
 RECENT_URLS = 8192
-# Redirects a robots.txt fetch follows (RFC 9309 asks for at least five).
-ROBOTS_REDIRECTS = 5
 
 
 @dataclass
@@ -75,8 +75,12 @@ class CaptureSpider(scrapy.Spider):
         self.user_agent = user_agent
         self.frontier = frontier  # requests rebuilt from a previous run's WARCs (resume)
         self.pending_robots = 0
-        # Hosts whose robots.txt redirects to another host's, by that host.
-        self.aliases: dict[str, list[str]] = {}
+        # How each robots.txt fetch ended, by every canonical URL on its way
+        # (redirects included): (rules, policy, host of the final URL).
+        self.robots_answers: dict[str, tuple[bytes, str, str]] = {}
+        # Robots redirects dropped as duplicates, waiting for the chain that
+        # claimed their target to end (local crawl).
+        self.parked: list[scrapy.Request] = []
         self.tasks: set[asyncio.Future[None]] = set()
         # Raw URLs follow() has already decided on (True: off-site). Menus
         # repeat the same links on every page, and a URL seen before can only
@@ -92,55 +96,90 @@ class CaptureSpider(scrapy.Spider):
         return spider
 
     def on_dropped(self, request: scrapy.Request, spider: Any = None) -> None:
-        """A robots.txt redirect to a robots.txt already claimed (apex to www, http
-        to https): that host's rules are this host's too, without a second fetch."""
+        """A robots.txt redirect to a robots.txt another chain claimed (apex and
+        www both sent to https://www.): that chain's answer is this host's too,
+        without a second fetch. A target whose answer cannot come (hosts that
+        redirect to each other, a file claimed otherwise) is fetched again."""
         if not request.meta.get("robots_txt"):
             return
-        host = request.meta.get("robots_host") or host_of(request.url)
-        target = host_of(request.url)
-        s = self.session
-        if target in s.robots_policy:
-            policy = s.robots_policy[target]
-            if target != host:
-                policy = f"same-as:{target}:{policy}"
-            self.decided(self.apply_robots(host, s.robots_rules[target], policy))
-        elif target == host:  # back to itself: a loop
-            rules, policy = robots_rules(310, None, False)
-            self.decided(self.apply_robots(host, rules, policy))
+        target = canonicalize(request.url)
+        if self.session.shared is not None:
+            task = asyncio.ensure_future(self.await_shared_answer(request, target))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
         else:
-            self.aliases.setdefault(target, []).append(host)
-            if s.shared is not None:
-                task = asyncio.ensure_future(self.await_shared_rules(host, target))
-                self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
+            self.parked.append(request)
+            self.schedule(self.settle())
 
-    async def await_shared_rules(self, host: str, target: str) -> None:
-        """A shared crawl: another worker may fetch the target; its rules arrive through Redis."""
+    def schedule(self, requests: Iterator[scrapy.Request]) -> None:
+        engine = self.crawler.engine
+        for request in requests:
+            engine.crawl(request)
+
+    def decide_as(
+        self, request: scrapy.Request, answer: tuple[bytes, str, str]
+    ) -> Iterator[scrapy.Request]:
+        """Decide the host of `request`'s chain by another chain's answer."""
+        host = request.meta.get("robots_host") or host_of(request.url)
+        rules, policy, final = answer
+        self.apply_robots(host, rules, f"same-as:{final}:{policy}" if final != host else policy)
+        if self.session.shared is None:
+            yield from self._robots_done()
+
+    def settle(self) -> Iterator[scrapy.Request]:
+        """Decide the parked chains whose target has been answered; when nothing
+        else is in flight to answer the rest, fetch each of them again."""
+        waiting = []
+        for request in self.parked:
+            answer = self.robots_answers.get(canonicalize(request.url))
+            if answer is None:
+                waiting.append(request)
+            else:
+                yield from self.decide_as(request, answer)
+        self.parked = waiting
+        if waiting and self.pending_robots == len(waiting):
+            self.parked = []
+            for request in waiting:
+                # Not filtered again; the redirect limit ends a loop.
+                yield request.replace(dont_filter=True)
+
+    async def await_shared_answer(self, request: scrapy.Request, target: str) -> None:
+        """A shared crawl: another worker's chain may be fetching the target; its
+        answer arrives through Redis. Fetched again if it does not in time."""
         s = self.session
         assert s.shared is not None
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + ROBOTS_WAIT_S
-        while host not in s.robots_policy and not s.fatal:
+        deadline = loop.time() + 2 * s.timeout + 5
+        while not s.fatal:
             try:
-                known, body = s.shared.robots(target)
+                known, body = s.shared.robots(ROBOTS_URL_KEY + target)
             except RedisLost as exc:
                 s.fail(str(exc))
                 return
             if known:
-                self.apply_robots(host, body or b"", f"same-as:{target}")
+                head, _, rules = (body or b"").partition(b"\n")
+                policy, _, final = head.decode("utf-8", "replace").partition(" ")
+                for _ in self.decide_as(request, (rules, policy, final)):
+                    pass
                 return
             if loop.time() > deadline:
-                s.fail(f"no worker fetched robots.txt for {target}")
+                self.schedule(iter([request.replace(dont_filter=True)]))
                 return
             await asyncio.sleep(0.1)
 
-    def decided(self, hosts: int) -> None:
-        """Schedule what waited for robots rules, once every host has its rules (local crawl)."""
-        if self.session.shared is not None:
-            return
-        engine = self.crawler.engine
-        for request in self._robots_done(hosts):
-            engine.crawl(request)
+    def answered(self, request: scrapy.Request, last_url: str, rules: bytes, policy: str) -> None:
+        """Record how a robots.txt fetch ended, under every URL of its chain."""
+        s = self.session
+        answer = (rules, policy, host_of(last_url))
+        for url in [*request.meta.get("redirect_urls", []), last_url]:
+            key = canonicalize(url)
+            self.robots_answers[key] = answer
+            if s.shared is not None:
+                try:
+                    value = f"{policy} {answer[2]}\n".encode() + rules
+                    s.shared.publish_robots(ROBOTS_URL_KEY + key, value)
+                except RedisLost as exc:
+                    s.fail(str(exc))
 
     def on_idle(self) -> None:
         """A shared crawl is over only when no worker has anything queued or leased."""
@@ -208,13 +247,16 @@ class CaptureSpider(scrapy.Spider):
                     known, body = s.shared.robots(host)
                     if known:
                         s.load_robots(host, body)
+                        s.robots_rules[host] = body or b""
                         waiting.discard(host)
                 if waiting:
                     if loop.time() > deadline:
                         s.fail(f"no worker fetched robots.txt for {', '.join(sorted(waiting))}")
                         return
                     await asyncio.sleep(0.1)
-            self.push_shared(self.plan_many(self.after_robots_urls()))
+            # A shared crawl has no frontier from earlier WARCs: no calendar steps.
+            urls = ((u, h, v, k, seed) for u, h, v, k, seed, _ in self.after_robots_urls())
+            self.push_shared(self.plan_many(urls))
             s.shared.mark_seeded()
         except RedisLost as exc:
             s.fail(str(exc))
@@ -239,17 +281,26 @@ class CaptureSpider(scrapy.Spider):
             },
         )
 
-    def after_robots_urls(self) -> Iterator[tuple[str, str, str | None, str | None, bool]]:
+    def after_robots_urls(
+        self,
+    ) -> Iterator[tuple[str, str, str | None, str | None, bool, int]]:
+        """(url, hops, via, kind, seed, calendar step of via) of what follows robots.txt."""
         s = self.session
         for seed in s.seeds:
-            yield seed, "", None, None, True
+            yield seed, "", None, None, True, 0
         for item in self.frontier:
-            yield item["url"], item["hops"], item.get("via"), None, False
+            yield item["url"], item["hops"], item.get("via"), None, False, int(item.get("cal", 0))
         self.frontier = []
         if s.use_sitemap:
+            # Sitemaps that robots.txt files name, only now that every host's
+            # rules are known: one may be on, or list pages of, another host.
+            for scheme, netloc in self.robots_origins():
+                robots_url = f"{scheme}://{netloc}/robots.txt"
+                for sm in robots_sitemaps(s.robots_rules.get(host_of(robots_url), b""), robots_url):
+                    yield sm, "P", robots_url, "sitemap", False, 0
             origins = sorted({(urlsplit(u).scheme, urlsplit(u).netloc) for u in s.seeds})
             for scheme, netloc in origins:
-                yield f"{scheme}://{netloc}/sitemap.xml", "P", None, "sitemap", False
+                yield f"{scheme}://{netloc}/sitemap.xml", "P", None, "sitemap", False, 0
 
     def plan_many(
         self, items: Iterator[tuple[str, str, str | None, str | None, bool]], cal_parent: int = 0
@@ -326,32 +377,24 @@ class CaptureSpider(scrapy.Spider):
 
     def after_robots(self) -> Iterator[scrapy.Request]:
         """Seeds, sitemaps and (on resume) the rebuilt frontier, once robots rules are known."""
-        for url, hops, via, kind, seed in self.after_robots_urls():
-            yield from self.follow(url, hops, via, kind=kind, seed=seed)
+        for url, hops, via, kind, seed, cal in self.after_robots_urls():
+            yield from self.follow(url, hops, via, kind=kind, seed=seed, cal_parent=cal)
 
     def on_robots(self, response: Response) -> Iterator[scrapy.Request]:
-        s = self.session
-        host = response.meta.get("robots_host") or host_of(response.url)
         rules, policy = robots_rules(response.status, response.body, "truncated" in response.flags)
-        hosts = self.apply_robots(host, rules, policy)
-        sitemaps = []
-        if rules and policy == "robots-ok" and s.use_sitemap:
-            sitemaps = [
-                (sm, "P", response.url, "sitemap") for sm in robots_sitemaps(rules, response.url)
-            ]
-        if s.shared is not None:
-            self.release(
-                response.request,
-                self.plan_many((u, h, v, k, False) for u, h, v, k in sitemaps),
-            )
+        self.answered(response.request, response.url, rules, policy)
+        yield from self.decide_as(response.request, self.robots_answers[canonicalize(response.url)])
+        if self.session.shared is not None:
+            self.release(response.request)
             return
-        for sm, hops, via, kind in sitemaps:
-            yield from self.follow(sm, hops, via, kind=kind)
-        yield from self._robots_done(hosts)
+        yield from self.settle()
 
     def on_robots_failed(self, failure: Any) -> Iterator[scrapy.Request]:
         request = failure.request
-        host = request.meta.get("robots_host") or host_of(request.url)
+        if request.meta.get(ABANDONED):
+            # The crawl is stopping: nothing was answered, nothing is decided
+            # (a shared crawl's worker hands the fetch back as it leaves).
+            return
         response = getattr(failure.value, "response", None)
         if response is not None:  # a redirect without a Location, say
             status: int | None = response.status
@@ -362,16 +405,16 @@ class CaptureSpider(scrapy.Spider):
         else:
             status = None  # no answer at all, after the retries
         rules, policy = robots_rules(status, None, False)
-        hosts = self.apply_robots(host, rules, policy)
+        self.answered(request, request.url, rules, policy)
+        yield from self.decide_as(request, self.robots_answers[canonicalize(request.url)])
         if self.session.shared is not None:
             self.release(request)
             return
-        yield from self._robots_done(hosts)
+        yield from self.settle()
 
-    def apply_robots(self, host: str, rules: bytes, policy: str) -> int:
-        """Rules for a host (and the hosts redirected to its robots.txt), decided
-        once and written down (crawl.json), shared with other workers; how many
-        hosts were decided."""
+    def apply_robots(self, host: str, rules: bytes, policy: str) -> None:
+        """Rules for a host, decided once and written down (crawl.json), shared
+        with other workers."""
         s = self.session
         s.load_robots(host, rules)
         s.robots_rules[host] = rules
@@ -381,15 +424,11 @@ class CaptureSpider(scrapy.Spider):
                 s.shared.publish_robots(host, rules)
             except RedisLost as exc:
                 s.fail(str(exc))
-        decided = 1
-        for alias in self.aliases.pop(host, []):
-            decided += self.apply_robots(alias, rules, f"same-as:{host}:{policy}")
-        return decided
 
-    def _robots_done(self, hosts: int = 1) -> Iterator[scrapy.Request]:
+    def _robots_done(self) -> Iterator[scrapy.Request]:
         if self.pending_robots <= 0:
             return
-        self.pending_robots -= hosts
+        self.pending_robots -= 1
         if self.pending_robots <= 0:
             yield from self.after_robots()
 

@@ -12,11 +12,17 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+from w3lib.url import safe_url_string
 
 from .hops import trailing
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+# The statuses Scrapy's RedirectMiddleware follows (with a Location).
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# Redirects a robots.txt fetch follows (RFC 9309 asks for at least five).
+ROBOTS_REDIRECTS = 5
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _PCT = re.compile(rb"%([0-9A-Fa-f]{2})")
 
@@ -58,7 +64,7 @@ def canonicalize(url: str) -> str:
     """
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower().rstrip(".")
+    host = ascii_host((parts.hostname or "").lower().rstrip("."))
     try:
         port = parts.port
     except ValueError:
@@ -82,6 +88,20 @@ def invalid(url: str) -> bool:
     except ValueError:
         return True
     return parts.scheme.lower() in DEFAULT_PORTS and not parts.hostname
+
+
+def redirect_target(url: str, location: str) -> str:
+    """Where a redirect from `url` leads, as Scrapy's RedirectMiddleware resolves
+    it (`location`: the header's bytes as latin-1; non-ASCII bytes are %-escaped
+    as they are, as browsers do). A Location no URL parser accepts is returned
+    as sent (invalid() is True for it)."""
+    try:
+        target = safe_url_string(location.encode("latin-1", "replace"))
+        if location.startswith("//"):
+            target = urlsplit(url).scheme + "://" + target.lstrip("/")
+        return urljoin(url, target)
+    except ValueError:
+        return location
 
 
 # A path segment that is an opaque token rather than a name: a long run of
@@ -118,7 +138,19 @@ def variants_guard(key: str) -> str:
 
 @lru_cache(maxsize=4096)
 def host_of(url: str) -> str:
-    return (urlsplit(url).hostname or "").lower().rstrip(".")
+    return ascii_host((urlsplit(url).hostname or "").lower().rstrip("."))
+
+
+def ascii_host(host: str) -> str:
+    """A host name as requests carry it: an internationalised name in its
+    ASCII (punycode) form, as Scrapy sends it and allowed_hosts must hold it.
+    One the IDNA codec refuses is left as it is (its fetch fails, logged)."""
+    if host.isascii():
+        return host
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return host
 
 
 @dataclass

@@ -1394,3 +1394,181 @@ ROUTES.update(
         "/v14/small": _verify_small,
     }
 )
+
+
+# -- issue 14: review faults --
+# Hostile links, redirects and robots.txt files found in review. Every page
+# under /rv/ answers (a page, or a redirect named by its path); none is linked
+# from "/". Pages on other host names reach this server through connect_to;
+# robots.txt for the host names under RV_DOMAIN is answered by _rv_robots.
+
+RV_DOMAIN = ".rv.test"
+
+# (href, why): links no ordinary page should hold, each between good ones.
+RV_ODD_LINKS: tuple[str, ...] = (
+    "/rv/odd/ok-1",
+    "http://[::1/unclosed",
+    "http://[vfoo]/literal",
+    "http://exa\uff03mple.org/nfkc-host",
+    "http://127.0.0.1:0/port-zero",
+    "http:///no-host",
+    "/rv/odd/with space",
+    "/rv/odd/tab\there",
+    "/rv/odd/ctl\x01char",
+    "/rv/odd/nul%00byte",
+    "/rv/odd/line\u2028sep",
+    "/rv/odd/ünicode-päth",
+    "/rv/odd//double//slash",
+    "/rv/odd/bad%zzpct",
+    "/rv/odd/q?" + "k=v&" * 300,
+    "HTTP://127.0.0.1:{port}/rv/odd/upper-scheme",
+    "//127.0.0.1:{port}/rv/odd/scheme-relative",
+    "http://bücher.example/idn-offsite",
+    "/rv/odd/ok-2",
+)
+
+# Redirects whose Location is odd: /rv/redir/<name> answers with LOCATIONS[name].
+RV_LOCATIONS: dict[str, str | None] = {
+    "ipv6": "http://[::1/unclosed",
+    "port": "http://127.0.0.1:99999/x",
+    "literal": "http://[vfoo]/x",
+    "space": "/rv/odd/redirected with space",
+    "utf8": "/rv/odd/utf8-\u00c3\u00bc",  # sent as latin-1: the UTF-8 bytes of "ü"
+    "latin1": "/rv/odd/latin1-\u00fc",  # "ü" as one ISO-8859-1 byte, as old servers send it
+    "empty": "",
+    "none": None,
+    "self": "/rv/redir/self",
+}
+
+
+def _rv_page(h: _Handler, req: Request, nth: int) -> None:
+    port = h.server.server_address[1]
+    if req.path == "/rv/odd/":
+        items = "".join(f'<li><a href="{u.format(port=port)}">x</a></li>' for u in RV_ODD_LINKS)
+        items += "".join(f'<li><a href="/rv/redir/{name}">r</a></li>' for name in RV_LOCATIONS)
+        items += '<li><a href="/rv/choices">300</a></li>'
+        h._ok(req, html_page("odd links", f"<ul>{items}</ul>"))
+        return
+    if req.path.startswith("/rv/redir/"):
+        name = req.path.removeprefix("/rv/redir/")
+        if name in RV_LOCATIONS:
+            location = RV_LOCATIONS[name]
+            extra = [] if location is None else [("Location", location)]
+            h._send_simple(302, "Found", html_page("moved"), head=False, extra=extra)
+            return
+    if req.path == "/rv/idn":  # links to its own host written in Unicode, and in punycode
+        links = (
+            '<a href="http://b\u00fccher.rv.test/rv/idn-unicode">u</a> '
+            '<a href="http://xn--bcher-kva.rv.test/rv/idn-punycode">p</a> '
+            '<a href="http://B\u00dcCHER.rv.test/rv/idn-upper">U</a>'
+        )
+        h._ok(req, html_page("idn", links))
+        return
+    if req.path == "/rv/choices":  # a 300 with a Location: not a redirect to follow
+        extra = [("Location", "/rv/odd/chosen")]
+        h._send_simple(300, "Multiple Choices", html_page("choose"), head=False, extra=extra)
+        return
+    if req.path == "/rv/docs/":  # a page about robots.txt, with an example file
+        links = '<a href="robots.txt">an example</a> <a href="after">after</a>'
+        h._ok(req, html_page("docs", links))
+        return
+    if req.path == "/rv/docs/robots.txt":  # not the site's: only /robots.txt is
+        h._ok(req, b"User-agent: *\nDisallow: /\n", content_type="text/plain")
+        return
+    if req.path == "/rv/start":  # a page linking to what robots.txt disallows
+        h._ok(req, html_page("start", '<a href="/rv/secret">secret</a>'))
+        return
+    h._ok(req, html_page("rv " + req.path.rsplit("/", 1)[-1]))
+
+
+PREFIX_ROUTES.update({"/rv/": _rv_page})
+
+
+def _rv_depth(h: _Handler, req: Request, nth: int) -> None:
+    """/rv/d/N links to /rv/go/N+1, which redirects to /rv/d/N+1, for ever. /rv/d/2
+    fails once (503): a crawl with no retries leaves it for its resume."""
+    tail = req.path.rsplit("/", 1)[-1]
+    n = int(tail) if tail.isdigit() else 0
+    if req.path.startswith("/rv/go/"):
+        h._redirect(req, f"/rv/d/{n}")
+    elif n == 2 and nth == 1:
+        h._send_simple(503, "Service Unavailable", html_page("busy"), head=False)
+    else:
+        h._ok(req, html_page(f"depth {n}", f'<a href="/rv/go/{n + 1}">next</a>'))
+
+
+PREFIX_ROUTES.update({"/rv/d/": _rv_depth, "/rv/go/": _rv_depth})
+
+
+# robots.txt by host name (all of them on this server, through connect_to):
+# RV_ROBOTS[host:port or host] = (seconds before the answer, status, body or Location).
+RV_ROBOTS: dict[str, tuple[float, int, str]] = {
+    # A robots.txt that names a sitemap on another host, whose robots.txt is slow.
+    "first.rv.test": (
+        0.0,
+        200,
+        "User-agent: *\nDisallow:\nSitemap: http://slow.rv.test/rv/sm.xml\n",
+    ),
+    "slow.rv.test": (1.5, 200, "User-agent: *\nDisallow: /rv/secret\n"),
+    # An apex and its www both redirect to one robots.txt (as to https://www.):
+    # here the www one answers later, so the apex's redirect claims the target.
+    "apex.rv.test": (0.0, 301, "http://www.rv.test:8080/robots.txt"),
+    "www.rv.test": (0.5, 301, "http://www.rv.test:8080/robots.txt"),
+    "www.rv.test:8080": (0.0, 200, "User-agent: *\nDisallow: /rv/secret\n"),
+    # Status 0: the first answer stalls after a few bytes for `delay` seconds.
+    "stall.rv.test": (3.0, 0, "User-agent: *\nDisallow: /rv/secret\n"),
+}
+RV_SITEMAP = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n'
+    b'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+    b"<url><loc>http://slow.rv.test/rv/secret</loc></url>"
+    b"<url><loc>http://slow.rv.test/rv/listed</loc></url></urlset>\n"
+)
+
+_plain_robots = ROUTES["/robots.txt"]
+
+
+def _rv_robots(h: _Handler, req: Request, nth: int) -> None:
+    host = req.headers.get("host", "").lower()
+    rule = RV_ROBOTS.get(host) or RV_ROBOTS.get(host.rsplit(":", 1)[0])
+    if rule is None:
+        _plain_robots(h, req, nth)
+        return
+    delay, status, text = rule
+    if status == 0:  # a body cut short by a stall, the first time only
+        body = text.encode()
+        if nth == 1:
+            head = [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
+            h.request.sendall(h._head_bytes(200, "OK", head) + body[:10])
+            h.server.stopping.wait(delay)
+        else:
+            h._ok(req, body, content_type="text/plain")
+        return
+    if delay and h.server.stopping.wait(delay):
+        return
+    if 300 <= status < 400:
+        h._redirect(req, text)
+    else:
+        h._ok(req, text.encode(), content_type="text/plain")
+
+
+def _rv_sitemap(h: _Handler, req: Request, nth: int) -> None:
+    h._ok(req, RV_SITEMAP, content_type="application/xml")
+
+
+ROUTES.update({"/robots.txt": _rv_robots, "/rv/sm.xml": _rv_sitemap})
+
+
+RV_ROBOTS.update(
+    {
+        # Two hosts whose robots.txt files redirect to each other.
+        "loopa.rv.test": (0.0, 302, "http://loopb.rv.test/robots.txt"),
+        "loopb.rv.test": (0.0, 302, "http://loopa.rv.test/robots.txt"),
+    }
+)
+RV_ROBOTS.update(
+    {
+        # Saved by an editor that starts UTF-8 files with a byte order mark.
+        "bom.rv.test": (0.0, 200, "\ufeffUser-agent: *\r\nDisallow: /rv/secret\r\n"),
+    }
+)
