@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from faultserver import RV_LOCATIONS, serve_faults
 from test_crawl_faults import Crawl, LogLine, Run, read_crawl, run_sunset
-from test_crawl_hostile import FAST, ts, write_profile
+from test_crawl_hostile import FAST, site_profile, ts
 from test_crawl_redis import REDIS_SERVER, redis_server
 
 
@@ -34,7 +34,7 @@ def crawl_and_resume(
     work: Path, site: str, starts: list[str], crawl: str = FAST, profile: Path | None = None
 ) -> Resumed:
     """A crawl run to its end, then resumed (with nothing left to do, unless it failed)."""
-    profile = profile or write_profile(work / "p.toml", site, starts, crawl)
+    profile = profile or site_profile(work / "p.toml", site, starts, crawl)
     out = work / "crawl"
     first = run_sunset("crawl", "--profile", str(profile), "--out", str(out), cwd=work)
     first_crawl = read_crawl(first, out, site.rstrip("/"))
@@ -216,7 +216,7 @@ def test_an_interrupt_while_robots_txt_is_awaited_decides_nothing(tmp_path: Path
     # An abandoned robots.txt fetch is no answer: no rules are made up from it
     # (it was taken as "unreachable: disallow all", and every seed logged -9998).
     with serve_faults(robots_delay=5.0) as server:
-        profile = write_profile(tmp_path / "p.toml", server.url, ["rv/start"])
+        profile = site_profile(tmp_path / "p.toml", server.url, ["rv/start"])
         out = tmp_path / "crawl"
         command = [sys.executable, "-m", "sunset", "crawl", "--profile", str(profile)]
         proc = subprocess.Popen(
@@ -261,7 +261,7 @@ def test_a_robots_txt_cut_short_by_time_is_asked_again_on_resume(tmp_path: Path)
 def test_a_file_named_robots_txt_below_the_root_is_a_page_on_resume(tmp_path: Path) -> None:
     # /rv/docs/robots.txt disallows everything, but it is not the site's robots.txt.
     with serve_faults() as server:
-        profile = write_profile(tmp_path / "p.toml", server.url, ["rv/docs/"])
+        profile = site_profile(tmp_path / "p.toml", server.url, ["rv/docs/"])
         out = tmp_path / "crawl"
         base = ["crawl", "--profile", str(profile), "--out", str(out)]
         first = run_sunset(*base, "--max-pages", "3", cwd=tmp_path)
