@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from faultserver import RV_LOCATIONS, serve_faults
+from helpers import write_profile
 from test_crawl_faults import Crawl, LogLine, Run, read_crawl, run_sunset
 from test_crawl_hostile import FAST, site_profile, ts
 from test_crawl_redis import REDIS_SERVER, redis_server
@@ -127,13 +128,7 @@ def test_a_redirect_target_left_for_the_resume_keeps_its_depth(tmp_path: Path) -
 
 def hosts_profile(path: Path, port: int, seed: str, hosts: list[str], ports=(80,)) -> Path:
     rules = ", ".join(f'"{h}:{p}:127.0.0.1:{port}"' for h in hosts for p in ports)
-    allowed = ", ".join(f'"{h}"' for h in hosts)
-    path.write_text(
-        f'[site]\nname = "hosts"\nstart_urls = ["{seed}"]\nallowed_hosts = [{allowed}]\n'
-        f"[crawl]\n{FAST}connect_to = [{rules}]\n",
-        encoding="utf-8",
-    )
-    return path
+    return write_profile(path, [seed], hosts, f"{FAST}connect_to = [{rules}]\n")
 
 
 def crawl_hosts(work: Path, profile: Path, shared: bool) -> Crawl:

@@ -32,6 +32,8 @@ from typing import Any
 
 import pytest
 from faultserver import serve_faults
+from helpers import write_profile
+from test_crawl_faults import run_sunset
 
 from replay import verify as verify_mod
 from replay import warcscan
@@ -60,33 +62,19 @@ class Run:
 
 
 def sunset(*args: str, timeout: float = VERIFY_BOUND) -> Run:
-    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
-    started = time.monotonic()
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "sunset", *args],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            env=env,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
+    run = run_sunset(*args, cwd=ROOT, timeout=timeout)
+    if run.returncode is None:
         pytest.fail(f"sunset {' '.join(args)} still running after {timeout:.0f}s")
-    return Run(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
+    return Run(run.returncode, run.stdout, run.stderr, run.elapsed)
 
 
-def write_profile(path: Path, start_url: str) -> Path:
-    path.write_text(
-        f'[site]\nname = "verify faults"\nstart_urls = ["{start_url}"]\n'
-        'allowed_hosts = ["127.0.0.1"]\n'
-        # timeout: /v14/stall is given up (WARC-Truncated: time) after 2 s.
-        '[crawl]\ntimeout = 2\nretries = 0\nmax_body_size = "10MB"\ndelay = 0\n'
-        "autothrottle = false\nobey_robots = false\n",
-        encoding="utf-8",
+def verify_profile(path: Path, start_url: str) -> Path:
+    # timeout: /v14/stall is given up (WARC-Truncated: time) after 2 s.
+    crawl = (
+        'timeout = 2\nretries = 0\nmax_body_size = "10MB"\ndelay = 0\n'
+        "autothrottle = false\nobey_robots = false\n"
     )
-    return path
+    return write_profile(path, [start_url], ["127.0.0.1"], crawl)
 
 
 def _logged(crawl: Path, path: str) -> bool:
@@ -104,7 +92,7 @@ class Crawls:
 def crawls(tmp_path_factory: pytest.TempPathFactory) -> Crawls:
     base = tmp_path_factory.mktemp("verify-damage")
     with serve_faults() as server:
-        profile = write_profile(base / "profile.toml", server.url_for("/v14/"))
+        profile = verify_profile(base / "profile.toml", server.url_for("/v14/"))
         finished = base / "finished"
         run = sunset("crawl", "-p", str(profile), "--out", str(finished), timeout=CRAWL_TIMEOUT)
         assert run.code == 0, run.explain()
