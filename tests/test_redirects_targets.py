@@ -26,6 +26,7 @@ from redirects.nginx import ROBOTS_BODY, plan, request_target
 from replica import generate, serve
 from replica.generate import iter_jsonl
 from sunset.nginx import NGINX
+from sunset.profile import UrlForms, list_cms_presets, load_profile
 
 DEMO_PROFILE = Path(__file__).parent.parent / "sunset" / "profiles" / "demo.toml"
 needs_nginx = pytest.mark.skipif(
@@ -338,3 +339,82 @@ def test_every_joomla_form_is_answered_through_nginx(replica: dict[str, Path]) -
 def test_the_check_command_passes_with_the_forms(replica: dict[str, Path]) -> None:
     result = sunset("redirects", "check", str(replica["crawl"]))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- the preset in the profile -----------------------------------------------------------
+
+SITE_TOML = """
+[site]
+name = "Example"
+start_urls = ["https://www.example.org/"]
+
+[successor]
+base_url = "https://new.example.org/"
+
+[redirects]
+"""
+
+
+@pytest.mark.parametrize("name", ["wigan", "demo"])
+def test_shipped_profiles_select_the_joomla_preset(name: str) -> None:
+    forms = load_profile(name).redirects.url_forms
+    assert forms.front_controller == "/index.php" and forms.id_param == "id" and forms.id_prefix
+    assert forms.content_url == "/index.php?option=com_content&view=article&id={id}"
+    assert forms.listing_url == "/index.php?option=com_content&view=category&id={id}"
+    assert forms.feed_params == ("format=feed",)
+    assert "joomla" in list_cms_presets()
+
+
+def test_url_forms_change_the_preset_key_by_key(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(
+        SITE_TOML + 'cms = "joomla"\nfeed = "/news/feed"\n'
+        '[redirects.url_forms]\nid_prefix = false\nfeed_params = ["format=feed", "feed=rss"]\n'
+    )
+    profile = load_profile(path)
+    forms = profile.redirects.url_forms
+    assert not forms.id_prefix and forms.feed_params == ("format=feed", "feed=rss")
+    assert forms.front_controller == "/index.php"  # the rest is the preset's
+    assert profile.redirects.feed == "/news/feed"
+    # A profile without a preset has no forms, and nginx folds nothing.
+    path.write_text(SITE_TOML)
+    assert load_profile(path).redirects.url_forms == UrlForms()
+
+
+def test_profile_show_round_trips_the_forms(tmp_path: Path) -> None:
+    shown = sunset("profile", "show", "demo")
+    assert shown.returncode == 0, shown.stderr
+    path = tmp_path / "shown.toml"
+    path.write_text(shown.stdout.split("\n", 1)[1])
+    assert load_profile(path).redirects == load_profile("demo").redirects
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "message"),
+    [
+        ('cms = "wordpress"', "redirects.cms", "'joomla'"),
+        ("[redirects.url_forms]\nidprefix = true", "redirects.url_forms.idprefix", "id_prefix"),
+        (
+            '[redirects.url_forms]\ncontent_url = "/index.php?id=1"',
+            "redirects.url_forms.content_url",
+            "{id}",
+        ),
+        ('[redirects.url_forms]\nfeed_params = ["format"]', "feed_params[0]", "name=value"),
+        ('[redirects.url_forms]\nfront_controller = "index.php"', "front_controller", "/index"),
+        (
+            'significant_query_params = ["id"]\ncms = "joomla"',
+            "redirects.url_forms.content_url",
+            "'option' is not in redirects.significant_query_params",
+        ),
+        ('feed = "news"', "redirects.feed", "path starting with '/'"),
+    ],
+)
+def test_bad_forms_are_one_line_naming_the_key(
+    tmp_path: Path, extra: str, key: str, message: str
+) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(SITE_TOML + extra + "\n")
+    result = sunset("profile", "check", str(path))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert key in result.stderr and message in result.stderr, result.stderr
