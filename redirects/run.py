@@ -720,7 +720,11 @@ def _write(opts: RedirectOptions, plan: Plan, started: float) -> RedirectSummary
         "left out (refused)": summary.refused,
         "case collisions": summary.collisions,
         "URLs not listed": f"301 to {fallback_prefix or home} + the requested path",
+        "robots.txt": "answered by nginx itself: 200, allow all (never redirected)",
     }
+    if site.front_controller or site.id_param or site.feed_params:
+        forms = profile.redirects.cms or "[redirects.url_forms]"
+        report_summary["URL forms"] = f"{forms}: answered by nginx (see redirects.conf)"
     for n, warning in enumerate(summary.warnings, 1):
         report_summary[f"warning {n}"] = warning
     write_report(
