@@ -529,7 +529,9 @@ class RedirectPlan:
     its URLs agree. Canonical: tier 0 is a URL already in canonical form (only
     significant parameters, each once, each as ``name=value``), tier 1 the rest.
     Path: tier 0 is a URL with no query, tier 1 one whose significant
-    parameters are all empty, tier 2 the rest.
+    parameters are all empty, tier 2 the rest; a URL under the front
+    controller (URL forms) ranks three tiers below the same URL without it.
+    With URL forms, a URL under the front controller is never in canonical form.
 
     Keys that fold to the same bytes (nginx ignores ASCII case) get one entry:
     if their answers differ, the highest confidence wins, then a key already in
@@ -627,6 +629,9 @@ class RedirectPlan:
             path_tier = 1
         else:
             path_tier = 2
+        if uri != prepared.uri:
+            # /index.php/x speaks for /x only where /x itself does not.
+            path_tier += 3
         return canon, 0 if in_form else 1, path_tier
 
     def finish(self) -> None:

@@ -100,6 +100,24 @@ def test_joomla_forms_feeds_and_robots_through_nginx(tmp_path: Path) -> None:
 
 
 @needs_nginx
+def test_a_path_under_the_front_controller_yields_to_the_path_itself(tmp_path: Path) -> None:
+    rows = [row("/index.php/x", NEW + "/a/"), row("/x", NEW + "/b/")]
+    for n, ordered in enumerate((rows, rows[::-1])):
+        (tmp_path / str(n)).mkdir()
+        with serving(ordered, tmp_path / str(n), JOOMLA_SITE) as (client, _, _):
+            decided = plan(ordered, JOOMLA_SITE)
+            for target, location in {
+                "/index.php/x": NEW + "/a/",
+                "/x": NEW + "/b/",
+                "/x?utm_source=y": NEW + "/b/",
+                "/x/?utm_source=y": NEW + "/b/",
+                "/index.php/x?utm_source=y": NEW + "/b/",
+            }.items():
+                expect_301(client.get(target), location, target)
+                assert decided.resolve(target) == (301, location), target
+
+
+@needs_nginx
 def test_robots_txt_is_never_redirected_even_without_url_forms(tmp_path: Path) -> None:
     rows = [row("/robots.txt", NEW + "/robots.txt"), row("/a", NEW + "/a/")]
     with serving(rows, tmp_path) as (client, _, _):
