@@ -328,6 +328,12 @@ def _plan(opts: RedirectOptions, db: sqlite3.Connection) -> Plan:
         frozen = captures.latest_timestamp()
     # Every archive link carries that one timestamp, not each capture's own.
     targets = Targets(profile, home, frozen)
+    for key, where in (("feed", targets.feed), ("sitemap", targets.sitemap)):
+        if host_of(where) not in allowed:
+            raise SunsetError(
+                f"[redirects] {key} {where!r}: host {host_of(where) or '(none)'} is not the"
+                " new site's (allowed: " + ", ".join(sorted(allowed)) + ")"
+            )
 
     # Page titles straight from the crawl carry the old site's name; transform's do not.
     legacy_affixes: frozenset[str] = frozenset()
@@ -663,7 +669,7 @@ def _plan(opts: RedirectOptions, db: sqlite3.Connection) -> Plan:
         front_controller=forms.front_controller,
         id_param=forms.id_param,
         feed_params=forms.feed_params,
-        feed_target=targets.feed if forms.feed_params else "",
+        feed_target=(new.final(targets.feed) or targets.feed) if forms.feed_params else "",
     )
     return Plan(db, rows, refused, site, sources, groups, len(new), out)
 

@@ -302,6 +302,27 @@ def test_without_a_frozen_date_the_crawl_date_and_the_profile_feed(
     assert ask_all(out, [other])[other] == (301, feed)
 
 
+@pytest.mark.parametrize("key", ["feed", "sitemap"])
+def test_a_feed_or_sitemap_target_off_the_new_site_is_one_line_exit_2(
+    replica: dict[str, Path], tmp_path: Path, key: str
+) -> None:
+    text = DEMO_PROFILE.read_text(encoding="utf-8").replace(
+        "\ncms = ", f'\n{key} = "https://evil.example/x"\ncms = '
+    )
+    text = text.replace('\nsitemap = "http://healthierwigan.nhs.uk/sitemap.xml"\n', "\n")
+    profile = tmp_path / "p.toml"
+    profile.write_text(text, encoding="utf-8")
+    out = tmp_path / "r"
+    result = sunset(
+        "redirects", str(replica["crawl"]), "-p", str(profile),
+        "--new-crawl", str(replica["new"]), "--out", str(out),
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert f"[redirects] {key}" in result.stderr and "evil.example" in result.stderr
+    assert not out.exists() or not any(out.iterdir())
+
+
 def test_every_joomla_form_is_answered_through_nginx(replica: dict[str, Path]) -> None:
     rows = csv_rows(replica["out"])
     legacy = "http://www.wiganboroughccg.nhs.uk"
