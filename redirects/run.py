@@ -10,6 +10,11 @@ guess: the copy is the page the visitor wanted, a parent section is not.
 Listing pages are the exception handled by their own step: their content is
 links, and they follow where those links went.
 
+A few URLs get an answer of their own on top of their page's
+(:mod:`redirects.targets`): a part of an archived multi-part page its own
+archived copy, sitemaps and feeds the new site's, robots.txt no row at all;
+and a CMS's other URL forms of a page (profile ``[redirects] cms``) a row each.
+
 Only the new site's index (:class:`redirects.match.NewIndex`) is held in
 memory: it is the smaller side, and every old page is looked up in it.
 Everything kept per legacy URL or page (captures, pages and their
