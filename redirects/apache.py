@@ -74,6 +74,10 @@ def _header(site: Site, path: Path) -> str:
 #   RewriteCond ${{sunset:%1|-}} "^{GONE_MARK}(.+)$"
 #   RewriteRule ^ - [G,E=SUNSET_GONE:%1]
 #
+#   # robots.txt is not redirected: serve an allow-all one ("User-agent: *",
+#   # "Disallow:") from the DocumentRoot, as redirects.conf does for nginx.
+#   RewriteRule ^/robots\\.txt$ - [L]
+#
 #   # Moved: one 301 to the target, its own query string only (QSD), no re-escaping (NE).
 #   RewriteCond %{{THE_REQUEST}} "^[A-Z]+ ([^ ]+)"
 #   RewriteCond ${{sunset:%1|-}} "^(https?://.+)$"

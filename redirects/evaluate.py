@@ -2,7 +2,8 @@
 
 The truth is a JSONL file with one line per legacy URL: ``url``, and
 ``successor`` (the intended new URL, or null when the page has none and
-should end at the archive). The replica writes one
+should end at the archive), or ``served`` true for a URL the redirect server
+answers itself with a 200 (robots.txt). The replica writes one
 (``ground-truth/urls.jsonl``); for a real site a reviewed sample will do.
 
 Every URL in the truth is requested from nginx running the generated config,
@@ -35,18 +36,26 @@ def score(
 ) -> dict[str, object]:
     """Top-1 accuracy, archive share and the share answered 301 (or 410).
 
-    ``answers`` maps each truth URL to nginx's (status, Location).
+    ``answers`` maps each truth URL to nginx's (status, Location). URLs the
+    server answers itself (``served``) count only in ``served_share``.
     """
     archive = {h.lower() for h in archive_hosts}
-    with_s = without = top1 = archived = redirected = total = 0
+    with_s = without = top1 = archived = redirected = total = served = served_ok = 0
     misses: list[dict[str, object]] = []
     for t in truth:
         url = str(t["url"])
-        total += 1
         status, location = answers.get(url, (0, ""))
+        expected = t.get("successor")
+        if t.get("served"):
+            served += 1
+            ok = status == 200 and not location
+            served_ok += ok
+            if not ok and len(misses) < 50:
+                misses.append({"url": url, "expected": 200, "status": status, "location": location})
+            continue
+        total += 1
         if status in (301, 410):
             redirected += 1
-        expected = t.get("successor")
         if expected:
             with_s += 1
             ok = status == 301 and _same(location, str(expected))
@@ -61,12 +70,14 @@ def score(
                 {"url": url, "expected": expected, "status": status, "location": location}
             )
     return {
-        "urls": total,
+        "urls": total + served,
         "with_successor": with_s,
         "top1": top1 / with_s if with_s else 1.0,
         "without_successor": without,
         "archived_share": archived / without if without else 1.0,
         "answered_301_share": redirected / total if total else 1.0,
+        "served": served,
+        "served_share": served_ok / served if served else 1.0,
         "misses": misses,
     }
 

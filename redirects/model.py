@@ -13,6 +13,7 @@ from typing import Any
 # The cascade, in the order it is tried. A row records the step that decided it.
 METHODS = (
     "override",  # the reviewers' overrides CSV: always wins, never second-guessed
+    "special",  # robots.txt, a sitemap or a feed: the new site's equivalent, never the archive
     "exact",  # the same path exists on the new site
     "slug",  # the same last path segment, once Joomla's id prefix, .html, case... are dropped
     "document",  # a file with the same content digest or file name on the new site
@@ -73,6 +74,13 @@ class Site:
     fallback_prefix: str = ""
     gone_mode: bool = False  # archive_mode = "gone": archived pages answer 410
     extra: dict[str, Any] = field(default_factory=dict)
+    # The CMS's other URL forms that nginx folds together (redirects/forms.py):
+    # a front controller ("/index.php"), an id parameter whose alias suffix is
+    # dropped ("id"), and feed parameters ("format=feed") sent to feed_target.
+    front_controller: str = ""
+    id_param: str = ""
+    feed_params: tuple[str, ...] = ()
+    feed_target: str = ""
 
 
 @dataclass

@@ -54,9 +54,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 from sunset.errors import SunsetError
-from sunset.nginx import MAX_TOKEN, map_key_bytes, quote
+from sunset.nginx import MAX_TOKEN, map_key_bytes, map_value, quote
 from sunset.paths import replacing
 
+from .forms import NginxForms
 from .model import GONE, MOVED, Collision, Refused, Row, Site
 from .store import Buffer, create, open_scratch
 
@@ -70,6 +71,12 @@ MAP_FILES = {"request_uri": EXACT_MAP, "canonical": CANONICAL_MAP, "path": PATHS
 SETTINGS_PREFIX = "# sunset-settings: "
 POINTER = 8  # sizeof(void *) on 64-bit; a 32-bit nginx needs less, never more
 GONE_PREFIX = "410 "
+# robots.txt is answered by the server block itself (see render_conf): every
+# old URL may be fetched, so crawlers see its 301 and move their index.
+ROBOTS_TXT = b"/robots.txt"
+ROBOTS_BODY = "User-agent: *\nDisallow:\n"
+# nginx reads "\n" in a quoted string as a line break; quote() refuses one.
+_ROBOTS_TOKEN = '"' + ROBOTS_BODY.replace("\n", "\\n") + '"'
 
 # Characters left as they are in a target; everything else is percent-encoded.
 # Excludes what nginx or HTML would read specially: $ " ' \ < > ` { } | ^ and space.
@@ -280,14 +287,40 @@ def nginx_arg(args: bytes, name: str) -> bytes:
     return b""
 
 
-def canonical_key(uri: bytes, args: bytes, params: tuple[str, ...]) -> bytes:
-    """The canonical map's key, as nginx builds it from ``$uri`` and ``$arg_*``."""
+def canonical_key(
+    uri: bytes, args: bytes, params: tuple[str, ...], forms: NginxForms | None = None
+) -> bytes:
+    """The canonical map's key, as nginx builds it from ``$uri`` and ``$arg_*``.
+
+    With URL ``forms``, from ``$sunset_uri`` and the id's number (redirects/forms.py).
+    """
+    if forms:
+        return (
+            forms.uri(uri)
+            + b"?"
+            + b"&".join(
+                p.encode("ascii") + b"=" + forms.arg(p.lower(), nginx_arg(args, p)) for p in params
+            )
+        )
     return uri + b"?" + b"&".join(p.encode("ascii") + b"=" + nginx_arg(args, p) for p in params)
 
 
-def canonical_source(params: tuple[str, ...]) -> str:
+def canonical_source(params: tuple[str, ...], forms: NginxForms | None = None) -> str:
     """The same key as an nginx complex value."""
+    if forms:
+        return f"{forms.uri_variable}?" + "&".join(f"{p}={forms.arg_variable(p)}" for p in params)
     return "$uri?" + "&".join(f"{p}=$arg_{p}" for p in params)
+
+
+def site_forms(site: Site) -> NginxForms:
+    """The URL-form rules ``site`` carries; SunsetError if its feed target is unusable."""
+    target = ""
+    if site.feed_params and site.feed_target:
+        try:
+            target = normalise_target(site.feed_target, site.allowed_target_hosts)
+        except TargetError as exc:
+            raise SunsetError(f"feed target {site.feed_target!r} {exc}") from None
+    return NginxForms(site.front_controller, site.id_param, site.feed_params, target)
 
 
 def split_legacy(old: str) -> tuple[str, str]:
@@ -496,7 +529,9 @@ class RedirectPlan:
     its URLs agree. Canonical: tier 0 is a URL already in canonical form (only
     significant parameters, each once, each as ``name=value``), tier 1 the rest.
     Path: tier 0 is a URL with no query, tier 1 one whose significant
-    parameters are all empty, tier 2 the rest.
+    parameters are all empty, tier 2 the rest; a URL under the front
+    controller (URL forms) ranks three tiers below the same URL without it.
+    With URL forms, a URL under the front controller is never in canonical form.
 
     Keys that fold to the same bytes (nginx ignores ASCII case) get one entry:
     if their answers differ, the highest confidence wins, then a key already in
@@ -508,6 +543,7 @@ class RedirectPlan:
     def __init__(self, site: Site) -> None:
         self.site = site
         self.params = significant_params(site)
+        self.forms = site_forms(site)
         self._names = [(p.encode("ascii"), p.lower().encode("ascii")) for p in self.params]
         self._wanted = {low for _, low in self._names}
         self.refused: list[Refused] = []
@@ -555,7 +591,7 @@ class RedirectPlan:
                 prepared.key.encode("ascii"),
                 canon,
                 canon_tier,
-                prepared.uri,
+                self.forms.uri(prepared.uri),
                 path_tier,
             ),
         )
@@ -563,11 +599,11 @@ class RedirectPlan:
 
     def _keys(self, prepared: Prepared) -> tuple[bytes, int, int]:
         """(canonical key, its tier, the path key's tier) of a row; the path key is ``uri``."""
-        uri, args = prepared.uri, prepared.args
+        uri, args = self.forms.uri(prepared.uri), prepared.args
         # One pass over the arguments gives what nginx_arg would for each
         # significant name, and whether the URL is already in canonical form.
         values: dict[bytes, bytes] = {}
-        in_form = True
+        in_form = uri == prepared.uri
         for part in args.split(b"&") if args else ():
             if not part:
                 continue
@@ -580,6 +616,12 @@ class RedirectPlan:
                 values.setdefault(name, value)
             else:
                 values[name] = value
+        if self.forms:
+            for name, value in values.items():
+                folded = self.forms.arg(name.decode("ascii", "replace"), value)
+                if folded != value:
+                    values[name] = folded
+                    in_form = False
         canon = uri + b"?" + b"&".join(p + b"=" + values.get(low, b"") for p, low in self._names)
         if not args:
             path_tier = 0
@@ -587,6 +629,9 @@ class RedirectPlan:
             path_tier = 1
         else:
             path_tier = 2
+        if uri != prepared.uri:
+            # /index.php/x speaks for /x only where /x itself does not.
+            path_tier += 3
         return canon, 0 if in_form else 1, path_tier
 
     def finish(self) -> None:
@@ -722,10 +767,13 @@ class RedirectPlan:
         if answer is not None:
             return "request_uri", answer
         uri, args = parse_target(raw)
-        answer = self._find(_CANONICAL, canonical_key(uri, args, self.params))
+        feed = self.forms.feed(args)
+        if feed:
+            return "feed", (MOVED, feed)
+        answer = self._find(_CANONICAL, canonical_key(uri, args, self.params, self.forms))
         if answer is not None:
             return "canonical", answer
-        answer = self._find(_PATH, uri)
+        answer = self._find(_PATH, self.forms.uri(uri))
         if answer is not None:
             return "path", answer
         return None
@@ -733,6 +781,9 @@ class RedirectPlan:
     def resolve(self, target: str) -> Answer:
         """(status, Location or linked URL) nginx answers a request target with."""
         try:
+            if parse_target(target.encode("utf-8"))[0] == ROBOTS_TXT:
+                # redirects.conf answers it from its own location, before any map.
+                return 200, ""
             found = self.lookup(target)
         except BadRequest:
             return 400, ""
@@ -956,6 +1007,7 @@ def settings_json(site: Site, sizes: HashSizes, listen: str, maps_dir: Path) -> 
             "allowed_target_hosts": list(site.allowed_target_hosts),
             "significant_query_params": list(site.significant_query_params),
             "fallback_prefix": site.fallback_prefix,
+            **_forms_settings(site),
             "listen": listen,
             "maps_dir": str(maps_dir),
             "map_hash_bucket_size": sizes.bucket_size,
@@ -964,6 +1016,17 @@ def settings_json(site: Site, sizes: HashSizes, listen: str, maps_dir: Path) -> 
         ensure_ascii=True,
         sort_keys=True,
     )
+
+
+def _forms_settings(site: Site) -> dict[str, object]:
+    # Only what is set: a site without URL forms keeps the settings line it had.
+    values = {
+        "front_controller": site.front_controller,
+        "id_param": site.id_param,
+        "feed_params": list(site.feed_params),
+        "feed_target": site.feed_target,
+    }
+    return {key: value for key, value in values.items() if value}
 
 
 def read_settings(conf: Path) -> tuple[Site, HashSizes, str, Path]:
@@ -984,6 +1047,10 @@ def read_settings(conf: Path) -> tuple[Site, HashSizes, str, Path]:
             allowed_target_hosts=tuple(data["allowed_target_hosts"]),
             significant_query_params=tuple(data["significant_query_params"]),
             fallback_prefix=data["fallback_prefix"],
+            front_controller=str(data.get("front_controller", "")),
+            id_param=str(data.get("id_param", "")),
+            feed_params=tuple(str(p) for p in data.get("feed_params", ())),
+            feed_target=str(data.get("feed_target", "")),
         )
         sizes = HashSizes(int(data["map_hash_bucket_size"]), int(data["map_hash_max_size"]))
         return site, sizes, str(data["listen"]), Path(data["maps_dir"])
@@ -999,6 +1066,7 @@ def render_conf(site: Site, sizes: HashSizes, *, listen: str | int = 80, maps_di
     names = _server_names(site)
     params = significant_params(site)
     prefix, home = fallbacks(site)
+    forms = site_forms(site)
     longest_name = max(HashSizes.element(len(n)) for n in names) + POINTER
     # nginx's default is one cache line (64 bytes on x86) and fails on longer names.
     names_bucket = (
@@ -1021,36 +1089,38 @@ def render_conf(site: Site, sizes: HashSizes, *, listen: str | int = 80, maps_di
 #
 # Lookup order: the exact request target, then the canonical key (path plus
 # significant query parameters), then the path alone; no match goes to the
-# archive (or the new home page). Keys compare ignoring ASCII case.
+# archive (or the new home page). Keys compare ignoring ASCII case. A feed
+# (with URL forms set) goes to the feed target after the exact map; robots.txt
+# is answered here, never redirected.
 
 # One bucket holds the longest key plus a pointer; the max size is twice the
 # largest map's keys plus 1,000 (see redirects/nginx.py, HashSizes).
 map_hash_bucket_size {sizes.bucket_size};
 map_hash_max_size {sizes.max_size};
-{names_bucket}
+{names_bucket}{_forms_conf(forms, params)}
 map $request_uri $sunset_by_uri {{
     default "";
     include {inc(EXACT_MAP)};
 }}
 
-map {quote(canonical_source(params))} $sunset_by_canonical {{
+map {quote(canonical_source(params, forms))} $sunset_by_canonical {{
     default "";
     include {inc(CANONICAL_MAP)};
 }}
 
-map $uri $sunset_by_path {{
+map {forms.uri_variable} $sunset_by_path {{
     default "";
     include {inc(PATHS_MAP)};
 }}
 
-# The first non-empty of exact, canonical, path.
+# The first non-empty of exact, {"feed, " if forms.feed_params else ""}canonical, path.
 map $sunset_by_canonical $sunset_by_canonical_or_path {{
     "" $sunset_by_path;
     default $sunset_by_canonical;
 }}
-
+{_feed_chain(forms)}
 map $sunset_by_uri $sunset_target {{
-    "" $sunset_by_canonical_or_path;
+    "" {"$sunset_by_rest" if forms.feed_params else "$sunset_by_canonical_or_path"};
     default $sunset_by_uri;
 }}
 
@@ -1069,12 +1139,40 @@ server {{
     port_in_redirect off;
     default_type "text/html; charset=utf-8";
 
-    if ($sunset_gone) {{
-        return 410 {quote(_GONE_BODY)};
+    # Not redirected: the new site's rules would be read as the old host's
+    # (and could hide old URLs' 301s from crawlers), the archive's are the
+    # archive's. Every old URL may be fetched, so its 301 is seen.
+    location = /robots.txt {{
+        default_type "text/plain; charset=utf-8";
+        return 200 {_ROBOTS_TOKEN};
     }}
-    if ($sunset_target) {{
-        return 301 $sunset_target;
+
+    location / {{
+        if ($sunset_gone) {{
+            return 410 {quote(_GONE_BODY)};
+        }}
+        if ($sunset_target) {{
+            return 301 $sunset_target;
+        }}
+        return 301 {fallback};
     }}
-    return 301 {fallback};
 }}
+"""
+
+
+def _forms_conf(forms: NginxForms, params: tuple[str, ...]) -> str:
+    if not forms:
+        return ""
+    value = map_value(forms.feed_target) if forms.feed_params else '""'
+    return "\n# The CMS's other URL forms (redirects/forms.py).\n" + forms.conf(params, value)
+
+
+def _feed_chain(forms: NginxForms) -> str:
+    if not forms.feed_params:
+        return ""
+    return """
+map $sunset_feed $sunset_by_rest {
+    "" $sunset_by_canonical_or_path;
+    default $sunset_feed;
+}
 """

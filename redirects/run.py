@@ -10,6 +10,11 @@ guess: the copy is the page the visitor wanted, a parent section is not.
 Listing pages are the exception handled by their own step: their content is
 links, and they follow where those links went.
 
+A few URLs get an answer of their own on top of their page's
+(:mod:`redirects.targets`): a part of an archived multi-part page its own
+archived copy, sitemaps and feeds the new site's, robots.txt no row at all;
+and a CMS's other URL forms of a page (profile ``[redirects] cms``) a row each.
+
 Only the new site's index (:class:`redirects.match.NewIndex`) is held in
 memory: it is the smaller side, and every old page is looked up in it.
 Everything kept per legacy URL or page (captures, pages and their
@@ -51,6 +56,7 @@ from .inventory import (
 from .match import Decision, NewIndex, follow_listing, match_page
 from .model import Refused, Row
 from .store import Buffer, create, open_scratch, scan
+from .targets import Targets, form_rows
 from .urls import (
     absolute,
     canonical,
@@ -139,12 +145,6 @@ def _new_inventory(opts: RedirectOptions) -> tuple[list[NewPage], dict[str, str]
     if not pages:
         raise SunsetError(f"the new site's inventory is empty ({'; '.join(sources)})")
     return pages, moved, sources
-
-
-def _archive_url(template: str | None, url: str, timestamp: str, frozen: str) -> str | None:
-    if not template:
-        return None
-    return template.replace("{timestamp}", timestamp or frozen).replace("{url}", url)
 
 
 # Every table here has a row per legacy URL or page: they are what used to
@@ -331,6 +331,14 @@ def _plan(opts: RedirectOptions, db: sqlite3.Connection) -> Plan:
     if not frozen:
         # No freeze date in the profile: the archive lookups ask for the crawl's time.
         frozen = captures.latest_timestamp()
+    # Every archive link carries that one timestamp, not each capture's own.
+    targets = Targets(profile, home, frozen)
+    for key, where in (("feed", targets.feed), ("sitemap", targets.sitemap)):
+        if host_of(where) not in allowed:
+            raise SunsetError(
+                f"[redirects] {key} {where!r}: host {host_of(where) or '(none)'} is not the"
+                " new site's (allowed: " + ", ".join(sorted(allowed)) + ")"
+            )
 
     # Page titles straight from the crawl carry the old site's name; transform's do not.
     legacy_affixes: frozenset[str] = frozenset()
@@ -475,7 +483,7 @@ def _plan(opts: RedirectOptions, db: sqlite3.Connection) -> Plan:
             if key == prefix or key.startswith(prefix.rstrip("/") + "/"):
                 return Decision(urljoin(home, target), "section", 0.6, f"section rule {prefix}")
         if captured_ts is not None:
-            archived = _archive_url(rp.archive_url, url, captured_ts, frozen)
+            archived = targets.archive(url)
             if archived:
                 return Decision(archived, "archive", 0.5, "no successor found; archived copy")
         for parent in parent_paths(url_path(url)):
@@ -571,13 +579,25 @@ def _plan(opts: RedirectOptions, db: sqlite3.Connection) -> Plan:
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
 
-    def emit(url: str, page_url: str | None, title: str, d: Decision, gid: str) -> None:
+    def captured(url: str) -> bool:
+        return group_of_url(url) is not None
+
+    def emit(
+        url: str, page_url: str | None, title: str, d: Decision, gid: str, mime: str = ""
+    ) -> None:
         nonlocal rows
         o = override_for(url)
+        if targets.is_robots(url):
+            # nginx answers it from its own location: a row would never be served.
+            if o is not None:
+                refuse(url, o, "robots.txt is answered by nginx itself (allow all), not redirected")
+            return
         if o is None and page_url is not None and url != page_url:
             o = override_for(page_url)
         if o is not None:
             d = Decision(o, "override", 1.0, "from the overrides file")
+        else:
+            d = targets.special(url, mime) or targets.for_url(url, page_url, d, captured)
         target, why = final_target(d.target)
         if target is None:
             refuse(url, d.target, why)
@@ -588,11 +608,12 @@ def _plan(opts: RedirectOptions, db: sqlite3.Connection) -> Plan:
         rows += 1
 
     db.execute("CREATE INDEX url_group_order ON url_group(grp, seq)")
-    for url, gid, page_url, title, target, method, confidence, note in db.execute(
-        "SELECT u.url, g.gid, g.url, g.title, g.target, g.method, g.confidence, g.note"
-        " FROM url_group AS u JOIN grp AS g ON g.id = u.grp ORDER BY u.grp, u.seq"
+    for url, gid, page_url, title, target, method, confidence, note, mime in db.execute(
+        "SELECT u.url, g.gid, g.url, g.title, g.target, g.method, g.confidence, g.note, c.mime"
+        " FROM url_group AS u JOIN grp AS g ON g.id = u.grp"
+        " LEFT JOIN cap AS c ON c.url = u.url ORDER BY u.grp, u.seq"
     ):
-        emit(url, page_url, title, Decision(target, method, confidence, note), gid)
+        emit(url, page_url, title, Decision(target, method, confidence, note), gid, mime or "")
     for cap in captures.redirects():
         url = cap.url
         if group_of_url(url) is not None:
@@ -631,6 +652,7 @@ def _plan(opts: RedirectOptions, db: sqlite3.Connection) -> Plan:
             continue
         emit(url, None, "", Decision(target, "override", 1.0, "from the overrides file"), url)
     row_buffer.flush()
+    rows += form_rows(db, targets, legacy_base, refuse)
     if not rows:
         raise SunsetError(
             f"{crawl_dir}: no legacy URL could be mapped (the crawl holds no page that answered"
@@ -639,7 +661,8 @@ def _plan(opts: RedirectOptions, db: sqlite3.Connection) -> Plan:
 
     fallback_prefix = ""
     if rp.archive_url and rp.archive_url.endswith("{url}"):
-        fallback_prefix = _archive_url(rp.archive_url, legacy_base, frozen, frozen) or ""
+        fallback_prefix = targets.archive(legacy_base) or ""
+    forms = rp.url_forms
     site = model.Site(
         legacy_base=legacy_base,
         legacy_hosts=legacy_hosts,
@@ -648,6 +671,10 @@ def _plan(opts: RedirectOptions, db: sqlite3.Connection) -> Plan:
         significant_query_params=significant,
         fallback_prefix=fallback_prefix,
         gone_mode=rp.archive_mode == "gone",
+        front_controller=forms.front_controller,
+        id_param=forms.id_param,
+        feed_params=forms.feed_params,
+        feed_target=(new.final(targets.feed) or targets.feed) if forms.feed_params else "",
     )
     return Plan(db, rows, refused, site, sources, groups, len(new), out)
 
@@ -704,7 +731,11 @@ def _write(opts: RedirectOptions, plan: Plan, started: float) -> RedirectSummary
         "left out (refused)": summary.refused,
         "case collisions": summary.collisions,
         "URLs not listed": f"301 to {fallback_prefix or home} + the requested path",
+        "robots.txt": "answered by nginx itself: 200, allow all (never redirected)",
     }
+    if site.front_controller or site.id_param or site.feed_params:
+        forms = profile.redirects.cms or "[redirects.url_forms]"
+        report_summary["URL forms"] = f"{forms}: answered by nginx (see redirects.conf)"
     for n, warning in enumerate(summary.warnings, 1):
         report_summary[f"warning {n}"] = warning
     write_report(

@@ -36,7 +36,7 @@ from .flavour import FLAVOURS, Flavour, Section
 from .templates import THEMES, Chrome, boilerplate_texts, legacy_page, nav_html, new_site_page
 from .text import NEWS_PATTERNS, PART_HEADINGS, REPORT_PATTERNS, TITLE_PATTERNS, Prose, slugify
 
-GENERATOR_VERSION = "3"
+GENERATOR_VERSION = "4"
 HTML = "text/html; charset=utf-8"
 PER_PAGE = 10  # category blog and news listing page size, as Joomla's ?start=N steps
 DOC_TYPES = {
@@ -78,6 +78,7 @@ class Page:
     section: Section | None = None
     sub: tuple[str, str] | None = None
     jid: int | None = None
+    catid: int | None = None  # Joomla category id (its own numbering, not jid's)
     itemid: int = 101
     published: str = ""
     modified: str = ""
@@ -211,6 +212,8 @@ class Generator:
                         section=sec,
                         sub=(slug, title),
                         itemid=200 + si * 20 + sj,
+                        # Joomla's first categories are its own (root, uncategorised...).
+                        catid=8 + sum(len(s.subsections) for s in fl.sections[:si]) + sj,
                     )
                 )
         news_sec = fl.sections[0]
@@ -913,6 +916,13 @@ class Generator:
             href = f"/index.php?option=com_content&view=article&id={it.jid}&Itemid=101"
             self.alias(href, it, "index-php")
             items.append(f'<p class="legacy-link"><a href="{e(href)}">{e(it.title)}</a></p>')
+        # ... and its category module linked categories the same way.
+        for cat in [pg for pg in self.pages if pg.kind == "category"][:2]:
+            href = (
+                f"/index.php?option=com_content&view=category&layout=blog&id={cat.catid}&Itemid=101"
+            )
+            self.alias(href, cat, "index-php-category")
+            items.append(f'<p class="legacy-link"><a href="{e(href)}">{e(cat.title)}</a></p>')
         events = self.by_path[f"/{self.fl.sections[0].slug}/events"]
         rel = self.fl.sections[2].slug  # a relative link resolved against <base href>
         main = (
@@ -1366,11 +1376,16 @@ class Generator:
                 route.successor = docs[route.target].successor
             elif route.page and route.kind not in ("image", "document"):
                 page = by_page[route.page]
-                # A feed is one more view of its page: it goes where the page goes.
-                if page.kind in ("news-listing", "events"):
+                if route.kind == "rss":
+                    # A feed goes to the new site's feed; the demo profile names
+                    # none, so to the new home page (never the archive).
+                    route.successor = "/"
+                elif page.kind in ("news-listing", "events"):
                     route.successor = None
                 else:
                     route.successor = page.successor
+            elif route.kind == "sitemap":
+                route.successor = "/sitemap.xml"  # the new site's, as the demo profile says
         for route in self.routes.values():
             if route.status in (301, 302) and route.location:
                 seen = set()
@@ -1504,6 +1519,8 @@ class Generator:
             "part": route.part,
             "capture": route.capture,
             "successor": f"{self.new_base}{route.successor}" if route.successor else None,
+            # Answered by the redirect server itself (200), not redirected.
+            "served": route.kind == "robots",
             "location": route.location,
             "sha1": route.blob,
             "gzip_sha1": route.gz_blob,

@@ -30,6 +30,8 @@ from sunset import __version__
 from sunset.errors import SunsetError
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
+# Presets of a CMS's URL forms, selected with [redirects] cms = "<name>".
+CMS_DIR = PROFILES_DIR / "cms"
 
 DEFAULT_USER_AGENT = (
     f"sunset/{__version__} (+https://github.com/sunset-archive/sunset; web archiving)"
@@ -160,6 +162,30 @@ class Successor:
 
 
 @dataclass(frozen=True)
+class UrlForms:
+    """The other URLs a CMS answers for one page, as data (a preset: ``profiles/cms/*.toml``).
+
+    Read by ``sunset redirects`` to answer those forms too, through the nginx
+    maps. Empty values switch a form off.
+    """
+
+    # A path prefix the CMS ignores: /index.php/<path> shows /<path>.
+    front_controller: str = ""
+    # The query parameter that numbers an item; its value may carry an alias
+    # after the number (Joomla: id=112:flu-clinics), which the CMS ignores.
+    id_param: str = ""
+    # A path segment "112-flu-clinics" names item 112 (Joomla's SEF URLs).
+    id_prefix: bool = False
+    # The URL of content item {id} and of listing {id} (Joomla: article, category).
+    content_url: str = ""
+    listing_url: str = ""
+    # A request with one of these name=value query parameters asks for a feed.
+    feed_params: tuple[str, ...] = ()
+    # Regular expressions (searched in path?query) naming the CMS's sitemaps.
+    sitemap_patterns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Redirects:
     overrides: Path | None = None
     significant_query_params: tuple[str, ...] = DEFAULT_SIGNIFICANT_QUERY_PARAMS
@@ -168,6 +194,15 @@ class Redirects:
     archive_url: str | None = None
     archive_mode: str = "redirect"
     home: str | None = None
+    # Where the legacy site's feeds and sitemaps go (absolute, or a path on
+    # the new site); None: the new home page, and for sitemaps the successor's
+    # inventory sitemap when it is a URL.
+    feed: str | None = None
+    sitemap: str | None = None
+    # A preset of URL forms (``profiles/cms/<name>.toml``) and the profile's
+    # own changes to it (``[redirects.url_forms]``), merged into url_forms.
+    cms: str | None = None
+    url_forms: UrlForms = field(default_factory=UrlForms)
 
 
 @dataclass(frozen=True)
@@ -235,6 +270,8 @@ class Profile:
                     continue
                 if f.name == "section_rules":
                     values[f.name] = dict(value)
+                elif f.name == "url_forms":
+                    values[f.name] = {k: _to_raw(v) for k, v in dataclasses.asdict(value).items()}
                 else:
                     values[f.name] = _to_raw(value)
             out[table] = values
@@ -602,6 +639,127 @@ def _section_rules(ctx: _Ctx, value: Any) -> tuple[tuple[str, str], ...]:
     return tuple(rules)
 
 
+def _target(ctx: _Ctx, value: Any) -> str:
+    if not isinstance(value, str) or not (value.startswith("/") or _valid_url(value)):
+        raise _expect("an http(s) URL or a path starting with '/'", value)
+    return value
+
+
+def list_cms_presets() -> list[str]:
+    """Names of the CMS URL-form presets shipped with sunset."""
+    return sorted(p.stem for p in CMS_DIR.glob("*.toml"))
+
+
+def _cms(ctx: _Ctx, value: Any) -> str:
+    known = list_cms_presets()
+    if not isinstance(value, str) or value not in known:
+        raise _Bad(
+            f"expected one of {', '.join(repr(k) for k in known)} (the presets in"
+            f" {CMS_DIR}), got {_show(value)}"
+        )
+    return value
+
+
+_FRONT_CONTROLLER = re.compile(r"(/[A-Za-z0-9._~-]+)+")
+_QUERY_NAME = re.compile(r"[A-Za-z0-9_]+")
+# What a form's URL template may hold: a path and query a client sends as is.
+_FORM_TEMPLATE = re.compile(r"/[A-Za-z0-9._~!$'()*+,;=:@/?&%{}-]*")
+
+
+def _front_controller(ctx: _Ctx, value: Any) -> str:
+    if not isinstance(value, str) or not (value == "" or _FRONT_CONTROLLER.fullmatch(value)):
+        raise _expect("a path like '/index.php' (or '' for none)", value)
+    return value
+
+
+def _query_name(ctx: _Ctx, value: Any) -> str:
+    if not isinstance(value, str) or not (value == "" or _QUERY_NAME.fullmatch(value)):
+        raise _expect("a query parameter name (letters, digits, _) or ''", value)
+    return value
+
+
+def _form_template(ctx: _Ctx, value: Any) -> str:
+    if value == "":
+        return value
+    if (
+        not isinstance(value, str)
+        or not _FORM_TEMPLATE.fullmatch(value)
+        or value.count("{id}") != 1
+        or value.replace("{id}", "").count("{") + value.replace("{id}", "").count("}")
+    ):
+        raise _expect(
+            "a path and query holding {id} once, like"
+            " '/index.php?option=com_content&view=article&id={id}' (or '')",
+            value,
+        )
+    return value
+
+
+def _feed_param(ctx: _Ctx, value: Any) -> str:
+    name, eq, wanted = value.partition("=") if isinstance(value, str) else ("", "", "")
+    if not (eq and _QUERY_NAME.fullmatch(name) and re.fullmatch(r"[A-Za-z0-9._~-]+", wanted)):
+        raise _expect("name=value, like 'format=feed'", value)
+    return value
+
+
+_URL_FORMS: dict[str, Check] = {
+    "front_controller": _front_controller,
+    "id_param": _query_name,
+    "id_prefix": _bool,
+    "content_url": _form_template,
+    "listing_url": _form_template,
+    "feed_params": _list(_feed_param, what="name=value strings"),
+    "sitemap_patterns": _list(_regex, what="regular expressions"),
+}
+
+
+def _url_forms(ctx: _Ctx, value: Any) -> dict[str, Any]:
+    """The keys given, checked; merged over the cms preset's in :func:`_build`."""
+    if not isinstance(value, dict):
+        raise _expect("a table of URL forms", value)
+    out: dict[str, Any] = {}
+    for key, given in value.items():
+        check = _URL_FORMS.get(key)
+        if check is None:
+            raise _Bad(f"unknown key{_suggest(key, _URL_FORMS)}", f".{key}")
+        try:
+            out[key] = check(ctx, given)
+        except _Bad as exc:
+            raise _Bad(exc.message, f".{key}{exc.sub}") from None
+    return out
+
+
+def _load_preset(name: str) -> dict[str, Any]:
+    path = CMS_DIR / f"{name}.toml"
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise _Bad(f"preset {path}: unreadable ({exc})") from None
+    data.pop("description", None)
+    try:
+        return _url_forms(_Ctx(CMS_DIR), data)
+    except _Bad as exc:
+        raise _Bad(f"preset {path}{exc.sub}: {exc.message}") from None
+
+
+def _check_forms(forms: UrlForms, significant: Sequence[str]) -> tuple[str, str] | None:
+    """(key, problem) if nginx could not tell a form's URLs apart by the significant parameters."""
+    known = {name.lower() for name in significant}
+    for key in ("content_url", "listing_url"):
+        template = getattr(forms, key)
+        query = template.partition("?")[2]
+        for pair in query.split("&") if query else ():
+            name = pair.partition("=")[0]
+            if name.lower() not in known:
+                return key, (
+                    f"parameter {name!r} is not in redirects.significant_query_params:"
+                    " nginx could not tell one item's URL from another's"
+                )
+    if forms.id_param and forms.id_param.lower() not in known:
+        return "id_param", f"{forms.id_param!r} is not in redirects.significant_query_params"
+    return None
+
+
 @dataclass(frozen=True)
 class _Key:
     check: Check
@@ -666,6 +824,10 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
         "archive_url": _Key(_archive_url),
         "archive_mode": _Key(_choice("redirect", "gone")),
         "home": _Key(_url),
+        "feed": _Key(_target),
+        "sitemap": _Key(_target),
+        "cms": _Key(_cms),
+        "url_forms": _Key(_url_forms),
     },
 }
 _TABLES = tuple(_SCHEMA)
@@ -732,6 +894,20 @@ def _build(data: Mapping[str, Any], path: Path, *, label: str, name: str) -> Pro
         successor["host"] = urlsplit(successor["base_url"]).hostname
     if "home" not in redirects and "base_url" in successor:
         redirects["home"] = successor["base_url"]
+    if "cms" in redirects or "url_forms" in redirects:
+        forms: dict[str, Any] = {}
+        if "cms" in redirects:
+            try:
+                forms = _load_preset(redirects["cms"])
+            except _Bad as exc:
+                raise fail("redirects.cms", exc.message) from None
+        forms.update(redirects.get("url_forms", {}))
+        merged = UrlForms(**forms)
+        significant = redirects.get("significant_query_params", DEFAULT_SIGNIFICANT_QUERY_PARAMS)
+        problem = _check_forms(merged, significant)
+        if problem is not None:
+            raise fail(f"redirects.url_forms.{problem[0]}", problem[1])
+        redirects["url_forms"] = merged
 
     return Profile(
         name=name,
