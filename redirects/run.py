@@ -734,6 +734,7 @@ def _write(opts: RedirectOptions, plan: Plan, started: float) -> RedirectSummary
         refused,
         nginx.collisions,
         report_summary,
+        archive_prefix=_archive_prefix(profile.redirects.archive_url),
     )
     summary.files = {
         "nginx map": str(out / "redirects.map"),
@@ -764,6 +765,12 @@ def _write(opts: RedirectOptions, plan: Plan, started: float) -> RedirectSummary
         encoding="utf-8",
     )
     return summary
+
+
+def _archive_prefix(template: str | None) -> str:
+    """What every archive link starts with (``https://host/ukgwa/``), or "" if nothing fixed."""
+    head = (template or "").split("{", 1)[0]
+    return head if "://" in head and "/" in head.split("://", 1)[1] else ""
 
 
 def drop_params(url: str, names: set[str]) -> str:

@@ -132,6 +132,27 @@ def test_a_matched_page_lists_its_target_first(site: dict[str, Path]) -> None:
     assert len(titled) >= 0.9 * len(first)
 
 
+def test_report_shows_candidates_and_filters(site: dict[str, Path]) -> None:
+    text = (site["out"] / "report.html").read_text(encoding="utf-8")
+    rows = read_rows(site["out"] / "redirects.csv")
+    for control in ('id="f-method"', 'id="f-section"', 'id="f-min"', 'id="f-max"'):
+        assert control in text, control
+    # Archived pages are listed as planned, with what a reviewer could pick instead.
+    assert 'id="archived-list"' in text
+    assert re.search(r'<tr data-method="archive" data-section="[^"]*" data-conf="0\.50"', text)
+    assert 'class="cands"' in text
+    # Nothing that ends at the archive is listed as a failure or as weak.
+    for name in ("unmatched", "low"):
+        listed = re.search(rf'id="{name}-list".*?</table>', text, re.S)
+        assert listed is None or ARCHIVE_HOST not in listed.group(0), name
+    assert any(r["method"] == "redirect" and ARCHIVE_HOST in r["new"] for r in rows)
+    # Every page can be narrowed: one filterable entry per legacy page.
+    listed = re.search(r'id="pages-list".*?</table>', text, re.S)
+    assert listed is not None
+    groups = {r["group"] for r in rows}
+    assert listed.group(0).count("<tr data-method=") == len(groups)
+
+
 # --------------------------------------------------------------------------- round trip
 
 
