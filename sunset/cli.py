@@ -660,7 +660,7 @@ def redirects_build(
       2. feed it back whole: --overrides edited.csv. Rows you did not change
          keep their method and confidence; changed ones become 'override';
          a bad row stops the run (exit 2) naming its file and line, and
-       nothing is written;
+         nothing is written;
       3. the reviews are kept in OUT/reviews.csv and applied on every rerun,
          and a plain 'sunset redirects CRAWL_DIR' reuses the last run's
          --new-crawl/--new-sitemap/--new-csv, --install-dir and --profile.
