@@ -712,18 +712,19 @@ _HOWTO = """
 proposed target (<code>new</code>), how it was found (<code>method</code>,
 <code>confidence</code>, <code>note</code>) and the three best candidate pages
 (<code>candidate_1</code>… with title and score). Where a row is wrong, set its
-<code>new</code> column to the right page, often one of its candidates; a page's other
-URLs (print views, index.php forms) follow their page. Save the whole file as, for example,
-<code>edited.csv</code> and pass it back with
-<code>sunset redirects CRAWL_DIR --overrides edited.csv</code>. Only the rows whose target
-you changed become <code>override</code>; the others keep their method and confidence (write
-<code>override</code> in a row's method column to pin it as it is). A bad row (a target
+<code>new</code> column to the right page, often one of its candidates; one changed row
+of a page moves the page (its print views and index.php forms follow). Save the whole file
+as, for example, <code>edited.csv</code> and pass it back with
+<code>sunset redirects CRAWL_DIR --overrides edited.csv</code>. Only the pages whose target
+you changed become <code>override</code>; the other rows keep their method and confidence.
+A bad row (a target
 off the allowed hosts, something that is not a URL, an old URL this crawl does not have)
 stops the run naming its file and line, and nothing is written.</p>
 <p>Reviews are kept beside the map, in <code>reviews.csv</code>, and applied on every rerun:
 a plain <code>sunset redirects CRAWL_DIR</code> reuses the last run's inventory, install
 folder, profile and reviews (it says so). To undo one review, set its row back to the
-proposed target and feed the file again; <code>--clear-reviews</code> forgets them all.
+proposed target in a plain <code>old,new</code> list, or delete its line from
+<code>reviews.csv</code>; <code>--clear-reviews</code> forgets them all.
 Then check the result with <code>sunset redirects check CRAWL_DIR</code> and look at this
 report again.</p>
 """.strip()

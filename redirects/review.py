@@ -3,13 +3,10 @@
 - Every legacy page carries up to three candidate new pages (URL, title,
   score), so a reviewer who disagrees with a row picks from them instead of
   searching the new site.
-- An overrides file (an edited redirects.csv, or any ``old,new`` CSV) is a
-  list of decisions only where it differs from the matcher: a row whose
-  target is what the matcher proposes anyway is no decision, so a whole CSV
-  fed back keeps every unchanged row's method and confidence. A row whose
-  ``method`` column says ``override`` is always a decision (that is how a
-  reviewer pins a row that is already right, and how a reviewed redirects.csv
-  keeps its reviews when fed back again).
+- An overrides file (an edited redirects.csv, or any ``old,new`` CSV) holds
+  decisions only where a row changes the answer (:meth:`Overrides.decide`):
+  a whole CSV fed back keeps every unchanged row's method and confidence, and
+  a changed row of any URL of a page moves the whole page.
 - Any bad row (a target on a host nginx may not send visitors to, something
   that is not a URL, an old URL that is not the legacy site's, a loop) stops
   the run with one line naming ``file:line``, before anything is written.
@@ -26,7 +23,7 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -164,6 +161,10 @@ class Override:
     pinned: bool  # a decision even if the matcher proposes the same target
 
 
+# A row that names the matcher's own proposal: no override, and not the page's either.
+PROPOSAL = Override("", "", (-1, -1), "", False)
+
+
 class Problems:
     """Bad override rows, reported as one line naming the first (in file order)."""
 
@@ -185,27 +186,38 @@ class Problems:
 
 _SCHEMA = """
 CREATE TABLE override_url(
-    url TEXT PRIMARY KEY, target TEXT NOT NULL, written TEXT NOT NULL, src INTEGER NOT NULL,
+    url TEXT NOT NULL, src INTEGER NOT NULL, target TEXT NOT NULL, written TEXT NOT NULL,
     line INTEGER NOT NULL, origin TEXT NOT NULL, claimed TEXT NOT NULL, pinned INTEGER NOT NULL,
-    agreed INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+    used INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (url, src)) WITHOUT ROWID;
 CREATE TABLE override_path(
     path TEXT PRIMARY KEY, target TEXT NOT NULL, written TEXT NOT NULL, seq INTEGER NOT NULL,
-    src INTEGER NOT NULL, line INTEGER NOT NULL, origin TEXT NOT NULL) WITHOUT ROWID
+    src INTEGER NOT NULL, line INTEGER NOT NULL, origin TEXT NOT NULL,
+    used INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID
 """
+# Within one file the last row naming a URL wins.
 _UPSERT_URL = (
     "INSERT OR REPLACE INTO override_url"
-    "(url, target, written, src, line, origin, claimed, pinned) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    "(url, src, target, written, line, origin, claimed, pinned) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # The first line naming a path keeps its place, the last its target.
 _UPSERT_PATH = (
-    "INSERT INTO override_path VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET"
+    "INSERT INTO override_path(path, target, written, seq, src, line, origin)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET"
     " target = excluded.target, written = excluded.written, src = excluded.src,"
     " line = excluded.line, origin = excluded.origin"
+)
+_URL_ROWS = (
+    "SELECT target, written, src, line, origin, pinned, claimed FROM override_url"
+    " WHERE url = ? ORDER BY src DESC"
 )
 
 
 class Overrides:
-    """The reviewers' decisions: stored reviews, then the overrides file over them."""
+    """The reviewers' decisions: stored reviews, then the overrides file over them.
+
+    The reviews stored by earlier runs always count; a row of the overrides
+    file counts where it changes an answer (see :meth:`decide`).
+    """
 
     def __init__(
         self,
@@ -221,6 +233,7 @@ class Overrides:
         self.sources: list[str] = []
         self.problems = Problems(self.sources)
         self.count = 0
+        self.stored_src = -1  # which source is the stored reviews.csv
         self._seq = 0
         create(db, _SCHEMA)
 
@@ -229,6 +242,8 @@ class Overrides:
         from .nginx import host_matches
 
         src = len(self.sources)
+        if stored:
+            self.stored_src = src
         label = str(path)
         self.sources.append(label)
         given = 0
@@ -271,39 +286,112 @@ class Overrides:
             else:
                 claimed = row.method if row.method in METHODS else ""
                 self.db.execute(
-                    _UPSERT_URL, (old, target, row.new, src, row.line, origin, claimed, pinned)
+                    _UPSERT_URL, (old, src, target, row.new, row.line, origin, claimed, pinned)
                 )
             self._seq += 1
             given += 1
         self.count += given
         return given
 
-    def _make(self, found: tuple[Any, ...]) -> Override:
-        target, written, src, line, origin, pinned = found
-        return Override(target, written, (src, line), origin, bool(pinned))
-
-    def lookup(self, url: str) -> Override | None:
-        """The decision for ``url``: its own row, else a row for its path."""
-        if not self.count:
+    def _path_row(self, url: str) -> Override | None:
+        try:
+            path = request_target(url)
+        except ValueError:
             return None
         found = self.db.execute(
-            "SELECT target, written, src, line, origin, pinned FROM override_url WHERE url = ?",
-            (url,),
+            "SELECT target, written, src, line, origin FROM override_path WHERE path = ?",
+            (path,),
         ).fetchone()
         if found is None:
-            try:
-                path = request_target(url)
-            except ValueError:
-                return None
-            found = self.db.execute(
-                "SELECT target, written, src, line, origin, 1 FROM override_path WHERE path = ?",
-                (path,),
-            ).fetchone()
-        return None if found is None else self._make(found)
+            return None
+        self.db.execute("UPDATE override_path SET used = 1 WHERE path = ?", (path,))
+        target, written, src, line, origin = found
+        return Override(target, written, (src, line), origin, True)
 
-    def agree(self, url: str) -> None:
-        """``url``'s row proposes what the matcher does: no decision, and none to keep."""
-        self.db.execute("UPDATE override_url SET agreed = 1 WHERE url = ?", (url,))
+    def peek(self, url: str) -> Override | None:
+        """The newest row for ``url`` (or its path), without asking the matcher.
+
+        For following a chain through another legacy URL: a row that agrees
+        with the matcher names the matcher's own target anyway.
+        """
+        if not self.count:
+            return None
+        found = self.db.execute(_URL_ROWS, (url,)).fetchone()
+        if found is None:
+            return self._path_row(url)
+        target, written, src, line, origin, pinned, _ = found
+        return Override(target, written, (src, line), origin, bool(pinned))
+
+    def decide(
+        self,
+        url: str,
+        agrees: Callable[[Override], bool],
+        same: Callable[[str, str], bool],
+        inherited: Override | None = None,
+    ) -> Override | None:
+        """The reviewed decision for ``url``.
+
+        ``agrees(o)``: does row ``o`` name what the matcher proposes for ``url``?
+        ``same(a, b)``: do targets ``a`` and ``b`` end at the same place?
+        ``inherited``: its page's decision, which a variant URL follows.
+
+        Returns a row of a file; ``inherited``; :data:`PROPOSAL` when a row says the
+        matcher's answer is right; or None. A row of the newest file counts only
+        where it changes the answer the URL would get without it: a row that
+        repeats the matcher's proposal is an unchanged row of a whole
+        redirects.csv (its method column names a matcher step), or else says
+        "the proposal is right" and undoes older reviews; a row that repeats an
+        older review, or its page's, is that review. Stored reviews always count.
+        """
+        if not self.count:
+            return inherited
+        rows = self.db.execute(_URL_ROWS, (url,)).fetchall()
+        if not rows:
+            return self._path_row(url) or inherited
+        chosen: tuple[Any, ...] | None = None
+        stored = self.stored_src
+        for n, row in enumerate(rows):
+            target, written, src, line, origin, pinned, claimed = row
+            if src == stored:
+                chosen = row
+                break
+            o = Override(target, written, (src, line), origin, bool(pinned))
+            if agrees(o):
+                if claimed:
+                    continue
+                return PROPOSAL
+            older = rows[n + 1][0] if n + 1 < len(rows) else None
+            before = older if older is not None else (inherited.target if inherited else None)
+            if before is not None and same(target, before):
+                continue
+            chosen = row
+            break
+        if chosen is None:
+            return inherited
+        target, written, src, line, origin, pinned, _ = chosen
+        self.db.execute("UPDATE override_url SET used = 1 WHERE url = ? AND src = ?", (url, src))
+        return Override(target, written, (src, line), origin, bool(pinned))
+
+    def index_pages(self, url_group: str) -> None:
+        """Note which pages have rows, from ``url_group(url, grp, seq)``: few do."""
+        if not self.count:
+            return
+        self.db.execute(
+            "CREATE TEMP TABLE reviewed_url AS SELECT grp, seq, url FROM"
+            f" {url_group} WHERE url IN (SELECT url FROM override_url)"
+        )
+        self.db.execute("CREATE INDEX reviewed_url_grp ON reviewed_url(grp, seq)")
+
+    def reviewed_urls(self, grp: int) -> list[str]:
+        """URLs of page ``grp`` that have rows, in the page's order (:meth:`index_pages`)."""
+        if not self.count:
+            return []
+        return [
+            url
+            for (url,) in self.db.execute(
+                "SELECT url FROM reviewed_url WHERE grp = ? ORDER BY seq", (grp,)
+            )
+        ]
 
     def unseen(self, known_urls_sql: str) -> Iterator[tuple[str, Override, str]]:
         """(URL, decision, method column) for old URLs no captured URL answers.
@@ -317,7 +405,11 @@ class Overrides:
             "CREATE TEMP TABLE extra_override(url TEXT PRIMARY KEY, claimed TEXT NOT NULL)"
             " WITHOUT ROWID"
         )
-        self.db.execute("INSERT INTO extra_override SELECT url, claimed FROM override_url")
+        # The newest file's row of each URL says what its method column claims.
+        self.db.execute(
+            "INSERT OR REPLACE INTO extra_override SELECT url, claimed FROM override_url"
+            " ORDER BY src"
+        )
         for (path,) in self.db.execute("SELECT path FROM override_path ORDER BY seq").fetchall():
             self.db.execute(
                 "INSERT OR REPLACE INTO extra_override VALUES (?, '')",
@@ -328,7 +420,7 @@ class Overrides:
             f" WHERE url NOT IN ({known_urls_sql}) ORDER BY url"
         ).fetchall()
         for url, claimed in rows:
-            o = self.lookup(url)
+            o = self.peek(url)
             if o is not None:
                 yield url, o, claimed
 
@@ -336,8 +428,9 @@ class Overrides:
         """Write the decisions in force to ``path`` (replaced whole); how many."""
         count = 0
         rows = self.db.execute(
-            "SELECT url, target, origin FROM override_url WHERE agreed = 0"
-            " UNION ALL SELECT path, target, origin FROM override_path ORDER BY 1"
+            "SELECT url, target, origin FROM override_url WHERE used = 1"
+            " UNION ALL SELECT path, target, origin FROM override_path WHERE used = 1"
+            " ORDER BY 1"
         )
         with replacing(path, "w", encoding="utf-8", newline="") as fh:
             writer = csv.writer(fh)

@@ -51,6 +51,7 @@ from .match import Decision, NewIndex, follow_listing, match_page
 from .model import Refused, Row
 from .nginx import prepare
 from .review import (
+    PROPOSAL,
     REVIEWS,
     Override,
     Overrides,
@@ -540,7 +541,7 @@ def _plan(opts: RedirectOptions, db: sqlite3.Connection) -> Plan:
                 return final_target(d.target, depth + 1)
             d = decision_of(gno)
             assert d is not None
-            o = overrides.lookup(target)
+            o = overrides.peek(target)
             return final_target(o.target if o else d.target, depth + 1)
         if depth >= MAX_HOPS:
             return None, "redirect chain longer than 10 hops, or a loop"
@@ -559,16 +560,22 @@ def _plan(opts: RedirectOptions, db: sqlite3.Connection) -> Plan:
     )
     checked = model.Site(legacy_base, legacy_hosts, home, tuple(sorted(allowed)), significant)
 
-    def override_for(url: str, d: Decision) -> Override | None:
-        """``url``'s reviewed decision; a row proposing the matcher's own target is none."""
-        o = overrides.lookup(url)
-        if o is None or o.pinned or d.method == "override":
-            return o
-        proposed, _ = final_target(d.target)
-        if proposed is not None and proposed in (o.written, o.target, final_target(o.target)[0]):
-            overrides.agree(url)
-            return None
-        return o
+    def override_for(url: str, d: Decision, inherited: Override | None = None) -> Override | None:
+        """``url``'s reviewed decision (see Overrides.decide); ``d`` is the matcher's."""
+        ends: dict[str, str | None] = {}
+
+        def end(target: str) -> str | None:
+            if target not in ends:
+                ends[target] = final_target(target)[0]
+            return ends[target]
+
+        def same(a: str, b: str) -> bool:
+            return a == b or (end(a) is not None and end(a) == end(b))
+
+        def agrees(o: Override) -> bool:
+            return d.method != "override" and same(o.target, d.target)
+
+        return overrides.decide(url, agrees, same, inherited)
 
     def emit(
         url: str,
@@ -577,11 +584,12 @@ def _plan(opts: RedirectOptions, db: sqlite3.Connection) -> Plan:
         d: Decision,
         gid: str,
         cgrp: int | None = None,
+        page: Override | None = None,
     ) -> None:
         nonlocal rows
-        o = override_for(url, d)
-        if o is None and page_url is not None and url != page_url:
-            o = override_for(page_url, d)
+        o = override_for(url, d, page)
+        if o is PROPOSAL:
+            o = None
         if o is not None:
             d = Decision(o.target, "override", 1.0, f"reviewed: {o.origin}")
         target, why = final_target(d.target)
@@ -608,12 +616,26 @@ def _plan(opts: RedirectOptions, db: sqlite3.Connection) -> Plan:
         refused = prepare(Row(url, target, "override", 1.0), checked)
         return refused.reason if isinstance(refused, Refused) else ""
 
+    def page_review(gno: int, page_url: str, d: Decision) -> Override | None:
+        """A review of any URL of a page moves the page: the first, its own URL's first."""
+        for url in (page_url, *overrides.reviewed_urls(gno)):
+            o = override_for(url, d)
+            if o is not None and o is not PROPOSAL:
+                return o
+        return None
+
     db.execute("CREATE INDEX url_group_order ON url_group(grp, seq)")
+    overrides.index_pages("url_group")
+    last, page = 0, None
     for url, gid, page_url, title, target, method, confidence, note, gno in db.execute(
         "SELECT u.url, g.gid, g.url, g.title, g.target, g.method, g.confidence, g.note, g.id"
         " FROM url_group AS u JOIN grp AS g ON g.id = u.grp ORDER BY u.grp, u.seq"
     ):
-        emit(url, page_url, title, Decision(target, method, confidence, note), gid, gno)
+        d = Decision(target, method, confidence, note)
+        if gno != last:
+            # The other URLs of a page follow its review, unless they have their own.
+            last, page = gno, page_review(gno, page_url, d)
+        emit(url, page_url, title, d, gid, gno, page)
     for cap in captures.redirects():
         url = cap.url
         if group_of_url(url) is not None:
@@ -628,7 +650,7 @@ def _plan(opts: RedirectOptions, db: sqlite3.Connection) -> Plan:
             continue
         d, why = resolve_legacy(url)
         if d is None:
-            if overrides.lookup(url) is None:
+            if overrides.peek(url) is None:
                 refuse(url, location, why)
                 continue
             d = Decision(location, "redirect", 0.0, why)

@@ -658,14 +658,15 @@ def redirects_build(
     The review loop:
       1. edit redirects.csv: set 'new' to the right page (often a candidate);
       2. feed it back whole: --overrides edited.csv. Rows you did not change
-         keep their method and confidence; changed ones become 'override';
+         keep their method and confidence; a changed row moves its page;
          a bad row stops the run (exit 2) naming its file and line, and
          nothing is written;
       3. the reviews are kept in OUT/reviews.csv and applied on every rerun,
          and a plain 'sunset redirects CRAWL_DIR' reuses the last run's
          --new-crawl/--new-sitemap/--new-csv, --install-dir and --profile.
-      Undo one review by setting its row back to the proposed target;
-      --clear-reviews forgets them all, --forget-inputs the recorded inputs.
+      Undo one review with a plain old,new list that sets it back to the
+      proposed target (or delete its line from reviews.csv); --clear-reviews
+      forgets them all, --forget-inputs the recorded inputs.
 
     \b
     Examples:
