@@ -397,7 +397,7 @@ class Overrides:
         """(URL, decision, method column) for old URLs no captured URL answers.
 
         Reviewers add these for links printed on leaflets that nothing on the
-        site pointed to. A path row outranks a URL row of the same URL.
+        site pointed to.
         """
         if not self.count:
             return
@@ -412,7 +412,7 @@ class Overrides:
         )
         for (path,) in self.db.execute("SELECT path FROM override_path ORDER BY seq").fetchall():
             self.db.execute(
-                "INSERT OR REPLACE INTO extra_override VALUES (?, '')",
+                "INSERT OR IGNORE INTO extra_override VALUES (?, '')",
                 (absolute(self.legacy_base, path),),
             )
         rows = self.db.execute(
