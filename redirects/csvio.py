@@ -10,13 +10,25 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from sunset.errors import SunsetError
 from sunset.paths import replacing
 
 from .model import MOVED, Row
 
-COLUMNS = ("old", "new", "method", "confidence", "status", "title", "group", "note")
+COLUMNS = (
+    "old",
+    "new",
+    "method",
+    "confidence",
+    "status",
+    "title",
+    "group",
+    "note",
+    # What a reviewer picks from: the best new pages, best first (see Row.candidates).
+    *(f"candidate_{n}{part}" for n in range(1, 4) for part in ("", "_title", "_score")),
+)
 # A spreadsheet runs a cell starting with one of these as a formula
 # (OWASP's "CSV injection" list). Titles and notes come from the crawled
 # pages, so a page titled "=HYPERLINK(...)" must stay text.
@@ -45,10 +57,18 @@ def write_csv(rows: Iterable[Row], path: Path) -> int:
                     _text_cell(row.title),
                     row.group,
                     _text_cell(row.note),
+                    *_candidate_cells(row),
                 )
             )
             count += 1
     return count
+
+
+def _candidate_cells(row: Row) -> list[str]:
+    cells: list[str] = []
+    for url, title, score in row.candidates[:3]:
+        cells += (url, _text_cell(title), f"{score:.3f}")
+    return cells + [""] * (9 - len(cells))
 
 
 def _open_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
@@ -108,6 +128,14 @@ def _columns(path: Path, header: list[str], needed: tuple[str, ...]) -> dict[str
     return {name: header.index(name) for name in needed}
 
 
+class OverrideRow(NamedTuple):
+    line: int  # where the row starts in the file, for messages
+    old: str
+    new: str
+    method: str  # the row's method column ("" without one)
+    note: str  # the row's note column ("" without one)
+
+
 def read_overrides(path: Path) -> list[tuple[str, str]]:
     """(old, new) pairs from a CSV with ``old`` and ``new`` columns; empty ``new`` skipped.
 
@@ -119,13 +147,22 @@ def read_overrides(path: Path) -> list[tuple[str, str]]:
 
 def iter_overrides(path: Path) -> Iterator[tuple[str, str]]:
     """:func:`read_overrides`, a pair at a time: a reviewed file can list every URL."""
+    for row in iter_override_rows(path):
+        yield row.old, row.new
+
+
+def iter_override_rows(path: Path) -> Iterator[OverrideRow]:
+    """The rows of an overrides CSV with their line numbers; empty ``new`` skipped."""
     header, rows = _open_rows(Path(path))
     at = _columns(Path(path), header, ("old", "new"))
+    extra = {name: header.index(name) for name in ("method", "note") if name in header}
+    end = 1  # the header's last line
     for line, cells in rows:
+        start, end = end + 1, line
         if not any(cell.strip() for cell in cells):
             continue
-        old = cells[at["old"]].strip() if at["old"] < len(cells) else ""
-        new = cells[at["new"]].strip() if at["new"] < len(cells) else ""
+
+        old, new = _cell(cells, at["old"]), _cell(cells, at["new"])
         if not new:
             continue
         lowered = old.lower()
@@ -134,10 +171,15 @@ def iter_overrides(path: Path) -> Iterator[tuple[str, str]]:
             or old.startswith("/")
         ):
             raise SunsetError(
-                f"{path}: line {line}: old {old[:80]!r} is not an absolute http(s) URL"
+                f"{path}: line {start}: old {old[:80]!r} is not an absolute http(s) URL"
                 " or a path starting with /"
             )
-        yield old, new
+        method = _cell(cells, extra.get("method", -1)).lower()
+        yield OverrideRow(start, old, new, method, _cell(cells, extra.get("note", -1)))
+
+
+def _cell(cells: list[str], at: int) -> str:
+    return cells[at].strip() if 0 <= at < len(cells) else ""
 
 
 def read_csv(path: Path) -> Iterator[Row]:

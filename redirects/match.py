@@ -40,6 +40,8 @@ class Decision:
     note: str = ""
     share: float = 0.0  # how much of the old text the target holds
     sampled: int = 0  # shingles the old text had (0: no text to judge by)
+    # (new URL, new title, score 0..1), best first, at most 3
+    candidates: tuple[tuple[str, str, float], ...] = ()
 
 
 class NewIndex:

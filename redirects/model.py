@@ -45,6 +45,8 @@ class Row:
     group: str = ""  # rows of one legacy page (its variants) share a group
     note: str = ""  # evidence, e.g. "containment 0.93 of 14 shingles"
     captured: bool = True  # False for URLs known only from links or redirects
+    # (new URL, new title, score 0..1), best first, at most 3: what a reviewer picks from
+    candidates: tuple[tuple[str, str, float], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import json
 import math
+import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
@@ -26,13 +28,17 @@ from redirects.store import BATCH, create, open_scratch, storable
 from sunset.htmlpage import clip, csp_hash, esc, is_web_url
 from sunset.paths import replacing
 
-UNMATCHED = ("archive", "parent", "home")
+# A page sent to its archived copy is the planned outcome for a page nobody
+# replaced, not a failure: only the guesses below it need a reviewer.
+ARCHIVED = ("archive",)
+UNMATCHED = ("parent", "home")
 
 # Families colour the histogram: how much a reviewer should trust a bar at a glance.
 FAMILIES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("reviewed or same path", ("override", "exact"), "#2e7d32"),
     ("matched", ("slug", "document", "title", "content", "listing"), "#1565c0"),
     ("rule", ("redirect", "section"), "#8e44ad"),
+    ("archived (planned)", ARCHIVED, "#607d8b"),
     ("unmatched", UNMATCHED, "#d35400"),
 )
 OTHER_FAMILY = ("other", (), "#7f8c8d")
@@ -63,17 +69,29 @@ padding:0 .3em;margin-left:.3em;white-space:nowrap}
 p.more{font-style:italic;color:#555}
 details summary{cursor:pointer;color:#555}details ul{margin:.2rem 0;padding-left:1.2rem}
 svg{max-width:100%;height:auto}
-#filter{margin:.5rem 0;padding:.3rem;width:24rem;max-width:100%}
+#filters{margin:.5rem 0;padding:.3rem 0;position:sticky;top:0;background:#fff;display:flex;flex-wrap:wrap;gap:.4rem 1rem;align-items:center}
+#filters input,#filters select{padding:.25rem}#filter{width:20rem;max-width:100%}
+#filters input[type=number]{width:4.5rem}
+ol.cands{margin:0;padding-left:1.2rem}ol.cands .n{color:#555;font-variant-numeric:tabular-nums}
 code{background:#f4f4f4;padding:0 .2em}
 """.strip()
 
-# Optional: narrows the lists as the reviewer types. The box stays hidden unless this
+# Optional: narrows the lists by method, section, confidence and text, from the
+# data-* attributes of each listed page. The controls stay hidden unless this
 # runs, so the page reads the same without JavaScript. It only toggles `hidden`.
 _SCRIPT = """
-(function(){var f=document.getElementById("filter");if(!f)return;f.hidden=false;
-f.addEventListener("input",function(){var q=f.value.toLowerCase();
-document.querySelectorAll("table.list tbody tr").forEach(function(r){
-r.hidden=q!==""&&r.textContent.toLowerCase().indexOf(q)<0;});});})();
+(function(){var box=document.getElementById("filters");if(!box)return;box.hidden=false;
+function el(i){return document.getElementById(i);}
+var q=el("filter"),m=el("f-method"),s=el("f-section"),lo=el("f-min"),hi=el("f-max");
+function apply(){var t=q.value.toLowerCase(),mv=m.value,sv=s.value,
+a=parseFloat(lo.value),b=parseFloat(hi.value);if(isNaN(a))a=0;if(isNaN(b))b=1;
+document.querySelectorAll("table.list tbody tr").forEach(function(r){var d=r.dataset,
+ok=t===""||r.textContent.toLowerCase().indexOf(t)>=0;
+if(ok&&d.method!==undefined){var c=parseFloat(d.conf);
+ok=(!mv||d.method===mv)&&(!sv||d.section===sv)&&c>=a-1e-9&&c<=b+1e-9;}
+r.hidden=!ok;});}
+[q,m,s,lo,hi].forEach(function(e){e.addEventListener("input",apply);
+e.addEventListener("change",apply);});})();
 """.strip()
 
 
@@ -167,25 +185,58 @@ class _Stats:
     )
     unmatched: _Review = field(default_factory=_Review)
     low: _Review = field(default_factory=_Review)
+    archived: _Review = field(default_factory=_Review)
+    every: _Review = field(default_factory=_Review)
+    sections: dict[str, int] = field(default_factory=dict)  # URLs per section
     total: int = 0
 
 
-_UNMATCHED_LIST, _LOW_LIST = 0, 1
-# Groups and review rows are one per legacy page or URL.
+_UNMATCHED_LIST, _LOW_LIST, _ARCHIVED_LIST, _EVERY_LIST = 0, 1, 2, 3
+# Distinct sections counted for the filter; a crawl with session ids in the
+# first path segment would have one per URL.
+SECTION_CAP = 5000
+SECTION_OPTIONS = 200
+# Groups and review rows are one per legacy page or URL (twice for a page in a
+# review list: there and in the list of every page).
 _SCHEMA = """
 CREATE TABLE method_group(method INTEGER, grp TEXT);
 CREATE TABLE review(
-    seq INTEGER PRIMARY KEY, list INTEGER, grp TEXT, old TEXT, new TEXT, method TEXT,
-    confidence REAL, status INTEGER, title TEXT, note TEXT, captured INTEGER)
+    list INTEGER, seq INTEGER, grp TEXT, old TEXT, new TEXT, method TEXT,
+    confidence REAL, status INTEGER, title TEXT, note TEXT, captured INTEGER, cands TEXT)
 """
 _REVIEW_ROWS = (
-    "SELECT seq, grp, old, new, method, confidence, status, title, note, captured"
+    "SELECT seq, grp, old, new, method, confidence, status, title, note, captured, cands"
     " FROM review WHERE list = ?"
 )
+_SECTION = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*(/[^/?#]*)?")
+
+
+def section_of(url: str) -> str:
+    """The first path segment of a legacy URL (``/your-ccg``), what 'section' filters on."""
+    m = _SECTION.match(url)
+    if not m:
+        return ""
+    return (m.group(1) or "/").lower()[:80]
+
+
+def _dump(candidates: tuple[tuple[str, str, float], ...]) -> str | None:
+    if not candidates:
+        return None
+    return json.dumps([[storable(u), storable(t), s] for u, t, s in candidates])
+
+
+def _load(cell: str | None) -> tuple[tuple[str, str, float], ...]:
+    if not cell:
+        return ()
+    return tuple((str(u), str(t), float(s)) for u, t, s in json.loads(cell))
 
 
 def _aggregate(
-    db: sqlite3.Connection, rows: Iterable[Row], low_confidence: float, list_limit: int
+    db: sqlite3.Connection,
+    rows: Iterable[Row],
+    low_confidence: float,
+    list_limit: int,
+    archive_prefix: str = "",
 ) -> _Stats:
     stats = _Stats()
     other = len(FAMILIES)
@@ -194,6 +245,9 @@ def _aggregate(
     groups: list[tuple[int, str]] = []
     last: tuple[int, str] | None = None
     review: list[tuple[object, ...]] = []
+    # A page's URLs come together and share its candidates: encoded once.
+    last_cands: tuple[tuple[str, str, float], ...] = ()
+    cands_cell: str | None = None
     for row in rows:
         method = row.method
         conf = _confidence(row.confidence)
@@ -209,28 +263,38 @@ def _aggregate(
             last = pair
         bin_ = int(conf * BINS)
         stats.bins[bin_ if bin_ < BINS else BINS - 1][_FAMILY_OF.get(method, other)] += 1
+        if row.candidates != last_cands:
+            last_cands, cands_cell = row.candidates, _dump(row.candidates)
+        section = section_of(row.old)
+        if section in stats.sections or len(stats.sections) < SECTION_CAP:
+            stats.sections[section] = stats.sections.get(section, 0) + 1
         if method in UNMATCHED:
             which: int | None = _UNMATCHED_LIST
+        elif method in ARCHIVED or (
+            # An old redirect to a page that went to the archive went there as planned too.
+            archive_prefix and method != "override" and row.new.startswith(archive_prefix)
+        ):
+            which = _ARCHIVED_LIST
         elif conf < low_confidence:
             which = _LOW_LIST
         else:
             which = None
+        fields = (
+            stats.total,
+            storable(group),
+            storable(row.old),
+            storable(row.new),
+            storable(method),
+            conf,
+            row.status,
+            storable(row.title),
+            storable(row.note),
+            row.captured,
+            cands_cell,
+        )
+        review.append((_EVERY_LIST, *fields))
         if which is not None:
-            review.append(
-                (
-                    stats.total,
-                    which,
-                    storable(group),
-                    storable(row.old),
-                    storable(row.new),
-                    storable(method),
-                    conf,
-                    row.status,
-                    storable(row.title),
-                    storable(row.note),
-                    row.captured,
-                )
-            )
+            review.append((which, *fields))
         if len(groups) >= BATCH or len(review) >= BATCH:
             _flush(db, groups, review)
     _flush(db, groups, review)
@@ -242,6 +306,8 @@ def _aggregate(
     stats.all_groups = db.execute("SELECT count(DISTINCT grp) FROM method_group").fetchone()[0]
     stats.unmatched = _review(db, _UNMATCHED_LIST, list_limit, _unmatched_key)
     stats.low = _review(db, _LOW_LIST, list_limit, _low_key)
+    stats.archived = _review(db, _ARCHIVED_LIST, list_limit, _archived_key)
+    stats.every = _review(db, _EVERY_LIST, list_limit, _low_key)
     return stats
 
 
@@ -249,7 +315,7 @@ def _flush(
     db: sqlite3.Connection, groups: list[tuple[int, str]], review: list[tuple[object, ...]]
 ) -> None:
     db.executemany("INSERT INTO method_group VALUES (?, ?)", groups)
-    db.executemany("INSERT INTO review VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", review)
+    db.executemany("INSERT INTO review VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", review)
     groups.clear()
     review.clear()
 
@@ -262,13 +328,25 @@ def _low_key(e: _Entry) -> tuple[float, int, str]:
     return (e.min_conf, -e.count, e.row.old)
 
 
-def _entries(rows: Iterable[tuple[Any, ...]], cap: int) -> Iterator[tuple[int, _Entry]]:
-    """(first row number, entry) of each page, from its review rows sorted by page then row."""
+def _archived_key(e: _Entry) -> tuple[float, int, str]:
+    # The page whose best candidate came closest is the likeliest missed successor.
+    best = e.row.candidates[0][2] if e.row.candidates else 0.0
+    return (-best, -e.count, e.row.old)
+
+
+def _entries(
+    rows: Iterable[tuple[Any, ...]], cap: int, candidates: bool = True
+) -> Iterator[tuple[int, _Entry]]:
+    """(first row number, entry) of each page, from its review rows sorted by page then row.
+
+    ``candidates``: decode them (only the lists that show them, or rank by them, need them).
+    """
     for _, members in groupby(rows, key=itemgetter(1)):
         entry: _Entry | None = None
         first = 0
-        for seq, group, old, new, method, conf, status, title, note, captured in members:
-            row = Row(old, new, method, conf, status, title, group, note, bool(captured))
+        for seq, group, old, new, method, conf, status, title, note, captured, cands in members:
+            got = _load(cands) if candidates else ()
+            row = Row(old, new, method, conf, status, title, group, note, bool(captured), got)
             if entry is None:
                 entry = _Entry(row=row, title=_clip(row.title), min_conf=conf, cap=cap)
                 first = seq
@@ -286,7 +364,7 @@ def _review(
     rows = db.execute(f"{_REVIEW_ROWS} ORDER BY grp, seq", (which,))
 
     def ranked() -> Iterator[tuple[Any, int, str, int]]:
-        for first, entry in _entries(rows, cap=0):
+        for first, entry in _entries(rows, cap=0, candidates=which == _ARCHIVED_LIST):
             review.pages += 1
             review.urls += entry.count
             # Pages compare as the rows first listed them, as a dict kept them.
@@ -493,6 +571,54 @@ def _variants_html(entry: _Entry) -> str:
     )
 
 
+def _candidates_html(row: Row) -> str:
+    """The pages a reviewer could pick instead: title (or URL) linked, with its score."""
+    if not row.candidates:
+        return '<span class="muted">none</span>'
+    items = "".join(
+        f'<li>{_named_link(url, title)} <span class="n">{_confidence(score):.2f}</span></li>'
+        for url, title, score in row.candidates
+    )
+    return f'<ol class="cands">{items}</ol>'
+
+
+def _named_link(url: str, title: str) -> str:
+    if not title:
+        return _link(url)
+    shown = esc(_clip(title))
+    if not is_web_url(url):
+        return f"<span>{shown}</span>"
+    return (
+        f'<a href="{esc(url)}" title="{esc(_clip(url, URL_TEXT_CAP))}"'
+        f' rel="noreferrer noopener" target="_blank">{shown}</a>'
+    )
+
+
+def _filters_html(stats: _Stats) -> str:
+    methods = [m for m in METHODS if stats.urls.get(m)]
+    methods += sorted(m for m in stats.urls if m not in METHODS)
+    busiest = sorted(stats.sections.items(), key=lambda kv: (-kv[1], kv[0]))[:SECTION_OPTIONS]
+    method_options = "".join(
+        f'<option value="{esc(m)}">{esc(m)} ({stats.urls[m]:,})</option>' for m in methods
+    )
+    section_options = "".join(
+        f'<option value="{esc(name)}">{esc(name or "(none)")} ({count:,})</option>'
+        for name, count in sorted(busiest)
+    )
+    return (
+        '<div id="filters" hidden>'
+        '<label>method <select id="f-method"><option value="">any</option>'
+        f"{method_options}</select></label>"
+        '<label>section <select id="f-section"><option value="">any</option>'
+        f"{section_options}</select></label>"
+        '<label>confidence from <input id="f-min" type="number" min="0" max="1" step="0.05"'
+        ' value="0"></label><label>to <input id="f-max" type="number" min="0" max="1"'
+        ' step="0.05" value="1"></label>'
+        '<input id="filter" type="search" placeholder="Filter the lists by text…"'
+        ' aria-label="Filter the lists by text"></div>'
+    )
+
+
 def _more(count: int, what: str, where: str = "in redirects.csv") -> str:
     return f'<p class="more">{count:,} more {what} {where}</p>' if count > 0 else ""
 
@@ -506,17 +632,23 @@ def _entries_html(
     yield (
         f'<table class="list" id="{css_id}-list"><thead><tr><th>#</th><th>old page title</th>'
         "<th>old URL</th><th>proposed target</th><th>method</th><th>confidence</th>"
-        "<th>note</th></tr></thead><tbody>"
+        "<th>note</th><th>candidates</th></tr></thead><tbody>"
     )
     for n, entry in enumerate(_shown(db, review), 1):
         row = entry.row
         conf = entry.min_conf
         conf_class = "n low" if conf < low_confidence else "n"
+        # What the filters read: the page's method, section and confidence.
+        data = (
+            f'data-method="{esc(row.method)}" data-section="{esc(section_of(row.old))}"'
+            f' data-conf="{conf:.2f}"'
+        )
         yield (
-            f'<tr><td class="n">{n}</td>{_title_cell(entry.title, row)}'
+            f'<tr {data}><td class="n">{n}</td>{_title_cell(entry.title, row)}'
             f'<td class="u">{_link(row.old)}{_variants_html(entry)}</td>'
             f'<td class="u">{_link(row.new)}</td>{_method_cell(row)}'
-            f'<td class="{conf_class}">{conf:.2f}</td><td>{esc(_clip(row.note))}</td></tr>'
+            f'<td class="{conf_class}">{conf:.2f}</td><td>{esc(_clip(row.note))}</td>'
+            f"<td>{_candidates_html(row)}</td></tr>"
         )
     yield "</tbody></table>"
     if len(review.shown) < review.pages:
@@ -576,13 +708,25 @@ def _collisions_html(collisions: Sequence[Collision], list_limit: int) -> str:
 
 
 _HOWTO = """
-<p>To correct the map, open <code>redirects.csv</code> (columns <code>old,new,method,\
-confidence,status,title,group,note</code>) in a spreadsheet. Keep only the rows you want to
-force and set their <code>new</code> column to the right page (a row of a page's
-variants can be copied for each variant). Save it as, for example, <code>edited.csv</code> and
-pass it back with <code>sunset redirects CRAWL_DIR --overrides edited.csv</code>: overrides
-always win over the matcher. Re-run, then check the result with
-<code>sunset redirects check CRAWL_DIR</code> and look at this report again.</p>
+<p>To correct the map, open <code>redirects.csv</code> in a spreadsheet. Each row has the
+proposed target (<code>new</code>), how it was found (<code>method</code>,
+<code>confidence</code>, <code>note</code>) and the three best candidate pages
+(<code>candidate_1</code>… with title and score). Where a row is wrong, set its
+<code>new</code> column to the right page, often one of its candidates; one changed row
+of a page moves the page (its print views and index.php forms follow). Save the whole file
+as, for example, <code>edited.csv</code> and pass it back with
+<code>sunset redirects CRAWL_DIR --overrides edited.csv</code>. Only the pages whose target
+you changed become <code>override</code>; the other rows keep their method and confidence.
+A bad row (a target
+off the allowed hosts, something that is not a URL, an old URL this crawl does not have)
+stops the run naming its file and line, and nothing is written.</p>
+<p>Reviews are kept beside the map, in <code>reviews.csv</code>, and applied on every rerun:
+a plain <code>sunset redirects CRAWL_DIR</code> reuses the last run's inventory, install
+folder, profile and reviews (it says so). To undo one review, set its row back to the
+proposed target in a plain <code>old,new</code> list, or delete its line from
+<code>reviews.csv</code>; <code>--clear-reviews</code> forgets them all.
+Then check the result with <code>sunset redirects check CRAWL_DIR</code> and look at this
+report again.</p>
 """.strip()
 
 
@@ -599,7 +743,7 @@ def _document(
     site = summary.get("site") or summary.get("site name") or summary.get("legacy host") or ""
     heading = f"Redirect report{f' — {_clip(str(site))}' if site else ''}"
 
-    unmatched, low = stats.unmatched, stats.low
+    unmatched, low, archived, every = stats.unmatched, stats.low, stats.archived, stats.every
     # (id, title, the section's HTML pieces), made only when written.
     sections: list[tuple[str, str, Callable[[], Iterable[str]]]] = [
         ("summary", "Summary", lambda: [_summary_html(summary)]),
@@ -610,8 +754,8 @@ def _document(
             f"Needs review: unmatched — {unmatched.pages:,} pages, {unmatched.urls:,} URLs",
             lambda: itertools.chain(
                 [
-                    "<p>No successor page was found; these go to the archive, a parent page "
-                    "or the home page. Most variants first.</p>"
+                    "<p>No successor page was found and no archived copy is held: these go to "
+                    "a parent page or the home page, a guess. Most variants first.</p>"
                 ],
                 _entries_html(db, unmatched, "unmatched", low_confidence),
             ),
@@ -625,6 +769,30 @@ def _document(
                     "<p>A successor was proposed but the evidence is weak. Least confident first.</p>"
                 ],
                 _entries_html(db, low, "low", low_confidence),
+            ),
+        ),
+        (
+            "archived",
+            f"Archived, as planned — {archived.pages:,} pages, {archived.urls:,} URLs",
+            lambda: itertools.chain(
+                [
+                    "<p>No page of the new site holds these, so each goes to its archived "
+                    "copy: the intended outcome for a page nobody replaced, not a failure. "
+                    "The pages whose best candidate came closest come first, for a reviewer "
+                    "who knows better.</p>"
+                ],
+                _entries_html(db, archived, "archived", low_confidence),
+            ),
+        ),
+        (
+            "pages",
+            f"Every page — {every.pages:,} pages, {every.urls:,} URLs",
+            lambda: itertools.chain(
+                [
+                    "<p>Every legacy page, least confident first; narrow it with the filters "
+                    "at the top.</p>"
+                ],
+                _entries_html(db, every, "pages", low_confidence),
             ),
         ),
         (
@@ -654,9 +822,7 @@ def _document(
         '<meta name="referrer" content="no-referrer">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{esc(heading)}</title><style>{_STYLE}</style></head><body>"
-        f"<h1>{esc(heading)}</h1><nav>{nav}</nav>"
-        '<input id="filter" type="search" placeholder="Filter the lists…" '
-        'aria-label="Filter the lists" hidden>'
+        f"<h1>{esc(heading)}</h1><nav>{nav}</nav>{_filters_html(stats)}"
     )
     for sid, title, html in sections:
         yield f'<section id="{sid}"><h2>{esc(title)}</h2>'
@@ -673,16 +839,19 @@ def write_report(
     summary: Mapping[str, object],
     low_confidence: float = 0.6,
     list_limit: int = 2000,
+    archive_prefix: str = "",
 ) -> None:
     """Write report.html for reviewers: counts, a confidence chart and what to check.
 
-    ``rows`` is consumed once and may be a generator of any length.
+    ``rows`` is consumed once and may be a generator of any length. A row
+    whose target starts with ``archive_prefix`` (the web archive) is listed
+    with the archived pages, as planned, whatever step sent it there.
     """
     # Rows per legacy URL and page wait on disk (redirects.store), so a
     # report of any size takes the same memory.
     path = Path(path)
     with closing(open_scratch()) as db:
-        stats = _aggregate(db, rows, low_confidence, list_limit)
+        stats = _aggregate(db, rows, low_confidence, list_limit, archive_prefix)
         with replacing(path, "w", encoding="utf-8") as fh:
             for piece in _document(
                 db, stats, refused, collisions, summary, low_confidence, list_limit

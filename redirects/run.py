@@ -32,7 +32,6 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from itertools import starmap
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -55,15 +54,25 @@ from .inventory import (
 )
 from .match import Decision, NewIndex, follow_listing, match_page
 from .model import Refused, Row
+from .nginx import prepare
+from .review import (
+    PROPOSAL,
+    REVIEWS,
+    Override,
+    Overrides,
+    dump_candidates,
+    find_candidates,
+    load_candidates,
+    new_titles,
+    save_state,
+)
 from .store import Buffer, create, open_scratch, scan
 from .targets import Targets, form_rows
 from .urls import (
-    absolute,
     canonical,
     host_of,
     parent_paths,
     path_key,
-    request_target,
 )
 
 MAX_HOPS = 10
@@ -83,6 +92,9 @@ class RedirectOptions:
     overrides: Path | None = None
     # The directory the nginx snippet names in its includes (default: out).
     install_dir: Path | None = None
+    # Drop the reviews stored in the output folder before this run (redirects.review).
+    clear_reviews: bool = False
+    profile_ref: str | None = None  # the --profile given, recorded for reruns
 
 
 @dataclass(slots=True)
@@ -109,6 +121,7 @@ class RedirectSummary:
     files: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    reviews: int = 0  # reviewers' decisions in force, kept in OUT/reviews.csv
 
 
 def _new_inventory(opts: RedirectOptions) -> tuple[list[NewPage], dict[str, str], list[str]]:
@@ -154,7 +167,7 @@ CREATE TABLE grp(
     id INTEGER PRIMARY KEY, gid TEXT NOT NULL, url TEXT NOT NULL, title TEXT NOT NULL,
     kind TEXT NOT NULL, ts TEXT NOT NULL, pkey TEXT NOT NULL, depth INTEGER NOT NULL,
     target TEXT, method TEXT, confidence REAL, note TEXT, share REAL, sampled INTEGER,
-    aside TEXT);
+    aside TEXT, cands TEXT);
 CREATE TABLE url_group(url TEXT PRIMARY KEY, grp INTEGER NOT NULL, seq INTEGER NOT NULL)
     WITHOUT ROWID;
 CREATE TABLE canon_group(key TEXT PRIMARY KEY, grp INTEGER NOT NULL) WITHOUT ROWID;
@@ -162,14 +175,10 @@ CREATE TABLE listing_link(grp INTEGER NOT NULL, url TEXT NOT NULL, item INTEGER)
 CREATE TABLE listing_order(id INTEGER PRIMARY KEY, grp INTEGER NOT NULL);
 CREATE TABLE mapped_path(path TEXT PRIMARY KEY, target TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE legacy_move(url TEXT PRIMARY KEY, location TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE override_url(url TEXT PRIMARY KEY, target TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE override_path(
-    path TEXT PRIMARY KEY, target TEXT NOT NULL, seq INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE extra_override(url TEXT PRIMARY KEY, target TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE redirect_row(
     id INTEGER PRIMARY KEY, old TEXT NOT NULL, new TEXT NOT NULL, method TEXT NOT NULL,
     confidence REAL NOT NULL, status INTEGER NOT NULL, title TEXT NOT NULL,
-    grp TEXT NOT NULL, note TEXT NOT NULL);
+    grp TEXT NOT NULL, note TEXT NOT NULL, cgrp INTEGER);
 CREATE TABLE left_out(old TEXT PRIMARY KEY) WITHOUT ROWID
 """
 _DECISION = "target, method, confidence, note, share, sampled"
@@ -205,18 +214,18 @@ class Plan:
     groups: int
     new_pages: int
     out: Path
+    overrides: Overrides | None = None
 
     def iter_rows(self, served_only: bool = False) -> Iterator[Row]:
         """The rows in the order they were decided; ``served_only`` drops those left out."""
-        where = " WHERE old NOT IN (SELECT old FROM left_out)" if served_only else ""
-        # The columns are Row's first eight fields, in order.
-        yield from starmap(
-            Row,
-            self.db.execute(
-                "SELECT old, new, method, confidence, status, title, grp, note FROM redirect_row"
-                f"{where} ORDER BY id"
-            ),
-        )
+        where = " WHERE r.old NOT IN (SELECT old FROM left_out)" if served_only else ""
+        # The columns are Row's first eight fields, in order; the candidates are the page's.
+        for *fields, cands in self.db.execute(
+            "SELECT r.old, r.new, r.method, r.confidence, r.status, r.title, r.grp, r.note,"
+            " g.cands FROM redirect_row AS r LEFT JOIN grp AS g ON g.id = r.cgrp"
+            f"{where} ORDER BY r.id"
+        ):
+            yield Row(*fields, candidates=load_candidates(cands))
 
     def leave_out(self, olds: Iterable[str]) -> int:
         """Mark rows as left out of the served files; how many rows are still served."""
@@ -248,8 +257,6 @@ def plan_redirects(opts: RedirectOptions) -> Plan:
 
 
 def _plan(opts: RedirectOptions, db: sqlite3.Connection) -> Plan:
-    from .csvio import iter_overrides
-
     profile = opts.profile
     crawl_dir = opts.crawl_dir
     if not crawl_dir.is_dir():
@@ -293,6 +300,7 @@ def _plan(opts: RedirectOptions, db: sqlite3.Connection) -> Plan:
 
     pages, moved, sources = _new_inventory(opts)
     new = NewIndex(pages, moved)
+    titles = new_titles(pages)
     del pages
 
     refused_seen: set[tuple[str, str, str]] = set()
@@ -303,27 +311,16 @@ def _plan(opts: RedirectOptions, db: sqlite3.Connection) -> Plan:
             refused_seen.add(key)
             refused.append(Refused(old, target, why))
 
-    # A reviewed redirects.csv can hold a row for every legacy URL: on disk too.
-    has_overrides = False
+    # The reviews stored by earlier runs, then the overrides file over them; any
+    # bad row stops the run here, before the matching and before any file is written.
+    overrides = Overrides(db, home, legacy_base, legacy_hosts)
+    stored = out / REVIEWS
+    if not opts.clear_reviews and stored.is_file():
+        overrides.load(stored, stored=True)
     overrides_path = opts.overrides or rp.overrides
     if overrides_path:
-        for n, (old, target) in enumerate(iter_overrides(Path(overrides_path))):
-            try:
-                target = urljoin(home, target)
-                old = old if old.startswith("/") else absolute(legacy_base, old)
-            except ValueError:
-                refuse(old, target, "the override is not a valid URL")
-                continue
-            has_overrides = True
-            if old.startswith("/"):
-                # The first line naming a path keeps its place, the last its target.
-                db.execute(
-                    "INSERT INTO override_path VALUES (?, ?, ?)"
-                    " ON CONFLICT(path) DO UPDATE SET target = excluded.target",
-                    (old, target, n),
-                )
-            else:
-                db.execute("INSERT OR REPLACE INTO override_url VALUES (?, ?)", (old, target))
+        overrides.load(Path(overrides_path))
+    overrides.problems.check()
 
     captures = LegacyIndex(db, crawl_dir, significant)
     if not captures.count:
@@ -364,8 +361,8 @@ def _plan(opts: RedirectOptions, db: sqlite3.Connection) -> Plan:
     variant_params = {p.lower() for p in profile.pages.variant_params}
     group_rows = Buffer(
         db,
-        f"INSERT INTO grp(id, gid, url, title, kind, ts, pkey, depth, {_DECISION})"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO grp(id, gid, url, title, kind, ts, pkey, depth, {_DECISION}, cands)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     url_rows = Buffer(db, "INSERT OR REPLACE INTO url_group VALUES (?, ?, ?)")
     canon_rows = Buffer(db, "INSERT OR IGNORE INTO canon_group VALUES (?, ?)")
@@ -407,6 +404,7 @@ def _plan(opts: RedirectOptions, db: sqlite3.Connection) -> Plan:
                     pkey,
                     pkey.count("/"),
                     *_decision_values(decision),
+                    dump_candidates(find_candidates(page, new, titles, decision, legacy_affixes)),
                 )
             )
             if page.kind == "listing":
@@ -538,16 +536,6 @@ def _plan(opts: RedirectOptions, db: sqlite3.Connection) -> Plan:
         return fallback(hop, None), ""
 
     # ---- rows, with overrides applied and chains collapsed.
-    def override_for(url: str) -> str | None:
-        if not has_overrides:
-            return None
-        found = db.execute("SELECT target FROM override_url WHERE url = ?", (url,)).fetchone()
-        if found is None:
-            found = db.execute(
-                "SELECT target FROM override_path WHERE path = ?", (request_target(url),)
-            ).fetchone()
-        return None if found is None else str(found[0])
-
     def final_target(target: str, depth: int = 0) -> tuple[str | None, str]:
         """A target on the new site or archive, after collapsing chains."""
         known_new = target in new.position or target in new.moved
@@ -561,8 +549,8 @@ def _plan(opts: RedirectOptions, db: sqlite3.Connection) -> Plan:
                 return final_target(d.target, depth + 1)
             d = decision_of(gno)
             assert d is not None
-            o = override_for(target)
-            return final_target(o or d.target, depth + 1)
+            o = overrides.peek(target)
+            return final_target(o.target if o else d.target, depth + 1)
         if depth >= MAX_HOPS:
             return None, "redirect chain longer than 10 hops, or a loop"
         end = new.final(target)
@@ -575,45 +563,105 @@ def _plan(opts: RedirectOptions, db: sqlite3.Connection) -> Plan:
     rows = 0
     row_buffer = Buffer(
         db,
-        "INSERT INTO redirect_row(old, new, method, confidence, status, title, grp, note)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO redirect_row(old, new, method, confidence, status, title, grp, note, cgrp)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
+    checked = model.Site(legacy_base, legacy_hosts, home, tuple(sorted(allowed)), significant)
 
     def captured(url: str) -> bool:
         return group_of_url(url) is not None
 
+    def override_for(url: str, d: Decision, inherited: Override | None = None) -> Override | None:
+        """``url``'s reviewed decision (see Overrides.decide); ``d`` is the matcher's."""
+        ends: dict[str, str | None] = {}
+
+        def end(target: str) -> str | None:
+            if target not in ends:
+                ends[target] = final_target(target)[0]
+            return ends[target]
+
+        def same(a: str, b: str) -> bool:
+            return a == b or (end(a) is not None and end(a) == end(b))
+
+        def agrees(o: Override) -> bool:
+            return d.method != "override" and same(o.target, d.target)
+
+        return overrides.decide(url, agrees, same, inherited)
+
+    def proposed(url: str, page_url: str | None, d: Decision, mime: str = "") -> Decision:
+        """The page's decision as this URL of it answers: a feed, a part's own copy."""
+        return targets.special(url, mime) or targets.for_url(url, page_url, d, captured)
+
     def emit(
-        url: str, page_url: str | None, title: str, d: Decision, gid: str, mime: str = ""
+        url: str,
+        page_url: str | None,
+        title: str,
+        d: Decision,
+        gid: str,
+        cgrp: int | None = None,
+        page: Override | None = None,
+        mime: str = "",
     ) -> None:
         nonlocal rows
-        o = override_for(url)
         if targets.is_robots(url):
             # nginx answers it from its own location: a row would never be served.
+            o = overrides.peek(url)
             if o is not None:
-                refuse(url, o, "robots.txt is answered by nginx itself (allow all), not redirected")
+                message = "robots.txt is answered by nginx itself (allow all), not redirected"
+                overrides.problems.add(o.at, f"{url[:100]} → {o.written[:100]}: {message}")
             return
-        if o is None and page_url is not None and url != page_url:
-            o = override_for(page_url)
+        d = proposed(url, page_url, d, mime)
+        o = override_for(url, d, page)
+        if o is PROPOSAL:
+            o = None
         if o is not None:
-            d = Decision(o, "override", 1.0, "from the overrides file")
-        else:
-            d = targets.special(url, mime) or targets.for_url(url, page_url, d, captured)
+            d = Decision(o.target, "override", 1.0, f"reviewed: {o.origin}")
         target, why = final_target(d.target)
+        if o is not None:
+            # A reviewer's mistake stops the run (one line naming the row), never
+            # a silent fall to the catch-all.
+            problem = review_problem(url, target, why)
+            if problem:
+                message = f"{url[:100]} → {o.written[:100]}: {problem}"
+                overrides.problems.add(o.at, message)
+                return
         if target is None:
             refuse(url, d.target, why)
             return
         gone = rp.archive_mode == "gone" and host_of(target) in archive_hosts
         status = model.GONE if gone else model.MOVED
-        row_buffer.add((url, target, d.method, d.confidence, status, title, gid, d.note))
+        row_buffer.add((url, target, d.method, d.confidence, status, title, gid, d.note, cgrp))
         rows += 1
 
+    def review_problem(url: str, target: str | None, why: str) -> str:
+        if target is None:
+            return why
+        # What the writers would refuse later, refused now, while nothing is written.
+        refused = prepare(Row(url, target, "override", 1.0), checked)
+        return refused.reason if isinstance(refused, Refused) else ""
+
+    def page_review(gno: int, page_url: str, d: Decision) -> Override | None:
+        """A review of any URL of a page moves the page: the first, its own URL's first."""
+        for url in (page_url, *overrides.reviewed_urls(gno)):
+            found = db.execute("SELECT mime FROM cap WHERE url = ?", (url,)).fetchone()
+            o = override_for(url, proposed(url, page_url, d, found[0] or "" if found else ""))
+            if o is not None and o is not PROPOSAL:
+                return o
+        return None
+
     db.execute("CREATE INDEX url_group_order ON url_group(grp, seq)")
-    for url, gid, page_url, title, target, method, confidence, note, mime in db.execute(
-        "SELECT u.url, g.gid, g.url, g.title, g.target, g.method, g.confidence, g.note, c.mime"
-        " FROM url_group AS u JOIN grp AS g ON g.id = u.grp"
+    overrides.index_pages("url_group")
+    last, page = 0, None
+    for url, gid, page_url, title, target, method, confidence, note, gno, mime in db.execute(
+        "SELECT u.url, g.gid, g.url, g.title, g.target, g.method, g.confidence, g.note, g.id,"
+        " c.mime FROM url_group AS u JOIN grp AS g ON g.id = u.grp"
         " LEFT JOIN cap AS c ON c.url = u.url ORDER BY u.grp, u.seq"
     ):
-        emit(url, page_url, title, Decision(target, method, confidence, note), gid, mime or "")
+        d = Decision(target, method, confidence, note)
+        if gno != last:
+            # The other URLs of a page follow its review, unless they have their own.
+            last, page = gno, page_review(gno, page_url, d)
+        emit(url, page_url, title, d, gid, gno, page, mime or "")
     for cap in captures.redirects():
         url = cap.url
         if group_of_url(url) is not None:
@@ -628,31 +676,54 @@ def _plan(opts: RedirectOptions, db: sqlite3.Connection) -> Plan:
             continue
         d, why = resolve_legacy(url)
         if d is None:
-            refuse(url, location, why)
-            continue
+            if overrides.peek(url) is None:
+                refuse(url, location, why)
+                continue
+            d = Decision(location, "redirect", 0.0, why)
         emit(url, None, "", d, "redirect:" + canonical(url, significant))
-    # Overrides for URLs the crawl never saw still win: reviewers add them for
-    # links printed on leaflets that nothing on the site pointed to. A path
-    # override outranks a URL override of the same URL.
-    db.execute("INSERT INTO extra_override SELECT url, target FROM override_url")
-    for path, target in db.execute("SELECT path, target FROM override_path ORDER BY seq"):
-        db.execute(
-            "INSERT OR REPLACE INTO extra_override VALUES (?, ?)",
-            (absolute(legacy_base, path), target),
-        )
-    unseen = db.execute(
-        "SELECT url, target FROM extra_override"
-        " WHERE url NOT IN (SELECT url FROM url_group)"
-        f" AND url NOT IN ({REDIRECTED_URLS})"
-        " ORDER BY url"
-    )
-    for url, target in unseen:
-        if host_of(url) not in legacy_hosts:
-            refuse(url, target, f"the override's old URL is not on {', '.join(legacy_hosts)}")
-            continue
-        emit(url, None, "", Decision(target, "override", 1.0, "from the overrides file"), url)
     row_buffer.flush()
-    rows += form_rows(db, targets, legacy_base, refuse)
+    # A CMS's other URL forms of each id take their page's answer. They go in
+    # before the reviewers' unseen URLs: a fed-back CSV holds them as this
+    # run's own rows, and one whose target a reviewer changed is a review.
+    added = form_rows(db, targets, legacy_base, refuse)
+    rows += added
+    if added and overrides.count:
+        form_urls = (
+            "SELECT id, old, new, method, confidence, note FROM redirect_row"
+            " WHERE old NOT IN (SELECT url FROM url_group)"
+            f" AND old NOT IN ({REDIRECTED_URLS}) ORDER BY id"
+        )
+        for rid, url, target, method, confidence, note in db.execute(form_urls).fetchall():
+            o = override_for(url, Decision(target, method, confidence, note))
+            if o is None or o is PROPOSAL:
+                continue
+            end, why = final_target(o.target)
+            problem = review_problem(url, end, why)
+            if problem:
+                overrides.problems.add(o.at, f"{url[:100]} → {o.written[:100]}: {problem}")
+                continue
+            gone = rp.archive_mode == "gone" and host_of(end) in archive_hosts
+            db.execute(
+                "UPDATE redirect_row SET new = ?, method = 'override', confidence = 1.0,"
+                " status = ?, note = ? WHERE id = ?",
+                (end, model.GONE if gone else model.MOVED, f"reviewed: {o.origin}", rid),
+            )
+    # Overrides for URLs the crawl never saw still win: reviewers add them for
+    # links printed on leaflets that nothing on the site pointed to. A row that
+    # says the matcher decided it names a URL that is not in this crawl: a typo,
+    # or a CSV of another crawl.
+    known = f"SELECT url FROM url_group UNION ALL {REDIRECTED_URLS} UNION ALL SELECT old FROM redirect_row"
+    for url, o, claimed in overrides.unseen(known):
+        if claimed and claimed != "override":
+            message = (
+                f"old URL {url[:100]} is not in this crawl, although its method column says"
+                f" '{claimed}' (write 'override' there to add a URL the crawl never saw)"
+            )
+            overrides.problems.add(o.at, message)
+            continue
+        emit(url, None, "", Decision(o.target, "override", 1.0, ""), url)
+    overrides.problems.check()
+    row_buffer.flush()
     if not rows:
         raise SunsetError(
             f"{crawl_dir}: no legacy URL could be mapped (the crawl holds no page that answered"
@@ -676,7 +747,7 @@ def _plan(opts: RedirectOptions, db: sqlite3.Connection) -> Plan:
         feed_params=forms.feed_params,
         feed_target=(new.final(targets.feed) or targets.feed) if forms.feed_params else "",
     )
-    return Plan(db, rows, refused, site, sources, groups, len(new), out)
+    return Plan(db, rows, refused, site, sources, groups, len(new), out, overrides)
 
 
 def run_redirects(opts: RedirectOptions) -> RedirectSummary:
@@ -684,7 +755,10 @@ def run_redirects(opts: RedirectOptions) -> RedirectSummary:
     started = time.monotonic()
     plan = plan_redirects(opts)
     try:
-        return _write(opts, plan, started)
+        summary = _write(opts, plan, started)
+        # Only a run that wrote everything records what it was given.
+        summary.reviews = save_state(opts, plan)
+        return summary
     finally:
         plan.db.close()
 
@@ -744,6 +818,7 @@ def _write(opts: RedirectOptions, plan: Plan, started: float) -> RedirectSummary
         refused,
         nginx.collisions,
         report_summary,
+        archive_prefix=_archive_prefix(profile.redirects.archive_url),
     )
     summary.files = {
         "nginx map": str(out / "redirects.map"),
@@ -774,6 +849,12 @@ def _write(opts: RedirectOptions, plan: Plan, started: float) -> RedirectSummary
         encoding="utf-8",
     )
     return summary
+
+
+def _archive_prefix(template: str | None) -> str:
+    """What every archive link starts with (``https://host/ukgwa/``), or "" if nothing fixed."""
+    head = (template or "").split("{", 1)[0]
+    return head if "://" in head and "/" in head.split("://", 1)[1] else ""
 
 
 def drop_params(url: str, names: set[str]) -> str:

@@ -584,7 +584,8 @@ def redirects_group() -> None:
     Examples:
       sunset redirects output/wigan --new-crawl output/wigan-successor
       sunset redirects output/wigan --new-sitemap https://healthierwigan.nhs.uk/sitemap.xml
-      sunset redirects output/wigan --overrides reviewed.csv
+      sunset redirects output/wigan --overrides edited.csv   # a reviewed redirects.csv
+      sunset redirects output/wigan                          # again: same inputs, same reviews
       sunset redirects check output/wigan
     """
 
@@ -615,13 +616,24 @@ def redirects_group() -> None:
     "--overrides",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="CSV with old,new columns (an edited redirects.csv works): always wins.",
+    help="An edited redirects.csv (or any CSV with old,new columns): the rows whose new"
+    " target differs from the proposal, or whose method says override, become reviews.",
 )
 @click.option(
     "--install-dir",
     type=click.Path(path_type=Path),
     default=None,
     help="Directory the nginx snippet will include the maps from (default: the output).",
+)
+@click.option(
+    "--clear-reviews",
+    is_flag=True,
+    help="Forget the reviews stored by earlier runs (OUT/reviews.csv) before this one.",
+)
+@click.option(
+    "--forget-inputs",
+    is_flag=True,
+    help="Do not reuse the last run's inventory, --install-dir and --profile (OUT/inputs.json).",
 )
 def redirects_build(
     crawl_dir: Path,
@@ -632,33 +644,91 @@ def redirects_build(
     new_csv: Path | None,
     overrides: Path | None,
     install_dir: Path | None,
+    clear_reviews: bool,
+    forget_inputs: bool,
 ) -> None:
     """Map every crawled URL to the successor site or the web archive.
 
     Reads the crawl (and 'sunset transform' output when present) and an
     inventory of the new site; writes redirects.map, redirects.conf,
-    redirects.apache.txt, redirects.csv and report.html.
+    redirects.apache.txt, redirects.csv (with the top 3 candidate pages of
+    each old page) and report.html.
+
+    \b
+    The review loop:
+      1. edit redirects.csv: set 'new' to the right page (often a candidate);
+      2. feed it back whole: --overrides edited.csv. Rows you did not change
+         keep their method and confidence; a changed row moves its page;
+         a bad row stops the run (exit 2) naming its file and line, and
+         nothing is written;
+      3. the reviews are kept in OUT/reviews.csv and applied on every rerun,
+         and a plain 'sunset redirects CRAWL_DIR' reuses the last run's
+         --new-crawl/--new-sitemap/--new-csv, --install-dir and --profile.
+      Undo one review with a plain old,new list that sets it back to the
+      proposed target (or delete its line from reviews.csv); --clear-reviews
+      forgets them all, --forget-inputs the recorded inputs.
 
     \b
     Examples:
       sunset redirects build output/wigan --new-crawl output/wigan-successor
       sunset redirects build output/wigan --out /etc/nginx/sunset/
+      sunset redirects output/wigan --overrides edited.csv
+      sunset redirects output/wigan            # same inputs and reviews again
     """
     from redirects.model import METHODS
+    from redirects.review import INPUTS, REVIEWS, recall
     from redirects.run import RedirectOptions, run_redirects
     from sunset.ui import summary_table
 
-    profile = _crawl_profile(crawl_dir, profile_ref)
+    folder = out or crawl_dir / "redirects"
+    given = {
+        "new_crawl": new_crawl,
+        "new_sitemap": new_sitemap,
+        "new_csv": new_csv,
+        "install_dir": install_dir,
+        "profile": profile_ref,
+    }
+    recalled = recall(folder, given, forget=forget_inputs, clear_reviews=clear_reviews)
+    if recalled.reused:
+        click.echo(
+            f"sunset: reusing the inputs of the last run ({folder / INPUTS}): "
+            + "; ".join(recalled.reused)
+            + " (name others to replace them, or --forget-inputs)",
+            err=True,
+        )
+    if recalled.reviews:
+        n = recalled.reviews
+        click.echo(
+            f"sunset: applying {n} stored review{'s' if n != 1 else ''} ({folder / REVIEWS}"
+            + (f", first given in {recalled.last_overrides}" if recalled.last_overrides else "")
+            + "); --clear-reviews forgets them",
+            err=True,
+        )
+    if recalled.cleared:
+        n = recalled.cleared
+        click.echo(
+            f"sunset: --clear-reviews: dropping {n} stored review{'s' if n != 1 else ''}"
+            f" ({folder / REVIEWS})",
+            err=True,
+        )
+    values = recalled.values
+    profile = _crawl_profile(crawl_dir, values["profile"])
+
+    def path_or_none(key: str) -> Path | None:
+        return Path(values[key]) if values.get(key) else None
+
     summary = run_redirects(
         RedirectOptions(
             crawl_dir=crawl_dir,
             profile=profile,
             out=out,
-            new_crawl=new_crawl,
-            new_sitemap=new_sitemap,
-            new_csv=new_csv,
+            new_crawl=path_or_none("new_crawl"),
+            new_sitemap=values["new_sitemap"],
+            new_csv=path_or_none("new_csv"),
             overrides=overrides,
-            install_dir=install_dir,
+            install_dir=path_or_none("install_dir"),
+            clear_reviews=clear_reviews,
+            profile_ref=values["profile"],
         )
     )
     rows: list[tuple[str, object]] = [
@@ -671,6 +741,7 @@ def redirects_build(
             rows.append((f"  {method}", summary.methods[method]))
     rows += [
         ("left out (see report)", summary.refused),
+        ("reviews in force", summary.reviews),
         ("case collisions", summary.collisions),
         ("seconds", summary.seconds),
         ("report", summary.files.get("report", "")),

@@ -207,37 +207,42 @@ def test_overrides_win_and_unsafe_ones_are_refused(demo: dict[str, Path], tmp_pa
     archived = [r for r in rows if r["method"] == "archive"]
     a, b = content[0], archived[0]
     c, d = content[1], content[2]
-    overrides = tmp_path / "over.csv"
-    with open(overrides, "w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["old", "new"])
-        w.writerow([b["old"], "/contact-us/"])  # a relative target: the new site
-        w.writerow([a["old"], "https://evil.example/phish"])  # open redirect
-        w.writerow([c["old"], d["old"]])  # a legacy URL: take d's target
-        w.writerow([d["old"], c["old"]])  # ...and back: a loop
+
+    def run(*lines: tuple[str, str]) -> subprocess.CompletedProcess[str]:
+        overrides = tmp_path / "over.csv"
+        with open(overrides, "w", encoding="utf-8", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["old", "new"])
+            w.writerows(lines)
+        return sunset(
+            "redirects",
+            str(demo["crawl"]),
+            "--new-crawl",
+            str(demo["new"]),
+            "--overrides",
+            str(overrides),
+            "--out",
+            str(out),
+        )
+
     out = tmp_path / "r"
-    result = sunset(
-        "redirects",
-        str(demo["crawl"]),
-        "--new-crawl",
-        str(demo["new"]),
-        "--overrides",
-        str(overrides),
-        "--out",
-        str(out),
-    )
+    result = run((b["old"], "/contact-us/"))  # a relative target: the new site
     assert result.returncode == 0, result.stderr
     got = {r["old"]: r for r in rows_of(out)}
     assert got[b["old"]]["new"] == "http://healthierwigan.nhs.uk/contact-us/"
     assert got[b["old"]]["method"] == "override"
-    assert a["old"] not in got
-    assert c["old"] not in got and d["old"] not in got
+    # Unsafe overrides (issue 15): the run stops naming the row, and writes nothing.
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    for lines, reason in (
+        ([(b["old"], "/contact-us/"), (a["old"], "https://evil.example/phish")], "not allowed"),
+        ([(c["old"], d["old"]), (d["old"], c["old"])], "loop"),  # a legacy URL, and back
+    ):
+        result = run(*lines)
+        assert result.returncode == 2, result.stderr
+        assert reason in result.stderr and "over.csv: line " in result.stderr, result.stderr
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     for name in ("redirects.map", "redirects.apache.txt", "redirects.conf"):
         assert "evil.example" not in (out / name).read_text(encoding="utf-8")
-    refused = [json.loads(line) for line in (out / "refused.jsonl").read_text().splitlines()]
-    reasons = {r["old"]: r["reason"] for r in refused}
-    assert "not allowed" in reasons[a["old"]]
-    assert "loop" in reasons[c["old"]] or "loop" in reasons[d["old"]]
 
 
 def test_section_rule_and_gone_mode(demo: dict[str, Path], tmp_path: Path) -> None:

@@ -191,8 +191,9 @@ def test_hostile_text_is_escaped_and_only_web_urls_are_links(tmp_path: Path) -> 
 
 
 def test_unmatched_variants_of_one_page_are_one_entry(tmp_path: Path) -> None:
-    rows = [_row(f"/page?sid={i}", "archive", 0.0, "page", title="Old page") for i in range(1, 20)]
-    rows.insert(7, _row("/page", "archive", 0.0, "page", title="Old page"))
+    # "home", not "archive": an archived page is planned, not unmatched (issue 15).
+    rows = [_row(f"/page?sid={i}", "home", 0.0, "page", title="Old page") for i in range(1, 20)]
+    rows.insert(7, _row("/page", "home", 0.0, "page", title="Old page"))
     rows += [_row("/other", "parent", 0.2, title="Other"), _row("/z", "home", 0.1)]
     text = _render(tmp_path, rows)
     entries = _scan(text).rows_by_table["unmatched-list"]
@@ -306,3 +307,76 @@ def test_100k_rows_render_quickly_and_stay_small(tmp_path: Path) -> None:
     tables = _scan(text).rows_by_table
     assert len(tables["unmatched-list"]) == 2000
     assert len(tables["low-list"]) == 2000
+
+
+# --------------------------------------------------------------------------- issue 15
+
+
+def test_archived_pages_are_planned_not_unmatched(tmp_path: Path) -> None:
+    near = ((NEW + "/near", "Near miss", 0.42), (NEW + "/far", "", 0.13))
+    rows = [
+        _row("/gone", "archive", 0.5, title="Gone"),
+        _row("/gone-close", "archive", 0.5, title="Close", candidates=near),
+        _row("/guess", "parent", 0.3),
+        _row("/kept", "exact", 1.0),
+    ]
+    text = _render(tmp_path, rows)
+    tables = _scan(text).rows_by_table
+    assert [e[2] for e in tables["unmatched-list"]] == [OLD + "/guess"]
+    # The likeliest missed successor first; its candidates linked with their scores.
+    assert [e[2] for e in tables["archived-list"]] == [OLD + "/gone-close", OLD + "/gone"]
+    assert tables["archived-list"][0][7] == "Near miss 0.42" + NEW + "/far 0.13"
+    assert tables["archived-list"][1][7] == "none"
+    assert "Archived, as planned — 2 pages, 2 URLs" in text
+    assert "Needs review: unmatched — 1 pages, 1 URLs" in text
+    assert NEW + "/near" in _scan(text).hrefs
+    # Its own family in the chart: not counted with the guesses.
+    assert "archived (planned)" in ET.tostring(_svg(text), encoding="unicode")
+
+
+def test_an_old_redirect_to_the_archive_is_planned_too(tmp_path: Path) -> None:
+    archive = "https://archive.example/wayback/"
+    rows = [
+        Row(OLD + "/moved", archive + "2019/" + OLD + "/gone", "redirect", 0.5),
+        Row(OLD + "/mine", archive + "2019/" + OLD + "/mine", "override", 1.0),
+        Row(OLD + "/weak", NEW + "/weak", "redirect", 0.5),
+    ]
+    tables = _scan(_render(tmp_path, rows, archive_prefix=archive)).rows_by_table
+    assert [e[2] for e in tables["archived-list"]] == [OLD + "/moved"]
+    assert [e[2] for e in tables["low-list"]] == [OLD + "/weak"]
+    # Without knowing the archive, a weak redirect is just weak.
+    tables = _scan(_render(tmp_path, rows)).rows_by_table
+    assert [e[2] for e in tables["low-list"]] == [OLD + "/moved", OLD + "/weak"]
+
+
+def test_every_page_is_listed_with_what_the_filters_read(tmp_path: Path) -> None:
+    rows = [
+        _row("/your-ccg/news/a", "content", 0.76, "a"),
+        _row("/your-ccg/news/a?print=1", "content", 0.76, "a"),
+        _row("/Your-CCG/b", "exact", 1.0, "b"),
+        _row("/c", "archive", 0.5, "c"),
+        Row(old="javascript:x", new=NEW, method='"><b>', confidence=0.2),
+    ]
+    text = _render(tmp_path, rows)
+    found = re.findall(
+        r'<tr data-method="([^"]*)" data-section="([^"]*)" data-conf="([^"]*)">', text
+    )
+    every = found[-4:]
+    assert sorted(every) == sorted(
+        [
+            ("&quot;&gt;&lt;b&gt;", "", "0.20"),
+            ("archive", "/c", "0.50"),
+            ("content", "/your-ccg", "0.76"),
+            ("exact", "/your-ccg", "1.00"),
+        ]
+    )
+    assert len(_scan(text).rows_by_table["pages-list"]) == 4, "one entry per page"
+    # The controls: every method and section present, once, with its URL count.
+    assert '<option value="content">content (2)</option>' in text
+    assert '<option value="archive">archive (1)</option>' in text
+    assert '<option value="/your-ccg">/your-ccg (3)</option>' in text
+    assert 'id="f-min"' in text and 'id="f-max"' in text and 'id="filter"' in text
+    # Hidden until the (hashed, inline) script shows them: nothing is fetched.
+    assert '<div id="filters" hidden>' in text
+    script = _scan(text).scripts[0]
+    assert "dataset" in script and "f-section" in script and "fetch" not in script
