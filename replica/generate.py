@@ -1373,6 +1373,14 @@ class Generator:
         """
         rw, r = self.rewriter, self.rw_rng
         new_sections = [path for path, _ in self.fl.new_sections if path != "/contact-us/"]
+        # The new site's own pages (sections, campaigns) speak its voice too.
+        campaigns = {path for path, _ in self.fl.campaigns}
+        for np in self.new_pages:
+            if np["kind"] == "section" or np["path"] in campaigns:
+                topic = self.prose.topic()
+                n = len(np["blocks"])  # type: ignore[arg-type]
+                drafted = rw.draft(topic, rw.facts(), set(), paragraphs=n, keep=0.0, heading=False)
+                np["blocks"] = [Block(t, x, "") for t, x in drafted]
 
         def draft(p: Page, title: str, avoid: set, keep: float, paragraphs: int) -> list[Block]:
             blocks = rw.draft(p.topic, self.facts[p.id], avoid, paragraphs=paragraphs, keep=keep)

@@ -191,18 +191,23 @@ class Rewriter:
         self.used: set[str] = set()
 
     def programme(self) -> tuple[str, str]:
-        """A programme name and its acronym, not used before on this site."""
+        """A programme name and its acronym, neither used before on this site while others are left.
+
+        An organisation does not give two programmes one acronym; on a very
+        large replica the names run out and some acronyms repeat.
+        """
         r = self.rng
-        for _ in range(50):
+        for tries in range(200):
             words = [r.choice(_NAME_A), r.choice(_NAME_B), r.choice(_NAME_C)]
-            if len({w.lower() for w in words}) == 3:
-                name = " ".join(words)
-                if name not in self.used:
-                    break
-        self.used.add(name)
-        acr = "".join(w[0] for w in " ".join(words).replace("-", " ").split()).upper()
-        if words[-1].endswith("s") and not words[-1].endswith("ss"):
-            acr += "s"
+            if len({w.lower() for w in words}) < 3:
+                continue
+            name = " ".join(words)
+            acr = "".join(w[0] for w in name.replace("-", " ").split()).upper()
+            if words[-1].endswith("s") and not words[-1].endswith("ss"):
+                acr += "s"
+            if name not in self.used and (acr.rstrip("s") not in self.used or tries >= 100):
+                break
+        self.used.update((name, acr.rstrip("s")))
         return name, acr
 
     def person(self) -> str:
@@ -307,6 +312,9 @@ class Rewriter:
                     return s
             return None
 
+        # The draft opens by naming the programme, as a page about one does,
+        # unless the rewrite dropped both its name and its acronym.
+        naming = [t for t in facts if "{acr}" in t or "rogramme}" in t]
         for i in range(paragraphs):
             if heading and i and r.random() < 0.6:
                 h = fresh([t for t in _NEW_HEADINGS if allowed(t)])
@@ -315,6 +323,8 @@ class Rewriter:
             sentences: list[str] = []
             for j in range(r.randint(2, 4)):
                 pool = facts if (j == 0 or r.random() < 0.45) and facts else list(_NEW_FILLER)
+                if i == 0 and j == 0 and naming:
+                    pool = naming
                 if f.shared and r.random() < 0.15:
                     pool = list(_NEW_SHARED)
                 s = fresh(pool)

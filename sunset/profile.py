@@ -168,6 +168,9 @@ class Redirects:
     archive_url: str | None = None
     archive_mode: str = "redirect"
     home: str | None = None
+    # Topic matching (ranked retrieval on rare terms) after the cascade's
+    # exact/slug/title/content steps; false gives the cascade alone.
+    topic_match: bool = True
 
 
 @dataclass(frozen=True)
@@ -666,6 +669,7 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
         "archive_url": _Key(_archive_url),
         "archive_mode": _Key(_choice("redirect", "gone")),
         "home": _Key(_url),
+        "topic_match": _Key(_bool),
     },
 }
 _TABLES = tuple(_SCHEMA)
