@@ -48,7 +48,7 @@ from redirects.run import RedirectOptions, plan_redirects
 from replica.generate import iter_jsonl
 from sunset.profile import load_profile
 
-FEATURES = ("share", "lead", "lead_unnamed", "prior", "log_score", "specific", "rare")
+FEATURES = ("share", "lead", "lead_unnamed", "prior", "log_score", "specific", "rare", "kept")
 BOOSTS = (0.0, 0.25, 0.5, 1.0)
 # Both successors the replica makes: one that rewrites (topic terms decide)
 # and one that reuses the wording (only text can tell namesakes apart, so a
@@ -75,14 +75,14 @@ def collect(paths: dict[str, Path], boost: float) -> tuple[np.ndarray, np.ndarra
         )
         try:
             rows = plan.db.execute(
-                "SELECT g.url, f.url, f.score, f.share, f.lead, f.prior, f.specific, f.rare"
+                "SELECT g.url, f.url, f.score, f.share, f.lead, f.prior, f.specific, f.rare, f.kept"
                 " FROM topic_feature AS f"
                 " JOIN grp AS g ON g.id = f.id WHERE NOT f.cascade ORDER BY f.id"
             ).fetchall()
         finally:
             plan.db.close()
     x, y, has = [], [], []
-    for old, candidate, score, share, lead, prior, specific, rare in rows:
+    for old, candidate, score, share, lead, prior, specific, rare, kept in rows:
         expected = truth.get(old)
         named = rare >= topic.NAMED_SHARE * score
         x.append(
@@ -94,6 +94,7 @@ def collect(paths: dict[str, Path], boost: float) -> tuple[np.ndarray, np.ndarra
                 math.log1p(score),
                 specific,
                 float(named),
+                kept,
             )
         )
         y.append(bool(expected) and candidate.rstrip("/") == str(expected).rstrip("/"))

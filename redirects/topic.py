@@ -81,14 +81,15 @@ NAMED_SHARE = 0.2  # of a match's score from such terms: the match names the pag
 # the replicas the tests and benchmark score). Features: share of the score
 # the query could reach, lead over the runner-up, section prior, log score.
 CALIBRATION = {
-    "bias": -15.593,
-    "share": -0.529,
-    "lead": 8.489,
-    "lead_unnamed": 6.197,
-    "prior": 2.549,
-    "log_score": 2.911,
-    "specific": -1.546,
-    "rare": 2.139,
+    "bias": -10.589,
+    "share": 4.883,
+    "lead": 9.085,
+    "lead_unnamed": 8.419,
+    "prior": 2.991,
+    "log_score": 1.15,
+    "specific": -2.959,
+    "rare": 2.794,
+    "kept": -7.123,
 }
 THRESHOLD = 0.5  # below: the archive stays the answer
 # A cascade match that rests on a name alone (a slug or title, none of the old
@@ -232,7 +233,13 @@ class TopicIndex:
 
 
 def calibrated(
-    share: float, lead: float, prior: float, score: float, specific: float, rare: float
+    share: float,
+    lead: float,
+    prior: float,
+    score: float,
+    specific: float,
+    rare: float,
+    kept: float = 0.0,
 ) -> float:
     c = CALIBRATION
     # A match "names" the page when terms hardly any old page uses (an
@@ -246,6 +253,7 @@ def calibrated(
         + c["log_score"] * math.log1p(score)
         + c["specific"] * specific
         + c["rare"] * named
+        + c["kept"] * kept
     )
     return 1.0 / (1.0 + math.exp(-z))
 
@@ -287,7 +295,7 @@ CREATE TABLE topic_left(id INTEGER PRIMARY KEY, candidates TEXT NOT NULL);
 CREATE TABLE topic_feature(
     id INTEGER PRIMARY KEY, url TEXT NOT NULL, score REAL NOT NULL, share REAL NOT NULL,
     lead REAL NOT NULL, prior REAL NOT NULL, specific REAL NOT NULL, rare REAL NOT NULL,
-    confidence REAL NOT NULL,
+    kept REAL NOT NULL, confidence REAL NOT NULL,
     cascade INTEGER NOT NULL)
 """
 
@@ -462,6 +470,20 @@ class TopicPass:
         self.prior_counts = counts
         return prior
 
+    def _kept_wording(self) -> float:
+        """The share of old pages with text whose text the new site still holds.
+
+        A site-wide hint: where the successor kept most of its wording, an old
+        page whose text is nowhere on the new site was most likely dropped, and
+        a page on the same topic is a namesake more often than its successor.
+        """
+        with_text, held = self.db.execute(
+            "SELECT count(*), sum(g.share >= ?) FROM topic_bag AS b JOIN grp AS g ON g.id = b.id"
+            " WHERE b.has_text",
+            (CLAIM_SHARE,),
+        ).fetchone()
+        return (held or 0) / with_text if with_text else 0.0
+
     def listings(self) -> Iterator[tuple[int, Decision]]:
         """Listings their items could not place, sent where their old section went.
 
@@ -531,7 +553,7 @@ class TopicPass:
             share = min(1.0, float(scores[k]) / reach) if reach > 0 else 0.0
             p = prior.get(int(self.section_of[idx[k]]), 0.0)
             spec, few = float(specific[k]), float(rare[k])
-            conf = calibrated(share, lead, p, float(scores[k]), spec, few)
+            conf = calibrated(share, lead, p, float(scores[k]), spec, few, self.kept)
             out.append(Features(int(idx[k]), float(scores[k]), share, lead, p, spec, few, conf))
         return out
 
@@ -550,6 +572,7 @@ class TopicPass:
             return
         self._rank()
         self.prior_of = self._learn_prior()
+        self.kept = self._kept_wording()
         self.left = Buffer(self.db, "INSERT INTO topic_left VALUES (?, ?)")
         self.aside = Buffer(self.db, "UPDATE grp SET aside = ? WHERE id = ?")
         self.undo = Buffer(
@@ -559,7 +582,7 @@ class TopicPass:
         )
         # What each top candidate was judged by: for calibration and for reading misses.
         self.features = Buffer(
-            self.db, "INSERT INTO topic_feature VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            self.db, "INSERT INTO topic_feature VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         last = 0
         while True:
@@ -623,7 +646,7 @@ class TopicPass:
             # ``stands``: the cascade's decision was kept, the topic step decided nothing.
             self.features.add(
                 (gno, new.urls[best.idx], best.score, best.share, best.lead, best.prior,
-                 best.specific, best.rare, best.confidence, stands)
+                 best.specific, best.rare, self.kept, best.confidence, stands)
             )  # fmt: skip
 
         if target is not None:
