@@ -62,13 +62,14 @@ K3 = 1.5  # saturation of a term's count in the query, as BM25's k3
 QUERY_TERMS = 32  # a page's rarest terms make its query; common ones add nothing
 POOL = 8  # candidates kept per page for the section prior to re-rank
 CANDIDATES = 3  # shown to reviewers
-PRIOR_BOOST = 0.0  # a candidate in the section all confident matches went to: score × 1.5
+# How much the section prior re-ranks candidates (score × (1 + boost × prior)).
+# Calibration found no boost best: the prior only enters the confidence.
+PRIOR_BOOST = 0.0
 PRIOR_MIN = 3  # confident matches an old section needs before its prior is used
 LISTING_SHARE = 0.6  # of an old section's matches in one new section: its listings go there
-# A clear winner teaches the prior even when the cascade had nothing: twice
-# the runner-up's score and a fair share of what the query could score.
+# A clear winner (twice the runner-up's score) teaches the prior even when
+# the cascade had nothing.
 CLEAR_RATIO = 2.0
-CLEAR_SHARE = 0.25
 CASCADE_CONFIDENT = ("exact", "slug", "title", "content")
 CLAIM_SHARE = 0.3  # of an old page's text on a new page: that page holds it (run.CLAIM_SHARE)
 TEXT_TERMS = 30  # index terms an old page needs for its text to be compared
@@ -76,10 +77,14 @@ RARE_DF = 1  # a term this few old pages use names something of theirs
 NAMED_SHARE = 0.2  # of a match's score from such terms: the match names the page
 
 # The calibrated confidence: P(top candidate is the right page) =
-# sigmoid(bias + Σ weight × feature), fitted by bench/calibrate_topic.py on
-# the rewritten-successor replica's ground truth (seed 21, 2,000 pages, not
-# the replicas the tests and benchmark score). Features: share of the score
-# the query could reach, lead over the runner-up, section prior, log score.
+# sigmoid(bias + Σ weight × feature), fitted by bench/calibrate_topic.py on the
+# ground truth of replicas of both successor flavours (seed 21, 400 and 2,000
+# pages: not the replicas the tests and benchmark score). Features: the share
+# of what the query could score, the lead over the runner-up (weighed apart
+# for matches that name the page and those that do not), the section prior,
+# the log score, how specific the matched terms are, whether terms only this
+# old page uses carry a fifth of the score ("rare"), and the site-wide share
+# of old pages whose text the new site kept ("kept").
 CALIBRATION = {
     "bias": -10.589,
     "share": 4.883,
