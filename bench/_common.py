@@ -323,3 +323,52 @@ def ensure_crawl(
         raise SystemExit(f"{who}: the crawl of the replica failed: {why}")
     stamp.write_text(json.dumps(made_from) + "\n")
     return {"reused": False, "seconds": m.wall_s, "stats": summary.get("stats")}
+
+
+def ensure_migration(folder: Path, pages: int, seed: int, successor: str) -> dict[str, Path]:
+    """A replica (``successor`` flavour), crawls of both its sites and the legacy transform.
+
+    What `sunset redirects` reads when it is scored against the replica's
+    ground truth: ``site`` (the replica and its truth), ``crawl`` (the legacy
+    crawl, transformed) and ``successor`` (the crawl of the new site). Made
+    under ``folder`` once and reused while the stamp beside them matches.
+    """
+    from replica import generate, serve
+    from replica.generate import GENERATOR_VERSION
+
+    paths = {"site": folder / "site", "crawl": folder / "crawl", "successor": folder / "successor"}
+    made_from = {
+        "pages": pages,
+        "seed": seed,
+        "successor": successor,
+        "generator_version": GENERATOR_VERSION,
+    }
+    stamp = folder / "made-from.json"
+    if read_json(stamp) == made_from and (paths["crawl"] / "content" / "pages.jsonl").is_file():
+        err.print(f"reusing the {successor} replica and its crawls in {folder}")
+        return paths
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    err.print(f"generating a {pages:,}-page replica ({successor} successor) in {folder}")
+    generate(paths["site"], pages=pages, seed=seed, successor=successor)
+
+    def sunset(*args: str) -> None:
+        cmd = [sys.executable, "-m", "sunset", *args]
+        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+        # transform exits 1 when some captures were skipped: still a finished run.
+        if done.returncode not in (0, 1) or (args[0] == "crawl" and done.returncode):
+            why = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+            raise SystemExit(f"sunset {args[0]} failed on the replica in {folder}: {why}")
+
+    with serve(paths["site"]) as srv:
+        connect = [a for entry in srv.connect_to for a in ("--connect-to", entry)]
+        err.print("  crawling the legacy site and its successor")
+        sunset("crawl", "-p", PROFILE, "--out", str(paths["crawl"]), "--name", "legacy", *connect)
+        sunset(
+            "crawl", "-p", PROFILE, "--successor", "--out", str(paths["successor"]),
+            "--name", "successor", *connect,
+        )  # fmt: skip
+    err.print("  transforming the legacy crawl")
+    sunset("transform", str(paths["crawl"]))
+    stamp.write_text(json.dumps(made_from) + "\n")
+    return paths

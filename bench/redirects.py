@@ -21,15 +21,26 @@ replica's urls.jsonl shape). Then, per size:
   requested with the legacy Host header must get the status and Location
   redirects.csv says.
 
-The sizes scale both sites (a new site a fifth the size of the old one); one
-extra run puts the largest legacy site against the smallest new site, so that
-with the smallest size's run it shows the legacy side grown alone (25,000 ×
-5,000 → 100,000 × 5,000 by default), and splits the memory growth between the
-two sides.
+First, the replica (400 pages by default) is generated with each successor
+flavour, both sites are crawled for real and the legacy crawl transformed;
+`sunset redirects` runs on it twice, with the cascade alone
+(``topic_match = false``) and with topic matching, and redirects.evaluate
+scores each through nginx against the replica's ground truth: top-1 on the
+URLs with a successor, and the share of the others sent to the archive.
+Issue 15's targets on the rewritten successor: 90% and 95%.
+
+Then the synthetic runs. By default the new site is held at 20,000 rows and
+the legacy site grows 25,000 → 50,000 → 100,000 URLs: the 100k × 20k run is
+the timing target, and the peak RSS at each size shows the legacy side alone
+(it should stay flat). With --new-rows 0 the sizes scale both sites (a new
+site a fifth the size of the old one) and one extra run puts the largest
+legacy site against the smallest new site, splitting the memory growth
+between the two sides.
 
     .venv/bin/python bench/redirects.py
     .venv/bin/python bench/redirects.py --repeat 3 --keep --full-check
     .venv/bin/python bench/redirects.py --sizes 25000 --no-split
+    .venv/bin/python bench/redirects.py --replica-only --replica-pages 2000
 
 With --full-check, `sunset redirects check` (every URL in redirects.csv and
 its uncrawled variants, through nginx) is timed on each size as well.
@@ -85,7 +96,7 @@ from pathlib import Path
 from random import Random
 from urllib.parse import urlsplit
 
-from _common import ROOT, Measured, err, first_line, measure, out, read_json
+from _common import ROOT, Measured, ensure_migration, err, first_line, measure, out, read_json
 from rich.markup import escape
 from rich.table import Table
 
@@ -98,6 +109,7 @@ SEED = 1
 GENERATOR_VERSION = 2
 SIZES = (25_000, 50_000, 100_000)
 NEW_PER_LEGACY = 0.2  # 20,000 new-site rows for 100,000 legacy URLs
+NEW_ROWS = 20_000  # the new site held at this size by default: 100k × 20k
 TARGET_SECONDS = 60.0
 TARGET_URLS = 100_000
 # Peak RSS with the largest legacy site ÷ with the smallest, same new site.
@@ -1401,6 +1413,10 @@ def memory_growth(sizes: list[dict]) -> dict[str, object]:
     # 10,000 legacy URLs (with their 2,000 new-site rows) cost; the
     # interpreter and imports are a fixed cost, so an average would flatter.
     growth["mb_per_10k_urls"] = round((r1 - r0) / (n1 - n0) * 10_000, 1)
+    if first["new_rows"] == last["new_rows"]:
+        # --new-rows: the new site held, so the series is the legacy side alone.
+        growth["legacy_only_ratio"] = growth["ratio"]
+        growth["legacy_only_input_ratio"] = growth["input_ratio"]
     split = next((s for s in sizes if s["median"] and s["split"]), None)
     if split:
         rs = split["median"]["peak_rss_mb"]
@@ -1511,7 +1527,8 @@ def print_report(report: dict) -> None:
     if g["ratio"] is not None:
         out.print(
             f"peak RSS, largest ÷ smallest size: {g['ratio']}× for {g['input_ratio']}× the URLs"
-            f" ({g['mb_per_10k_urls']} MB per further 10k legacy URLs and 2k new rows)"
+            f" ({g['mb_per_10k_urls']} MB per further 10k legacy URLs"
+            + (")" if g["legacy_only_ratio"] == g["ratio"] else " and 2k new rows)")
         )
     if g["mb_per_10k_legacy_urls"] is not None:
         out.print(
@@ -1568,6 +1585,93 @@ def print_report(report: dict) -> None:
         out.print(f"target {escape(name)}: {mark}")
 
 
+# --------------------------------------------------------------------------
+# The replica: the old cascade and the topic matcher side by side
+
+MATCHERS = (("cascade", "the cascade alone (topic_match = false)"), ("topic", "cascade + topic"))
+
+
+def replica_comparison(base: Path, pages: int, seed: int, timeout: float) -> list[dict]:
+    """Both matchers on both successor flavours of the replica, scored through nginx.
+
+    The replica is crawled for real (both sites) and transformed; each
+    matcher is one `sunset redirects` run over the same crawls, and
+    redirects.evaluate asks nginx for every URL in the ground truth.
+    """
+    from redirects.evaluate import evaluate
+
+    results = []
+    for flavour in ("rewritten", "reused"):
+        folder = base / f"replica-{flavour}-{pages}-{seed}"
+        paths = ensure_migration(folder, pages, seed, flavour)
+        for matcher, label in MATCHERS:
+            profile = ROOT / "sunset" / "profiles" / f"{PROFILE}.toml"
+            if matcher == "cascade":
+                profile_text = profile.read_text(encoding="utf-8") + "\ntopic_match = false\n"
+                profile = folder / "cascade.toml"
+                profile.write_text(profile_text, encoding="utf-8")
+            dest = folder / f"redirects-{matcher}"
+            shutil.rmtree(dest, ignore_errors=True)
+            logs = folder / f"redirects-{matcher}.logs"
+            shutil.rmtree(logs, ignore_errors=True)
+            logs.mkdir(parents=True)
+            cmd = [
+                sys.executable, "-m", "sunset", "redirects", str(paths["crawl"]),
+                "--profile", str(profile), "--new-crawl", str(paths["successor"]),
+                "--out", str(dest),
+            ]  # fmt: skip
+            m = measure(
+                cmd,
+                label=f"sunset redirects, {flavour} replica, {matcher}",
+                status=lambda dest=dest: f"{_files(dest):>2} files written",
+                cwd=ROOT,
+                env=dict(os.environ),
+                stdout=logs / "stdout",
+                stderr=logs / "stderr",
+                timeout=timeout,
+            )
+            row: dict[str, object] = {
+                "successor": flavour,
+                "matcher": matcher,
+                "label": label,
+                "pages": pages,
+                "seed": seed,
+                "wall_s": m.wall_s,
+                "exit_code": m.exit_code,
+            }
+            if m.exit_code == 0:
+                scores = evaluate(paths["site"] / "ground-truth" / "urls.jsonl", dest)
+                row.update({k: v for k, v in scores.items() if k != "misses"})
+                row["methods"] = read_json(dest / "redirects.json").get("methods")
+            results.append(row)
+    return results
+
+
+def print_replica(rows: list[dict]) -> None:
+    table = Table(
+        title="The replica, crawled: old cascade and topic matcher side by side (through nginx)",
+        caption="top-1: legacy URLs with a successor that reach it; archived: URLs without one"
+        " sent to the web archive. Targets on the rewritten successor: top-1 ≥ 90%, archived"
+        " ≥ 95%.",
+        title_justify="left",
+        caption_justify="left",
+    )
+    for col in ("successor", "matcher", "URLs with\nsuccessor", "top-1", "without", "archived",
+                "wall s"):  # fmt: skip
+        table.add_column(col, justify="left" if col in ("successor", "matcher") else "right")
+    for r in rows:
+        table.add_row(
+            f"{r['successor']} ({r['pages']} pages, seed {r['seed']})",
+            str(r["label"]),
+            _f(r.get("with_successor"), ","),
+            _f(r.get("top1"), ".1%"),
+            _f(r.get("without_successor"), ","),
+            _f(r.get("archived_share"), ".1%"),
+            f"{r['wall_s']:.1f}",
+        )
+    out.print(table)
+
+
 def _f(x: object, fmt: str) -> str:
     return "-" if x is None else format(x, fmt)
 
@@ -1610,6 +1714,25 @@ def main(argv: list[str] | None = None) -> int:
         help=f"seconds per run before it is stopped (default {DEFAULT_TIMEOUT:g})",
     )
     ap.add_argument(
+        "--new-rows",
+        type=int,
+        default=NEW_ROWS,
+        help=f"hold the new site at this many rows for every size (default {NEW_ROWS:,}:"
+        " 25k, 50k and 100k legacy URLs against it show the legacy side alone); 0 scales it"
+        " with the legacy site (a fifth) and adds the split run",
+    )
+    ap.add_argument(
+        "--replica-pages",
+        type=int,
+        default=400,
+        help="pages of the replica crawled to compare the cascade and the topic matcher"
+        " (default 400; 0 skips it)",
+    )
+    ap.add_argument("--replica-seed", type=int, default=SEED)
+    ap.add_argument(
+        "--replica-only", action="store_true", help="only the replica comparison, no synthetic run"
+    )
+    ap.add_argument(
         "--out",
         type=Path,
         default=ROOT / "output" / "bench",
@@ -1631,9 +1754,18 @@ def main(argv: list[str] | None = None) -> int:
     base: Path = args.out.resolve()
     base.mkdir(parents=True, exist_ok=True)
     results: list[dict] = []
-    plan = [(size, round(size * NEW_PER_LEGACY), False) for size in sizes]
-    if len(sizes) > 1 and not args.no_split:
-        plan.append((sizes[-1], round(sizes[0] * NEW_PER_LEGACY), True))
+    replica: list[dict] = []
+    if args.replica_pages:
+        replica = replica_comparison(base, args.replica_pages, args.replica_seed, args.timeout)
+        print_replica(replica)
+    if args.new_rows:
+        plan = [(size, args.new_rows, False) for size in sizes]
+    else:
+        plan = [(size, round(size * NEW_PER_LEGACY), False) for size in sizes]
+        if len(sizes) > 1 and not args.no_split:
+            plan.append((sizes[-1], round(sizes[0] * NEW_PER_LEGACY), True))
+    if args.replica_only:
+        plan = []
     for size, new_rows, split in plan:
         folder = base / (f"redirects-{size}-{new_rows}" if split else f"redirects-{size}")
         gen = reuse_or_generate(folder, size, new_rows, args.seed)
@@ -1686,12 +1818,16 @@ def main(argv: list[str] | None = None) -> int:
         "load_average": {"before": load_before, "after": os.getloadavg()},
         "target_seconds": TARGET_SECONDS,
         "flat_ratio": FLAT_RATIO,
+        "replica": replica,
         "sizes": results,
         "memory_growth": growth,
         "targets": targets(results, growth),
     }
     (base / "redirects.json").write_text(json.dumps(report, indent=2) + "\n")
-    print_report(report)
+    if replica:
+        print_replica(replica)
+    if results:
+        print_report(report)
     err.print(f"written {base / 'redirects.json'}")
     return 0
 

@@ -85,6 +85,7 @@ class NewPage:
     text: str = ""
     kind: str = "page"  # page | document
     digest: str = ""
+    headings: tuple[str, ...] = ()  # h2/h3 texts: weighed above body text by topic matching
 
 
 def valid_url(url: object) -> bool:
@@ -519,11 +520,12 @@ def iter_crawl_titles(crawl_dir: Path) -> Iterator[tuple[str, str]]:
 # New side
 
 
-def _html_title_text(body: bytes) -> tuple[str, tuple[str, ...], str]:
+def _html_title_text(body: bytes) -> tuple[str, tuple[str, ...], str, tuple[str, ...]]:
+    """A new page's title, the other names it goes by, its main text and its h2/h3 headings."""
     try:
         doc = lxml_html.document_fromstring(body)
     except (etree.ParserError, ValueError):
-        return "", (), ""
+        return "", (), "", ()
     head_title = " ".join((doc.findtext(".//title") or "").split())
     h1 = doc.find(".//h1")
     h1_text = " ".join(h1.text_content().split()) if h1 is not None else ""
@@ -531,11 +533,13 @@ def _html_title_text(body: bytes) -> tuple[str, tuple[str, ...], str]:
         bad.drop_tree()
     mains = doc.xpath("//main|//*[@role='main']|//article")
     root = mains[0] if mains else doc.find("body")
-    text = "\n".join(
-        " ".join(t.split()) for t in (root if root is not None else doc).itertext() if t.strip()
+    root = root if root is not None else doc
+    text = "\n".join(" ".join(t.split()) for t in root.itertext() if t.strip())
+    headings = tuple(
+        h for el in root.iter("h2", "h3") if (h := " ".join(el.text_content().split()))
     )
     title = h1_text or head_title
-    return title, tuple(t for t in (h1_text, head_title) if t), text
+    return title, tuple(t for t in (h1_text, head_title) if t), text, headings
 
 
 def read_new_crawl(crawl_dir: Path) -> tuple[list[NewPage], dict[str, str]]:
@@ -562,6 +566,7 @@ def read_new_crawl(crawl_dir: Path) -> tuple[list[NewPage], dict[str, str]]:
                     title=_text(rec.get("title")),
                     titles=tuple(h for h in headings if isinstance(h, str) and h)[:1],
                     text=_text(rec.get("text")),
+                    headings=tuple(h for h in headings if isinstance(h, str) and h)[1:],
                 )
             )
     for url in sorted(captures):
@@ -574,8 +579,8 @@ def read_new_crawl(crawl_dir: Path) -> tuple[list[NewPage], dict[str, str]]:
         if cap.status != 200 or url in done:
             continue
         if cap.mime in HTML_MIMES:
-            title, titles, text = _html_title_text(read_body(crawl_dir, cap))
-            pages.append(NewPage(url=url, title=title, titles=titles, text=text))
+            title, titles, text, headings = _html_title_text(read_body(crawl_dir, cap))
+            pages.append(NewPage(url=url, title=title, titles=titles, text=text, headings=headings))
         elif not (
             _NOT_CONTENT.match(cap.mime)
             or cap.mime.startswith("image/")

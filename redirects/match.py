@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from .inventory import LegacyPage, NewPage
+from .topic import TopicIndex, new_page_terms
 from .urls import path_key, site_affixes, slug_of, title_key, words
 
 SHINGLE = 5
@@ -50,6 +51,7 @@ class NewIndex:
     def __init__(self, pages: list[NewPage], moved: dict[str, str] | None = None) -> None:
         self.moved = moved or {}
         self.urls: list[str] = []
+        self.titles: list[str] = []  # per content page, for reviewers' candidates
         self.position: dict[str, int] = {}
         self.by_path: dict[str, str] = {}
         self.by_slug: dict[str, list[int]] = {}
@@ -67,6 +69,7 @@ class NewIndex:
         hashes = array("q")
         owners = array("l")
         seen: set[str] = set()
+        self.topic = TopicIndex()
         for page in pages:
             if page.url in seen:
                 continue
@@ -81,6 +84,11 @@ class NewIndex:
                 continue
             idx = len(self.urls)
             self.urls.append(page.url)
+            named = [
+                title_key(t, self.affixes) for t in dict.fromkeys((page.title, *page.titles)) if t
+            ]
+            self.titles.append(page.title or next(iter(page.titles), ""))
+            self.topic.add(new_page_terms(page.url, named, page.headings, page.text))
             self.position[page.url] = idx
             self.by_path.setdefault(path_key(path), page.url)
             slug = slug_of(path)
@@ -94,6 +102,7 @@ class NewIndex:
             hashes.extend(shingles)
             owners.extend([idx] * len(shingles))
         self._build_postings(hashes, owners)
+        self.topic.build()
 
     def _build_postings(self, hashes: array[int], owners: array[int]) -> None:
         order = sorted(range(len(hashes)), key=hashes.__getitem__)
@@ -115,6 +124,10 @@ class NewIndex:
 
     def __len__(self) -> int:
         return len(self.urls)
+
+    def title_of(self, url: str) -> str:
+        idx = self.position.get(url)
+        return self.titles[idx] if idx is not None else ""
 
     def shingles(self, text: str, learn: bool = False) -> set[int]:
         """Sampled shingle hashes of ``text``.

@@ -19,6 +19,7 @@ METHODS = (
     "document",  # a file with the same content digest or file name on the new site
     "title",  # the same (normalised) title on the new site
     "content",  # the new page contains the old page's text
+    "topic",  # ranked retrieval: the new page shares the old one's rare terms (redirects.topic)
     "listing",  # a listing page follows the pages it listed
     "redirect",  # the old site already redirected it; it takes its final target's row
     "section",  # a section rule from the profile (old prefix -> new page)

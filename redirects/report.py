@@ -36,8 +36,8 @@ UNMATCHED = ("parent", "home")
 # Families colour the histogram: how much a reviewer should trust a bar at a glance.
 FAMILIES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("reviewed or same path", ("override", "exact"), "#2e7d32"),
-    ("matched", ("slug", "document", "title", "content", "listing"), "#1565c0"),
-    ("rule", ("redirect", "section"), "#8e44ad"),
+    ("matched", ("slug", "document", "title", "content", "topic", "listing"), "#1565c0"),
+    ("rule", ("redirect", "section", "special"), "#8e44ad"),
     ("archived (planned)", ARCHIVED, "#607d8b"),
     ("unmatched", UNMATCHED, "#d35400"),
 )

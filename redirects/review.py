@@ -71,6 +71,19 @@ def new_titles(pages: Iterable[NewPage]) -> dict[str, str]:
     return {p.url: storable(p.title or (p.titles[0] if p.titles else "")) for p in pages}
 
 
+def target_first(d: Decision, titles: Mapping[str, str]) -> tuple[Candidate, ...]:
+    """``d``'s ranked candidates with its own target first when that is a new page.
+
+    The topic step ranks by topic alone; a page the cascade placed by its path
+    or text must still show the reviewer the page it goes to first.
+    """
+    ranked = [c for c in d.candidates if c[0] != d.target]
+    if d.target in titles:
+        score = max([d.confidence, *(c[2] for c in d.candidates if c[0] == d.target)])
+        ranked.insert(0, (d.target, titles[d.target], round(score, 3)))
+    return tuple(ranked[:MAX_CANDIDATES])
+
+
 def find_candidates(
     page: LegacyPage,
     new: NewIndex,

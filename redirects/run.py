@@ -31,7 +31,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -65,9 +65,11 @@ from .review import (
     load_candidates,
     new_titles,
     save_state,
+    target_first,
 )
 from .store import Buffer, create, open_scratch, scan
 from .targets import Targets, form_rows
+from .topic import TopicPass
 from .urls import (
     canonical,
     host_of,
@@ -357,6 +359,10 @@ def _plan(opts: RedirectOptions, db: sqlite3.Connection) -> Plan:
     def decision_of(gno: int) -> Decision | None:
         return _decision(db.execute(f"SELECT {_DECISION} FROM grp WHERE id = ?", (gno,)).fetchone())
 
+    topics = TopicPass(
+        db, new, legacy_affixes, enabled=rp.topic_match, ruled=[k for k, _ in rp.section_rules]
+    )
+
     # ---- pass 1: every page through the matching steps; text is dropped after.
     variant_params = {p.lower() for p in profile.pages.variant_params}
     group_rows = Buffer(
@@ -393,6 +399,7 @@ def _plan(opts: RedirectOptions, db: sqlite3.Connection) -> Plan:
             pkey = path_key(urlsplit(page.url).path or "/")
             groups += 1
             gno = groups
+            topics.add(gno, page)
             group_rows.add(
                 (
                     gno,
@@ -438,6 +445,17 @@ def _plan(opts: RedirectOptions, db: sqlite3.Connection) -> Plan:
     aside.flush()
     del claims
 
+    # ---- topic matching (redirects.topic) for what the cascade left, before
+    # listings follow their items; every ranked page gets its candidates.
+    decided = Buffer(db, _SET_DECISION)
+    ranked = Buffer(db, "UPDATE grp SET cands = ? WHERE id = ?")
+    for gno, d in topics.decide():
+        decided.add((*_decision_values(d), gno))
+        if d.candidates:
+            ranked.add((dump_candidates(target_first(d, titles)), gno))
+    decided.flush()
+    ranked.flush()
+
     # ---- pass 2: listings follow their items, deepest first so a section
     # sees where its categories went. Which page each link shows does not
     # change here, only decisions do: the links are resolved once, in SQLite.
@@ -466,6 +484,11 @@ def _plan(opts: RedirectOptions, db: sqlite3.Connection) -> Plan:
             seen.add(other)
             items.append(_decision(tuple(decided)))
         db.execute(_SET_DECISION, (*_decision_values(follow_listing(items, new)), gno))
+
+    # Listings whose items were placed, but too far apart to agree, go where
+    # most of their old section went (redirects.topic's section prior).
+    for gno, d in topics.listings():
+        db.execute(_SET_DECISION, (*_decision_values(d), gno))
 
     # ---- pass 3: the rest fall back: section rule, archive, parent, home.
     rules = sorted(((path_key(k), v) for k, v in rp.section_rules), key=lambda kv: -len(kv[0]))
@@ -496,11 +519,14 @@ def _plan(opts: RedirectOptions, db: sqlite3.Connection) -> Plan:
 
     fell_back = Buffer(db, _SET_DECISION)
     for gno, url, timestamp, set_aside in scan(db, "grp", "url, ts, aside", "target IS NULL"):
-        d = fallback(url, timestamp)
+        d = replace(fallback(url, timestamp), candidates=topics.candidates(gno))
         if set_aside is not None:
-            d = Decision(d.target, d.method, d.confidence, f"{d.note}; {set_aside}")
+            d = replace(d, note=f"{d.note}; {set_aside}")
         fell_back.add((*_decision_values(d), gno))
+        if d.candidates:
+            ranked.add((dump_candidates(target_first(d, titles)), gno))
     fell_back.flush()
+    ranked.flush()
 
     # ---- the old site's own redirects take their final target's answer.
     for cap in captures.redirects():

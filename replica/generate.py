@@ -24,7 +24,7 @@ import json
 import os
 import random
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from html import escape
@@ -33,10 +33,15 @@ from urllib.parse import quote
 
 from . import assets, calendar
 from .flavour import FLAVOURS, Flavour, Section
+from .rewrite import Facts, Rewriter, drop_joined_runs, shingles
 from .templates import THEMES, Chrome, boilerplate_texts, legacy_page, nav_html, new_site_page
 from .text import NEWS_PATTERNS, PART_HEADINGS, REPORT_PATTERNS, TITLE_PATTERNS, Prose, slugify
 
-GENERATOR_VERSION = "4"
+GENERATOR_VERSION = "5"
+# How the successor site relates to the legacy one. "reused" keeps most of the
+# legacy wording (the original replica); "rewritten" redrafts every page in the
+# new site's voice, so only topics and names tie a page to its predecessor.
+SUCCESSORS = ("reused", "rewritten")
 HTML = "text/html; charset=utf-8"
 PER_PAGE = 10  # category blog and news listing page size, as Joomla's ?start=N steps
 DOC_TYPES = {
@@ -141,7 +146,19 @@ def gzip_bytes(data: bytes) -> bytes:
 
 
 class Generator:
-    def __init__(self, out: Path, pages: int, seed: int, theme: str, flavour: Flavour) -> None:
+    def __init__(
+        self,
+        out: Path,
+        pages: int,
+        seed: int,
+        theme: str,
+        flavour: Flavour,
+        successor: str = "reused",
+    ) -> None:
+        if successor not in SUCCESSORS:
+            raise ValueError(
+                f"unknown successor {successor!r}; expected one of {', '.join(SUCCESSORS)}"
+            )
         if theme not in THEMES:
             raise ValueError(f"unknown theme {theme!r}; expected one of {', '.join(THEMES)}")
         if pages < 50:
@@ -165,6 +182,12 @@ class Generator:
         self.new_base = f"http://{flavour.new_host}"
         self.events: dict[str, list[dict[str, str]]] = {}
         self.listing_pages: dict[str, list[str]] = {}  # page id -> targets of its listing pages
+        self.successor = successor
+        # The rewritten flavour draws from its own generator, so its legacy
+        # site has the same pages, paths and titles as the default one.
+        self.rw_rng = random.Random(f"rewritten:{seed}")
+        self.rewriter = Rewriter(self.rw_rng, flavour.towns, flavour.places)
+        self.facts: dict[str, Facts] = {}
 
     # ------------------------------------------------------------------ planning
 
@@ -1199,6 +1222,28 @@ class Generator:
             if p.kind in ("section", "category") and p.section:
                 p.successor, p.fate = p.section.new_section, "section"
 
+        if self.successor == "rewritten":
+            self.plan_rewritten(add_new, place)
+        else:
+            self.plan_reused(add_new, place)
+
+        # Documents: some re-hosted unchanged, some replaced by a new version.
+        for p in self.pages:
+            for d in p.docs:
+                roll = r.random()
+                if p.successor and roll < 0.5:
+                    d.successor = (
+                        f"/wp-content/uploads/2019/10/{quote(d.filename.replace(' ', '-'))}"
+                    )
+                    if roll < 0.1 and d.kind == "pdf":
+                        # A revised edition: same file name, different bytes. Text after
+                        # %%EOF is a PDF comment, so the file stays valid.
+                        d.new_data = d.data + b"% revised edition\n"
+
+    def plan_reused(self, add_new: Callable[..., str], place: Callable[[Section], str]) -> None:
+        """Successors that keep most of their predecessors' wording (the original replica)."""
+        r, pr = self.rng, self.prose
+        new_sections = [path for path, _ in self.fl.new_sections]
         articles = [p for p in self.pages if p.kind == "article"]
         merge_pool: dict[str, list[Page]] = {}
         for p in articles:
@@ -1285,18 +1330,208 @@ class Generator:
             blocks = [Block("p", pr.paragraph(topic), "") for _ in range(r.randint(2, 5))]
             add_new(f"{sec}{slugify(title)}/", title, blocks, [], "new-only")
 
-        # Documents: some re-hosted unchanged, some replaced by a new version.
+    # ------------------------------------------------------------------ rewritten successor
+
+    def add_names(self) -> None:
+        """Give legacy pages the names a rewrite keeps: programmes, acronyms, leads, places.
+
+        Each article, report and most news items name a programme of their own;
+        some articles also name one their category shares, so a rare name can
+        point at several pages. The sentences go in as paragraphs of their own.
+        """
+        rw, r = self.rewriter, self.rw_rng
+        shared: dict[str, list[tuple[str, str]]] = {}
         for p in self.pages:
-            for d in p.docs:
-                roll = r.random()
-                if p.successor and roll < 0.5:
-                    d.successor = (
-                        f"/wp-content/uploads/2019/10/{quote(d.filename.replace(' ', '-'))}"
-                    )
-                    if roll < 0.1 and d.kind == "pdf":
-                        # A revised edition: same file name, different bytes. Text after
-                        # %%EOF is a PDF comment, so the file stays valid.
-                        d.new_data = d.data + b"% revised edition\n"
+            if p.kind not in ("article", "news", "multipart"):
+                continue
+            if p.kind == "news" and r.random() < 0.4:
+                continue
+            common = None
+            if p.kind == "article" and p.sub and p.section and r.random() < 0.3:
+                pool = shared.setdefault(f"{p.section.slug}/{p.sub[0]}", [])
+                if len(pool) < 2:
+                    pool.append(rw.programme())
+                common = r.choice(pool)
+            facts = rw.facts(common)
+            self.facts[p.id] = facts
+            sentences = rw.old_sentences(p.topic, facts)
+            split = r.randint(1, len(sentences) - 1)
+            blocks = p.parts[0][1] if p.parts else p.blocks
+            for at, chunk in ((0, sentences[:split]), (len(blocks), sentences[split:])):
+                text = " ".join(chunk)
+                para = Block("p", text, f"<p>{e(text)}</p>")
+                # After the first paragraph; the rest near the end, before related links.
+                where = 1 if at == 0 else max(1, len(blocks) - 1)
+                blocks.insert(min(where, len(blocks)), para)
+        self.shared_programmes = [prog for pool in shared.values() for prog in pool]
+
+    def old_text(self, p: Page) -> str:
+        parts = [p.title, *(b.text for b in p.blocks)]
+        for head, part in p.parts:
+            parts.append(head)
+            parts.extend(b.text for b in part)
+        return "\n".join(parts)
+
+    def plan_rewritten(self, add_new: Callable[..., str], place: Callable[[Section], str]) -> None:
+        """Successors that say the same as their predecessors in other words.
+
+        Fates of articles: a tenth keep their path (where the section kept its
+        path too), a tenth their slug under a new parent, the rest that survive
+        are retitled under the new section, moved to another section, merged
+        two or three into one, or split in two; about a quarter are dropped.
+        No successor shares a five-word run with the pages it replaces.
+        """
+        rw, r = self.rewriter, self.rw_rng
+        new_sections = [path for path, _ in self.fl.new_sections if path != "/contact-us/"]
+        # The new site's own pages (sections, campaigns) speak its voice too.
+        campaigns = {path for path, _ in self.fl.campaigns}
+        for np in self.new_pages:
+            if np["kind"] == "section" or np["path"] in campaigns:
+                topic = self.prose.topic()
+                n = len(np["blocks"])  # type: ignore[arg-type]
+                drafted = rw.draft(topic, rw.facts(), set(), paragraphs=n, keep=0.0, heading=False)
+                np["blocks"] = [Block(t, x, "") for t, x in drafted]
+
+        def draft(p: Page, title: str, avoid: set, keep: float, paragraphs: int) -> list[Block]:
+            blocks = rw.draft(p.topic, self.facts[p.id], avoid, paragraphs=paragraphs, keep=keep)
+            return [Block(t, x, "") for t, x in drop_joined_runs(title, blocks, avoid)]
+
+        def titled(p: Page, avoid: set, kind: str = "page") -> str:
+            for _ in range(20):
+                title = rw.title(p.topic, self.facts[p.id], kind)
+                if not shingles(title) & avoid:
+                    return title
+            return f"{p.topic[:1].upper()}{p.topic[1:]}"
+
+        articles = [p for p in self.pages if p.kind == "article"]
+        merge_pool: dict[str, list[Page]] = {}
+        for p in articles:
+            assert p.section is not None
+            old = shingles(self.old_text(p))
+            roll = r.random()
+            if roll < 0.10 and p.section.new_section == f"/{p.section.slug}/":
+                p.fate, path = "same-path", p.path + "/"
+            elif roll < 0.20:
+                p.fate, path = "same-slug", f"{place(p.section)}{p.path.rsplit('/', 1)[1]}/"
+            elif roll < 0.50:
+                p.fate, path = "retitled", ""
+            elif roll < 0.58:
+                p.fate, path = "moved", ""
+            elif roll < 0.70:
+                p.fate = "merged"
+                merge_pool.setdefault(p.section.new_section, []).append(p)
+                continue
+            elif roll < 0.76:
+                p.fate = "split"
+                self._split(p, old, add_new, place, draft, titled)
+                continue
+            else:
+                p.fate = "gone"
+                continue
+            title = titled(p, old)
+            if not path:
+                home = place(p.section)
+                if p.fate == "moved":
+                    away = [s for s in new_sections if not s.startswith(p.section.new_section)]
+                    home = away[r.randrange(len(away))]
+                path = f"{home}{slugify(title)}/"
+            blocks = draft(p, title, old, 0.75, r.randint(2, 4))
+            p.successor = add_new(path, title, blocks, [p.id], "successor", p.docs)
+        for new_section, group in merge_pool.items():
+            for i in range(0, len(group), 3):
+                members = group[i : i + 3]
+                if len(members) == 1:
+                    members[0].fate = "gone"
+                    continue
+                avoid = set().union(*(shingles(self.old_text(m)) for m in members))
+                title = titled(members[0], avoid, "merged")
+                blocks: list[Block] = []
+                for m in members:
+                    f = self.facts[m.id]
+                    head = r.choice((f.programme, f.acronym, f"{m.topic} in {f.town}"))
+                    head = head[:1].upper() + head[1:]
+                    if not shingles(head) & avoid:
+                        blocks.append(Block("h2", head, ""))
+                    blocks.extend(draft(m, title, avoid, 0.8, r.randint(1, 2)))
+                blocks = [Block(t, x, "") for t, x in drop_joined_runs(
+                    title, [(b.type, b.text) for b in blocks], avoid
+                )]  # fmt: skip
+                path = add_new(
+                    f"{new_section}{slugify(title)}/",
+                    title,
+                    blocks,
+                    [m.id for m in members],
+                    "merged",
+                    [d for m in members for d in m.docs],
+                )
+                for m in members:
+                    m.successor = path
+        for p in self.pages:
+            if p.kind != "multipart" or p.id == "privacy":
+                continue
+            if p.sub and p.sub[0] == "engagement-reports" and r.random() < 0.7:
+                assert p.section is not None
+                old = shingles(self.old_text(p))
+                title = titled(p, old, "report")
+                blocks = draft(p, title, old, 0.8, min(6, len(p.parts)))
+                p.fate = "collapsed"
+                p.successor = add_new(
+                    f"{place(p.section)}{slugify(title)}/",
+                    title,
+                    blocks,
+                    [p.id],
+                    "collapsed",
+                    p.docs,
+                )
+        # Pages only the new site has: same topics, names of their own; and a
+        # landing page for some of the programmes a category shared.
+        pr = self.prose
+        for _ in range(max(5, self.n // 10)):
+            topic = pr.topic()
+            f = rw.facts()
+            blocks = [
+                Block(t, x, "")
+                for t, x in rw.draft(topic, f, set(), paragraphs=r.randint(2, 4), keep=1.0)
+            ]
+            title = rw.title(topic, f)
+            sec = new_sections[r.randrange(len(new_sections))]
+            add_new(f"{sec}{slugify(title)}/", title, blocks, [], "new-only")
+        for name, acr in getattr(self, "shared_programmes", []):
+            if r.random() < 0.3:
+                f = rw.facts((name, acr))
+                f = Facts(name, acr, f.lead, f.role, f.place, f.town)
+                topic = pr.topic()
+                blocks = [
+                    Block(t, x, "") for t, x in rw.draft(topic, f, set(), paragraphs=2, keep=1.0)
+                ]
+                sec = new_sections[r.randrange(len(new_sections))]
+                add_new(f"{sec}{slugify(name)}/", f"About {name}", blocks, [], "new-only")
+
+    def _split(
+        self,
+        p: Page,
+        old: set,
+        add_new: Callable[..., str],
+        place: Callable[[Section], str],
+        draft: Callable[..., list[Block]],
+        titled: Callable[..., str],
+    ) -> None:
+        """One page becomes two: the main one (its successor) and a page on where to go."""
+        r = self.rw_rng
+        assert p.section is not None
+        home = place(p.section)
+        title = titled(p, old)
+        blocks = draft(p, title, old, 0.85, r.randint(2, 3))
+        p.successor = add_new(
+            f"{home}{slugify(title)}/", title, blocks, [p.id], "successor", p.docs
+        )
+        second = titled(p, old, "split")
+        path = add_new(
+            f"{home}{slugify(second)}/", second, draft(p, second, old, 0.5, r.randint(1, 2)), [],
+            "split",
+        )  # fmt: skip
+        self.new_pages[-1]["continues"] = [p.id]
+        assert self.new_pages[-1]["path"] == path
 
     def render_new(self) -> None:
         fl = self.fl
@@ -1472,6 +1707,9 @@ class Generator:
                             "kind": np["kind"],
                             "succeeds": np["succeeds"],
                             "text": "\n".join(b.text for b in blocks),
+                            # A split's second half carries on from a page
+                            # whose successor is the first half.
+                            **({"continues": np["continues"]} if "continues" in np else {}),
                         },
                         sort_keys=True,
                         ensure_ascii=False,
@@ -1489,6 +1727,7 @@ class Generator:
             "requested_pages": self.n,
             "theme": self.theme,
             "flavour": self.fl.key,
+            "successor": self.successor,
             "legacy_host": self.fl.legacy_host,
             "legacy_aliases": list(self.fl.legacy_aliases),
             "new_host": self.fl.new_host,
@@ -1587,11 +1826,25 @@ class Generator:
             "images": [f"{self.base}{i}" for i in p.images],
             "fate": p.fate,
             "successor": f"{self.new_base}{p.successor}" if p.successor else None,
+            **({"names": self._names(p)} if p.id in self.facts else {}),
+        }
+
+    def _names(self, p: Page) -> dict[str, object]:
+        f = self.facts[p.id]
+        return {
+            "programme": f.programme,
+            "acronym": f.acronym,
+            "lead": f.lead,
+            "place": f.place,
+            "town": f.town,
+            "shared": list(f.shared) if f.shared else None,
         }
 
     def run(self) -> dict[str, object]:
         self.plan()
         self.fill()
+        if self.successor == "rewritten":
+            self.add_names()
         self.render_static()
         self.render_legacy()
         self.render_sitemap()
@@ -1619,9 +1872,22 @@ def _route_json(route: Route) -> dict[str, object]:
 
 
 def generate(
-    out: Path, pages: int = 400, seed: int = 1, theme: str = "protostar", flavour: str = "wigan"
+    out: Path,
+    pages: int = 400,
+    seed: int = 1,
+    theme: str = "protostar",
+    flavour: str = "wigan",
+    successor: str = "reused",
 ) -> dict[str, object]:
-    """Build a replica under `out` (replaced if it exists) and return its manifest."""
+    """Build a replica under `out` (replaced if it exists) and return its manifest.
+
+    ``successor`` is "reused" (the new site keeps most legacy wording) or
+    "rewritten" (see :mod:`replica.rewrite`).
+    """
+    if successor not in SUCCESSORS:
+        raise ValueError(
+            f"unknown successor {successor!r}; expected one of {', '.join(SUCCESSORS)}"
+        )
     if flavour not in FLAVOURS:
         raise ValueError(f"unknown flavour {flavour!r}; expected one of {', '.join(FLAVOURS)}")
     out = Path(out)
@@ -1629,7 +1895,7 @@ def generate(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    manifest = Generator(tmp, pages, seed, theme, FLAVOURS[flavour]).run()
+    manifest = Generator(tmp, pages, seed, theme, FLAVOURS[flavour], successor).run()
     # Swap in whole: a server or test never sees a half-written replica.
     if out.exists():
         shutil.rmtree(out)

@@ -203,6 +203,9 @@ class Redirects:
     # own changes to it (``[redirects.url_forms]``), merged into url_forms.
     cms: str | None = None
     url_forms: UrlForms = field(default_factory=UrlForms)
+    # Topic matching (ranked retrieval on rare terms) after the cascade's
+    # exact/slug/title/content steps; false gives the cascade alone.
+    topic_match: bool = True
 
 
 @dataclass(frozen=True)
@@ -828,6 +831,7 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
         "sitemap": _Key(_target),
         "cms": _Key(_cms),
         "url_forms": _Key(_url_forms),
+        "topic_match": _Key(_bool),
     },
 }
 _TABLES = tuple(_SCHEMA)

@@ -17,16 +17,28 @@ import click
 
 from replica import generate as generate_replica
 from replica import serve
-from replica.generate import GENERATOR_VERSION
+from replica.generate import GENERATOR_VERSION, SUCCESSORS
 from replica.templates import THEMES
 from sunset.errors import SunsetError
 from sunset.paths import default_out
 from sunset.ui import console, summary_table
 
 PAGES = click.IntRange(50, 100_000)
+SUCCESSOR_HELP = (
+    "How the successor site relates to the legacy one: 'reused' keeps most legacy wording,"
+    " 'rewritten' merges, splits, retitles, moves and rewords pages (only topics and names"
+    " survive)."
+)
 
 
-def ensure_replica(site: Path, pages: int, seed: int, theme: str, force: bool = False) -> dict:
+def ensure_replica(
+    site: Path,
+    pages: int,
+    seed: int,
+    theme: str,
+    force: bool = False,
+    successor: str = "reused",
+) -> dict:
     """Generate the replica unless one with the same parameters is already there."""
     manifest_path = site / "manifest.json"
     if manifest_path.exists() and not force:
@@ -39,17 +51,19 @@ def ensure_replica(site: Path, pages: int, seed: int, theme: str, force: bool = 
             m.get("seed"),
             m.get("theme"),
             m.get("generator_version"),
+            m.get("successor", "reused"),
         ) == (
             pages,
             seed,
             theme,
             GENERATOR_VERSION,
+            successor,
         ):
             return m
     console.print(f"generating a {pages:,}-page replica in {site} …")
     try:
         site.parent.mkdir(parents=True, exist_ok=True)
-        return generate_replica(site, pages=pages, seed=seed, theme=theme)
+        return generate_replica(site, pages=pages, seed=seed, theme=theme, successor=successor)
     except OSError as exc:
         raise SunsetError(f"cannot write the replica to {site}: {exc.strerror or exc}") from None
 
@@ -68,6 +82,7 @@ def _manifest_rows(m: dict) -> list[tuple[str, object]]:
         ("legacy URLs (ground truth)", m["legacy_urls"]),
         ("successor URLs", m["new_urls"]),
         ("theme / seed", f"{m['theme']} / {m['seed']}"),
+        ("successor", m.get("successor", "reused")),
         ("bytes on disk", m["blob_bytes"]),
     ]
 
@@ -82,6 +97,7 @@ def register(main: click.Group) -> None:
           sunset replica generate
           sunset replica generate --pages 20000 --out output/replica-20k
           sunset replica generate --theme classic --out output/replica-classic
+          sunset replica generate --successor rewritten --out output/replica-rewritten
         """
 
     @replica_group.command("generate")
@@ -108,17 +124,27 @@ def register(main: click.Group) -> None:
         show_default=True,
         help="Legacy template markup (same text, different HTML).",
     )
-    def replica_generate(out: Path | None, pages: int, seed: int, theme: str) -> None:
+    @click.option(
+        "--successor",
+        type=click.Choice(SUCCESSORS),
+        default="reused",
+        show_default=True,
+        help=SUCCESSOR_HELP,
+    )
+    def replica_generate(
+        out: Path | None, pages: int, seed: int, theme: str, successor: str
+    ) -> None:
         """Write a deterministic replica of the legacy site and its successor, with ground truth.
 
         \b
         Examples:
           sunset replica generate
           sunset replica generate --pages 20000 --seed 7 --out output/replica-20k
+          sunset replica generate --successor rewritten --out output/replica-rewritten
         """
         site = out or default_out("replica")
         started = time.monotonic()
-        m = ensure_replica(site, pages, seed, theme, force=True)
+        m = ensure_replica(site, pages, seed, theme, force=True, successor=successor)
         summary_table(
             f"replica written to {site}",
             [
@@ -137,6 +163,13 @@ def register(main: click.Group) -> None:
     @click.option("--pages", type=PAGES, default=400, show_default=True)
     @click.option("--seed", type=int, default=1, show_default=True)
     @click.option("--theme", type=click.Choice(THEMES), default="protostar", show_default=True)
+    @click.option(
+        "--successor",
+        type=click.Choice(SUCCESSORS),
+        default="reused",
+        show_default=True,
+        help=SUCCESSOR_HELP,
+    )
     @click.option(
         "--host", default="127.0.0.1", show_default=True, help="Loopback address to listen on."
     )
@@ -169,6 +202,7 @@ def register(main: click.Group) -> None:
         pages: int,
         seed: int,
         theme: str,
+        successor: str,
         host: str,
         legacy_port: int,
         new_port: int,
@@ -190,7 +224,7 @@ def register(main: click.Group) -> None:
         if not host.startswith("127.") and host not in ("localhost", "::1"):
             raise SunsetError(f"--host {host}: the replica is served on loopback only")
         site = site or default_out("replica")
-        ensure_replica(site, pages, seed, theme)
+        ensure_replica(site, pages, seed, theme, successor=successor)
         stop = threading.Event()
         # SIGINT as well as SIGTERM: started as a background job, a process
         # inherits SIGINT ignored and Ctrl-C would never reach it.
@@ -221,7 +255,14 @@ def register(main: click.Group) -> None:
     )
     @click.option("--pages", type=PAGES, default=400, show_default=True)
     @click.option("--seed", type=int, default=1, show_default=True)
-    def demo(out: Path | None, pages: int, seed: int) -> None:
+    @click.option(
+        "--successor",
+        type=click.Choice(SUCCESSORS),
+        default="reused",
+        show_default=True,
+        help=SUCCESSOR_HELP,
+    )
+    def demo(out: Path | None, pages: int, seed: int, successor: str) -> None:
         """Run the whole pipeline against the shipped replica, served on loopback.
 
         Generates the replica, serves it under its real host names, runs every
@@ -231,10 +272,11 @@ def register(main: click.Group) -> None:
         Examples:
           sunset demo
           sunset demo --pages 2000 --out output/demo-2k
+          sunset demo --successor rewritten --out output/demo-rewritten
         """
         out = out or default_out("demo")
         started = time.monotonic()
-        m = ensure_replica(out / "replica", pages, seed, "protostar")
+        m = ensure_replica(out / "replica", pages, seed, "protostar", successor=successor)
         rows: list[tuple[str, object]] = _manifest_rows(m)
         with serve(out / "replica", access_log=out / "replica-access.jsonl") as run:
             rows.extend(_smoke_check(run))

@@ -103,6 +103,47 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path: Path) -> None:
     assert a != c
 
 
+def shingles5(text: str) -> set[tuple[str, ...]]:
+    w = words(text)
+    return set(zip(*(w[i:] for i in range(5)), strict=False))
+
+
+def test_rewritten_successor_keeps_names_not_wording(tmp_path: Path) -> None:
+    generate(tmp_path / "a", pages=200, seed=11, successor="rewritten")
+    generate(tmp_path / "b", pages=200, seed=11, successor="rewritten")
+    generate(tmp_path / "plain", pages=200, seed=11)
+    assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b")
+    site = tmp_path / "a"
+    manifest = json.loads((site / "manifest.json").read_text())
+    assert manifest["successor"] == "rewritten"
+    # Same legacy pages, paths and titles as the default flavour: only text differs.
+    plain = {p["id"]: p for p in iter_jsonl(tmp_path / "plain" / "ground-truth" / "pages.jsonl")}
+    old = {str(p["id"]): p for p in iter_jsonl(site / "ground-truth" / "pages.jsonl")}
+    assert {k: (v["url"], v["title"]) for k, v in old.items()} == {
+        k: (v["url"], v["title"]) for k, v in plain.items()
+    }
+    fates = {p["fate"] for p in old.values() if p["kind"] == "article"}
+    assert {"same-slug", "retitled", "moved", "merged", "split", "gone"} <= fates
+    new = list(iter_jsonl(site / "ground-truth" / "new-pages.jsonl"))
+    successors = [n for n in new if n["kind"] in ("successor", "merged", "collapsed", "split")]
+    assert any(len(n["succeeds"]) > 1 for n in successors)  # merges
+    assert any(n.get("continues") for n in successors)  # splits
+    named = 0
+    for n in successors:
+        ids = [*n["succeeds"], *n.get("continues", [])]
+        text = f"{n['title']}\n{n['text']}"
+        before = set().union(*(shingles5(old[i]["main_text"]) for i in ids))
+        assert not shingles5(text) & before, (n["url"], sorted(shingles5(text) & before)[:3])
+        names = old[ids[0]]["names"]
+        named += names["acronym"] in text or names["programme"] in text
+        assert old[ids[0]]["names"]["programme"] in old[ids[0]]["main_text"]
+    # Most successors still name their predecessor's programme or its acronym.
+    assert named >= 0.8 * len(successors), (named, len(successors))
+    # Moved pages left the section their old section maps to.
+    moved = [p for p in old.values() if p["fate"] == "moved"]
+    assert moved and all(p["successor"] for p in moved)
+
+
 def test_size_follows_pages(tmp_path: Path) -> None:
     m = generate(tmp_path / "s", pages=600, seed=1)
     assert m["pages"] == 600
