@@ -53,6 +53,18 @@ EVENTS = [
     ("dans", "Dansworkshop", "21 juni 10.00", "Studion", "100 kronor"),
     ("film", "Filmvisning i parken", "2 juli 21.00", "Parken", "fri entré"),
 ]
+MEDIA = (
+    "<p>Första raden i adressen<br>\n                    Andra raden i adressen</p>"
+    "<p><strong>Obs!\u00a0</strong>Biljetterna säljs bara i entrén.</p>"
+    '<picture><source srcset="/bild-800.webp 800w, /bild-400.webp 400w" type="image/webp">'
+    '<img src="/bild.jpg" srcset="/bild-800.jpg 800w, /bild-400.jpg 400w" alt="Salen"></picture>'
+    '<figure><a href="/stor.jpg"><img src="/liten.jpg" alt="Foajén"></a>'
+    "<figcaption>Foajén en vårdag</figcaption></figure>"
+    '<video controls src="/film.mp4"><p>Din webbläsare kan inte visa filmen.</p></video>'
+    '<audio src="/ljud.mp3">Ingen ljudspelare här.</audio>'
+    "<ul><li>Priser för entré<table><tr><th>Vuxen</th><th>Barn</th></tr>"
+    "<tr><td>120 kronor</td><td>gratis</td></tr></table></li><li>Öppet alla dagar</li></ul>"
+)
 GROUPS = ["Traineegrupp 7", "Traineegrupp 8", "Traineegrupp 9", "Traineegrupp 10"]
 
 
@@ -122,6 +134,11 @@ def pages() -> dict[str, tuple[str, bytes]]:
             "<p>Under hösten ordnas också samtal med konstnärerna, workshoppar för barn "
             "och en kväll med musik i utställningshallen.</p>"
         ),
+    )
+    out["/nyheter/media/"] = PAGE.format(
+        title="Bilder och film",
+        submenu="",
+        body=MEDIA,
     )
     # News pages with a sidebar of their own, at the path of the section menus:
     # those are not template site-wide, only in their sections.
@@ -217,3 +234,22 @@ def test_an_article_with_a_list_of_links_is_content(site: dict[str, dict]) -> No
     assert site["/evenemang/"]["kind"] == "listing"
     for slug, *_ in EVENTS:
         assert site[f"/evenemang/{slug}/"]["kind"] == "content", slug
+
+
+def test_markdown_reads_as_the_page_does(site: dict[str, dict]) -> None:
+    rec = site["/nyheter/media/"]
+    md = rec["md"]
+    lines = md.splitlines()
+    # Text after a line break starts its line (four spaces would make it code).
+    assert "Andra raden i adressen" in lines, md
+    assert "**Obs!**\u00a0Biljetterna" in md or "**Obs!** Biljetterna" in md, md
+    # One image for a picture with sources and a srcset, its URL the src.
+    assert md.count("bild") == 1 and "/bild.jpg)" in md, md
+    caption = next(line for line in lines if "Foajén en vårdag" in line)
+    assert "](" not in caption and "[" not in caption, md
+    # A video's or audio's fallback text is for browsers without one.
+    for gone in ("Din webbläsare kan inte visa filmen", "Ingen ljudspelare"):
+        assert gone not in md and gone not in rec["text"], gone
+    # A table inside a list item stays a table.
+    assert "| Vuxen | Barn |" in md, md
+    assert "| 120 kronor | gratis |" in md, md

@@ -23,6 +23,7 @@ import nh3
 from cssselect import parse as parse_css
 from lxml import etree
 from lxml.cssselect import CSSSelector, SelectorError
+from markdownify import ATX, MarkdownConverter
 
 from .dom import drop, norm_space, text_blocks
 from .template import INFO_CACHE_SIZE, TemplateModel, line_hash, part_of_line
@@ -45,6 +46,7 @@ _POPUP_IF_HIDDEN = re.compile(
 )
 _DECORATION_TAGS = frozenset(("span", "i", "b", "em", "strong", "small", "svg", "img", "sup"))
 _DECORATION_CHARS = 40
+_MEDIA_TAGS = ("video", "audio", "object", "embed", "canvas", "iframe")
 _CRUMB_SEPARATORS = " \t\n»>›/|:-"
 _SANITISE_TAGS = {
     "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "dl", "dt", "em",
@@ -655,6 +657,11 @@ class Extractor:
         removed: list[Removed],
         notes: list[str],
     ) -> Result:
+        # What a page shows in place of a player is for browsers without one.
+        for media in list(content.iter(*_MEDIA_TAGS)):
+            if media is not content and media.getparent() is not None:
+                drop(media)
+        _hoist_edge_space(content)
         # Every URL is made safe here, in the tree, so the HTML, the Markdown
         # and the JSON are all written from the same safe URLs.
         links: list[dict[str, str]] = []
@@ -731,7 +738,7 @@ class Extractor:
             lang=lang,
             blocks=blocks,
             html=clean,
-            markdown=to_markdown(content),
+            markdown=to_markdown(clean),
             links=links,
             images=images,
             listing=listing,
@@ -886,145 +893,67 @@ def _squeeze_blank(s: str) -> str:
     return _BLANK.sub("\n\n", s).strip() + "\n"
 
 
+_INLINE_MARKS = ("strong", "b", "em", "i", "u", "s", "a")
+
+
+def _hoist_edge_space(content: etree._Element) -> None:
+    """Move the spaces at the edges of bold, italic and link text (a no-break
+    space too) outside it: Markdown's markers must touch their words, and
+    the space must stay between them and the next word."""
+    for el in content.iter(*_INLINE_MARKS):
+        if el is content:
+            continue
+        last = el[-1] if len(el) else None
+        end = last.tail if last is not None else el.text
+        if end and end[-1:].isspace():
+            kept = end.rstrip()
+            if last is not None:
+                last.tail = kept or None
+            else:
+                el.text = kept or None
+            el.tail = end[len(kept) :] + (el.tail or "")
+        start = el.text
+        if start and start[:1].isspace():
+            kept = start.lstrip()
+            el.text = kept or None
+            space = start[: len(start) - len(kept)]
+            prev = el.getprevious()
+            parent = el.getparent()
+            if prev is not None:
+                prev.tail = (prev.tail or "") + space
+            elif parent is not None:
+                parent.text = (parent.text or "") + space
+
+
 # -- Markdown ------------------------------------------------------------------
 
-_MD_ESCAPE = re.compile(r"([\\`*_\[\]<>])")
+
+class _Markdown(MarkdownConverter):
+    """markdownify, as the content pages need it: ATX headings, "-" bullets,
+    and every URL as the sanitised HTML has it."""
+
+    def __init__(self) -> None:
+        super().__init__(heading_style=ATX, bullets="-", escape_misc=False)
+
+    def convert_figure(self, el: Any, text: str, parent_tags: Any) -> str:
+        # A figure is a block of its own, its caption on the next line.
+        return f"\n\n{text.strip()}\n\n" if text.strip() else ""
 
 
-def _md_escape(s: str) -> str:
-    # A search first: a substitution with a template costs a Python call into
-    # the re module every time, and most text has nothing to escape.
-    return _MD_ESCAPE.sub(r"\\\1", s) if _MD_ESCAPE.search(s) else s
+_MARKDOWN = _Markdown()
+_LEADING_SPACE = re.compile(r"^[ \t]+(?=\S)", re.M)
 
 
-def _md_inline(el: etree._Element) -> str:
-    parts: list[str] = []
-    if el.text:
-        parts.append(_md_escape(el.text))
-    for child in el:
-        tag = child.tag if isinstance(child.tag, str) else ""
-        inner = _md_inline(child)
-        if tag == "a" and child.get("href") and inner.strip():
-            parts.append(f"[{inner.strip()}]({_md_url(child.get('href', ''))})")
-        elif tag in ("strong", "b") and inner.strip():
-            parts.append(f"**{inner.strip()}**")
-        elif tag in ("em", "i") and inner.strip():
-            parts.append(f"*{inner.strip()}*")
-        elif tag == "img" and child.get("src"):
-            parts.append(
-                f"![{_MD_ESCAPE.sub('', child.get('alt') or '')}]({_md_url(child.get('src', ''))})"
-            )
-        elif tag == "br":
-            parts.append("  \n")
-        elif tag == "code":
-            parts.append(f"`{_text(child)}`")
-        else:
-            parts.append(inner)
-        if child.tail:
-            parts.append(_md_escape(child.tail))
-    return "".join(parts)
-
-
-def _md_url(url: str) -> str:
-    return url.replace(" ", "%20").replace("(", "%28").replace(")", "%29")
-
-
-_NESTED_LIST = etree.XPath("boolean(.//li[ul or ol])")
-
-
-def to_markdown(content: etree._Element) -> str:
-    lines: list[str] = []
-
-    def para(s: str) -> None:
-        s = norm_space(s) if "  \n" not in s else s.strip()
-        if s:
-            lines.append(s)
-            lines.append("")
-
-    def walk(el: etree._Element, depth: int) -> None:
-        for child in el:
-            tag = child.tag if isinstance(child.tag, str) else ""
-            if tag in HEADINGS:
-                text = norm_space(_md_inline(child))
-                if text:
-                    lines.extend([f"{'#' * int(tag[1])} {text}", ""])
-            elif tag in ("p", "blockquote", "address", "figcaption", "caption"):
-                prefix = "> " if tag == "blockquote" else ""
-                text = _md_inline(child)
-                if norm_space(text):
-                    para(prefix + text)
-            elif tag in ("ul", "ol"):
-                for i, li in enumerate(child.iterchildren("li"), 1):
-                    mark = f"{i}." if tag == "ol" else "-"
-                    nested = [c for c in li if isinstance(c.tag, str) and c.tag in ("ul", "ol")]
-                    for n in nested:
-                        li.remove(n)
-                    text = norm_space(_md_inline(li))
-                    if text:
-                        lines.append("  " * depth + f"{mark} {text}")
-                    for n in nested:
-                        walk_list = etree.Element("div")
-                        walk_list.append(n)
-                        walk(walk_list, depth + 1)
-                lines.append("")
-            elif tag == "table":
-                rows = []
-                for tr in child.iter("tr"):
-                    cells = [
-                        norm_space(_md_inline(c)).replace("|", "\\|")
-                        for c in tr
-                        if c.tag in ("td", "th")
-                    ]
-                    if cells:
-                        rows.append(cells)
-                if rows:
-                    width = max(len(r) for r in rows)
-                    rows = [r + [""] * (width - len(r)) for r in rows]
-                    lines.append("| " + " | ".join(rows[0]) + " |")
-                    lines.append("|" + "---|" * width)
-                    lines.extend("| " + " | ".join(r) + " |" for r in rows[1:])
-                    lines.append("")
-            elif tag == "pre":
-                lines.extend(["```", _text(child).rstrip("\n"), "```", ""])
-            elif tag in ("dl",):
-                for item in child:
-                    text = norm_space(_md_inline(item))
-                    if text:
-                        lines.append(f"**{text}**" if item.tag == "dt" else text)
-                        lines.append("")
-            elif tag in ("img", "a", "span", "strong", "em", "b", "i"):
-                para(_md_inline(_wrap(child)))
-            elif tag == "hr":
-                lines.extend(["---", ""])
-            else:
-                if child.text and norm_space(child.text):
-                    para(_md_escape(child.text))
-                walk(child, depth)
-            if (
-                child.tail
-                and norm_space(child.tail)
-                and tag not in ("img", "a", "span", "strong", "em", "b", "i")
-            ):
-                para(_md_escape(child.tail))
-
-    if content.text and norm_space(content.text):
-        para(_md_escape(content.text))
-    # Nested lists are taken out of their items as they are written: only
-    # then does the walk need a copy of its own.
-    walk(_copy(content) if _NESTED_LIST(content) else content, 0)
-    text = "\n".join(lines)
+def to_markdown(html: str) -> str:
+    """Markdown of the sanitised content HTML (see Extractor._result)."""
+    text = _MARKDOWN.convert(html)
+    # The source's indentation after a line break is not Markdown's: four
+    # spaces would start a code block. Lists and tables nested in a list
+    # item keep theirs.
+    text = _LEADING_SPACE.sub(_keep_nesting, text)
     return _squeeze_blank(text) if text.strip() else ""
 
 
-def _wrap(el: etree._Element) -> etree._Element:
-    holder = etree.Element("span")
-    clone = _copy(el)
-    clone.tail = None
-    holder.append(clone)
-    return holder
-
-
-def _copy(el: etree._Element) -> Any:
-    from copy import deepcopy
-
-    return deepcopy(el)
+def _keep_nesting(m: re.Match[str]) -> str:
+    rest = m.string[m.end() : m.end() + 3]
+    return m.group() if rest[:1] in ("-", "|") or rest[:1].isdigit() else ""
