@@ -23,9 +23,14 @@ Gold-free scores, per site, on the distinct HTML pages the crawl captured
 visible text (script, style and head aside), one line per block or cell:
 
 - a line found on exactly one page is content; recall is the share of all
-  content lines that the tool's text for that page holds (whitespace folded);
+  content lines that the tool kept of that page (whitespace folded): its text,
+  and what it keeps apart (sunset's title and breadcrumbs, trafilatura's
+  metadata header);
 - a line found on at least half the pages is template; a page "holds template"
-  when a line of the tool's text is one of them;
+  when a line of the tool's text is one of them, other than the page's own
+  title (<title> less the site name, or an h1: a menu names the page on every
+  page, so its title is a line of every page); the strict count, own title
+  included, is shown in brackets;
 - kinds: the share of sunset's pages marked content and listing.
 
 Results: a table on stdout, and output/bench/realsites.json. Nothing of the
@@ -37,6 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import sys
@@ -265,8 +271,6 @@ def iter_html(warc_dir: Path) -> Iterator[tuple[str, str, bytes, str]]:
 
 
 def decode(body: bytes, content_type: str) -> str:
-    import re
-
     m = re.search(r"charset\s*=\s*[\"']?([\w.:-]+)", content_type, re.I)
     try:
         return body.decode(m.group(1) if m else "utf-8", errors="replace")
@@ -325,6 +329,27 @@ def reference_lines(html: str) -> list[str]:
     return lines
 
 
+_TITLE_CUT = re.compile(r"\s+[-–—|]\s+[^-–—|]*$")
+
+
+def own_titles(html: str) -> set[str]:
+    """The page's own title as it names itself: <title> (less the site's
+    name after a dash or bar) and its h1 headings."""
+    try:
+        root = etree.fromstring(html.encode("utf-8", "surrogatepass"), etree.HTMLParser())
+    except (etree.ParserError, ValueError):
+        return set()
+    if root is None:
+        return set()
+    out = set()
+    for el in root.iter("title", "h1"):
+        text = _fold(etree.tostring(el, method="text", encoding=str, with_tail=False))
+        if text:
+            out.add(text)
+            out.add(_TITLE_CUT.sub("", text))
+    return out
+
+
 @dataclass
 class Reference:
     pages: dict[str, list[str]]  # url -> reference lines (one URL per distinct payload)
@@ -333,6 +358,7 @@ class Reference:
     records: int
     content: dict[str, set[str]] = field(default_factory=dict)
     template: set[str] = field(default_factory=set)
+    titles: dict[str, set[str]] = field(default_factory=dict)
 
 
 def build_reference(warc_dir: Path) -> Reference:
@@ -348,6 +374,7 @@ def build_reference(warc_dir: Path) -> Reference:
         html = decode(body, ctype)
         ref.html[url] = html
         ref.pages[url] = reference_lines(html)
+        ref.titles[url] = own_titles(html)
         ref.aliases[url] = [url]
     on_pages: Counter[str] = Counter()
     for lines in ref.pages.values():
@@ -377,25 +404,36 @@ def _out_lines(text: str) -> set[str]:
     return lines
 
 
-def score(ref: Reference, texts: dict[str, str | None]) -> dict[str, object]:
-    """Recall of content lines and pages holding template lines, for one tool's texts by URL."""
+def score(
+    ref: Reference, texts: dict[str, str | None], extras: dict[str, str] | None = None
+) -> dict[str, object]:
+    """Recall of content lines and pages holding template lines, for one tool's texts
+    by URL; `extras`, what the tool keeps apart from the text, counts for recall only."""
+    extras = extras or {}
     found = total = 0
     per_page: list[float] = []
     with_template: list[str] = []
+    strict: list[str] = []
     missing = 0
     for url in ref.pages:
         text = next((texts[u] for u in ref.aliases[url] if u in texts), None)
         if text is None:
             missing += 1
             text = ""
-        folded = _fold(text)
+        extra = next((extras[u] for u in ref.aliases[url] if u in extras), "")
+        folded = _fold(text + "\n" + extra)
         want = ref.content[url]
         hit = sum(1 for line in want if line in folded)
         found += hit
         total += len(want)
         if want:
             per_page.append(hit / len(want))
-        if _out_lines(text) & ref.template:
+        left = _out_lines(text) & ref.template
+        if left:
+            strict.append(url)
+        # A page's own title is a line of every page when the menu links to
+        # it; on that page it is the page's, not the template's.
+        if left - ref.titles.get(url, set()):
             with_template.append(url)
     n = len(ref.pages)
     return {
@@ -407,6 +445,8 @@ def score(ref: Reference, texts: dict[str, str | None]) -> dict[str, object]:
         "template_pages": len(with_template),
         "template_share": round(len(with_template) / n, 4) if n else None,
         "template_sample": sorted(with_template)[:10],
+        "template_pages_strict": len(strict),
+        "template_share_strict": round(len(strict) / n, 4) if n else None,
     }
 
 
@@ -495,13 +535,18 @@ def trafilatura_worker(warc_dir: Path, dest: Path, mode: str) -> int:
     recall = mode == "recall"
     with open(dest, "w", encoding="utf-8") as fh:
         for url, _digest, body, ctype in iter_html(warc_dir):
-            text = trafilatura.extract(decode(body, ctype), favor_recall=recall)
+            # with_metadata: its title, like sunset's, counts as kept.
+            text = trafilatura.extract(decode(body, ctype), favor_recall=recall, with_metadata=True)
             fh.write(json.dumps({"url": url, "text": text}) + "\n")
     return 0
 
 
-def sunset_texts(content: Path) -> tuple[dict[str, str], Counter[str], list[dict]]:
+def sunset_texts(
+    content: Path,
+) -> tuple[dict[str, str], dict[str, str], Counter[str], list[dict]]:
+    """Text by URL, what the record keeps apart (title, breadcrumbs), kinds, records."""
     texts: dict[str, str] = {}
+    extras: dict[str, str] = {}
     kinds: Counter[str] = Counter()
     records = []
     with open(content / "pages.jsonl", encoding="utf-8") as fh:
@@ -509,9 +554,13 @@ def sunset_texts(content: Path) -> tuple[dict[str, str], Counter[str], list[dict
             rec = json.loads(line)
             kinds[rec["kind"]] += 1
             records.append({"url": rec["url"], "kind": rec["kind"], "id": rec["id"]})
+            # Everything the record keeps of the page: its text, and the
+            # title and breadcrumbs it holds apart from the text.
+            kept = "\n".join([rec.get("title") or "", *(rec.get("breadcrumbs") or [])])
             for u in rec.get("legacy_urls") or [rec["url"]]:
                 texts[u] = rec.get("text") or ""
-    return texts, kinds, records
+                extras[u] = kept
+    return texts, extras, kinds, records
 
 
 def trafilatura_texts(path: Path) -> dict[str, str | None]:
@@ -569,8 +618,8 @@ def bench_site(root: Path, site: str, base: Path, repeat: int, timeout: float) -
             scores[tool] = None
             continue
         if tool == "sunset":
-            texts, kinds, records = sunset_texts(work / f"sunset-content-{repeat}")
-            scores[tool] = score(ref, texts)  # type: ignore[arg-type]
+            texts, extras, kinds, records = sunset_texts(work / f"sunset-content-{repeat}")
+            scores[tool] = score(ref, texts, extras)  # type: ignore[arg-type]
             (work / "sunset-pages.json").write_text(json.dumps(records, indent=1) + "\n")
         else:
             scores[tool] = score(ref, trafilatura_texts(work / f"{tool}.jsonl"))
@@ -616,8 +665,9 @@ def print_report(report: dict) -> None:
     table = Table(
         title=f"Real sites: sunset and trafilatura on the same captures, medians of"
         f" {report['repeat']} run(s)",
-        caption="recall: content lines (on one page only) kept; template: pages holding a"
-        " line found on ≥50% of pages; ×: pages/s ratio sunset ÷ tool",
+        caption="recall: content lines (on one page only) kept, in the text or the title and"
+        " breadcrumbs kept apart; template: pages holding a line found on ≥50% of pages other"
+        " than the page's own title [counting that too]; ×: pages/s ratio sunset ÷ tool",
         title_justify="left",
         caption_justify="left",
     )
@@ -646,7 +696,8 @@ def print_report(report: dict) -> None:
                 f"{sc['pages']:,}",
                 _f(sc["recall"], ".3f"),
                 _f(sc["recall_macro"], ".3f"),
-                f"{sc['template_pages']:,} ({sc['template_share']:.1%})",
+                f"{sc['template_pages']:,} ({sc['template_share']:.1%})"
+                f"\n[{sc['template_pages_strict']:,} ({sc['template_share_strict']:.1%})]",
                 _f(pps, ".1f"),
                 ratio,
                 kinds,
