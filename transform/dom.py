@@ -141,6 +141,8 @@ _OPEN_TAG = r"<(?=[A-Za-z])(?!(?:img|br|hr|input|meta|link|source|col|area|wbr|b
 # The first tag spelled out: a pattern that starts with "<" lets the regex
 # engine skip to the next "<" instead of trying every character.
 _TAG_RUN = re.compile(f"{_OPEN_TAG}(?:{_OPEN_TAG}){{63,}}")
+# How deep a run of _TAG_RUN nests, when the parser keeps it nested.
+TAG_RUN_DEPTH = 63
 
 
 def collapse_tag_runs(text: str) -> tuple[str, bool]:
@@ -179,7 +181,7 @@ MAX_DEPTH = 150
 _DEPTH_PROBES: dict[int, etree.XPath] = {}
 
 
-def _reaches(root: etree._Element, depth: int) -> bool:
+def reaches(root: etree._Element, depth: int) -> bool:
     """Whether anything is nested `depth` levels under root (libxml2 walks the
     tree level by level, far quicker than visiting each element from Python)."""
     if depth < 1:
@@ -196,7 +198,7 @@ def flatten_deep(root: etree._Element, max_depth: int = MAX_DEPTH) -> bool:
     Real pages are never that deep; a page that is (broken markup, a trap)
     keeps its words, and every later step can recurse safely.
     """
-    if not _reaches(root, max_depth):
+    if not reaches(root, max_depth):
         return False
     flattened = False
     stack = [(root, 0)]

@@ -56,11 +56,13 @@ from .archive import (
     read_inventory,
 )
 from .dom import (
+    TAG_RUN_DEPTH,
     NotHtml,
     collapse_tag_runs,
     decode,
     flatten_deep,
     parse,
+    reaches,
     sniff_not_html,
     strip_non_content,
 )
@@ -75,7 +77,7 @@ DOCUMENT_EXTENSIONS = (
 # is cut here, with a note: the parsed tree and what is written from it take
 # about 50 times the page's bytes, so this bounds a worker's memory.
 MAX_PAGE_BYTES = 8 * 1000**2
-SAMPLE_PAGES = 400
+SAMPLE_PAGES = 100
 # Below this many page groups, starting worker processes costs more than it saves.
 MIN_PARALLEL_GROUPS = 50
 # Groups per task sent to a worker: big enough to amortise the pickling round
@@ -330,10 +332,15 @@ def _load(
     if reason:
         raise NotHtml(reason)
     dec = decode(payload_body, ctype)
-    text, collapsed = collapse_tag_runs(dec.text)
-    if collapsed:
-        dec.notes.append("markup:tag-run-collapsed")
-    root = parse(text)
+    root = parse(dec.text)
+    # A run of 64 opening tags nests at least that deep, unless the parser
+    # closed them as it went, when they cost nothing: only a page whose tree
+    # goes that deep is searched for runs (a regex pass as long as parsing).
+    if reaches(root, TAG_RUN_DEPTH):
+        text, collapsed = collapse_tag_runs(dec.text)
+        if collapsed:
+            dec.notes.append("markup:tag-run-collapsed")
+            root = parse(text)
     if flatten_deep(root):
         dec.notes.append("markup:nested-too-deep-flattened")
     dates = read_dates(root)
