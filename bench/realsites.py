@@ -462,6 +462,10 @@ class Run:
     error: str | None = None
     wall_s: float = 0.0
     pages_per_s: float = 0.0
+    # The tool's own time, interpreter start and imports aside (sunset:
+    # transform.json "seconds"; trafilatura: its loop over the records).
+    work_s: float = 0.0
+    work_pages_per_s: float = 0.0
     peak_rss_mb: float = 0.0
     load_before: float = 0.0
 
@@ -491,7 +495,14 @@ def run_sunset(crawl: Path, profile: Path, dest: Path, run: Run, records: int, t
     elif m.exit_code not in (0, 1) or not (dest / "pages.jsonl").is_file():
         why = first_line(logs / "stderr") or f"exit {m.exit_code}"
         run.error = f"sunset transform: {why}"
+    else:
+        _work(run, float(read_json(dest / "transform.json").get("seconds") or 0), records)
     run.ok = run.error is None
+
+
+def _work(run: Run, seconds: float, records: int) -> None:
+    run.work_s = round(seconds, 3)
+    run.work_pages_per_s = round(records / seconds, 2) if seconds else 0.0
 
 
 def run_trafilatura(crawl: Path, dest: Path, run: Run, records: int, t: float) -> None:
@@ -520,6 +531,8 @@ def run_trafilatura(crawl: Path, dest: Path, run: Run, records: int, t: float) -
     elif m.exit_code != 0:
         lines = [ln for ln in (logs / "stderr").read_text(errors="replace").splitlines() if ln]
         run.error = f"trafilatura worker exited {m.exit_code}: {lines[-1] if lines else ''}"
+    else:
+        _work(run, float(Path(f"{dest}.seconds").read_text()), records)
     run.ok = run.error is None
 
 
@@ -533,11 +546,14 @@ def trafilatura_worker(warc_dir: Path, dest: Path, mode: str) -> int:
     import trafilatura  # imported here, so its import counts in the timed process
 
     recall = mode == "recall"
+    started = time.perf_counter()
     with open(dest, "w", encoding="utf-8") as fh:
         for url, _digest, body, ctype in iter_html(warc_dir):
             # with_metadata: its title, like sunset's, counts as kept.
             text = trafilatura.extract(decode(body, ctype), favor_recall=recall, with_metadata=True)
             fh.write(json.dumps({"url": url, "text": text}) + "\n")
+    # Its own time, as sunset's transform.json has: imports and start-up aside.
+    Path(f"{dest}.seconds").write_text(f"{time.perf_counter() - started:.4f}\n")
     return 0
 
 
@@ -623,14 +639,13 @@ def bench_site(root: Path, site: str, base: Path, repeat: int, timeout: float) -
             (work / "sunset-pages.json").write_text(json.dumps(records, indent=1) + "\n")
         else:
             scores[tool] = score(ref, trafilatura_texts(work / f"{tool}.jsonl"))
-    medians = {
-        t: (
-            round(statistics.median(r.pages_per_s for r in rs if r.ok), 2)
-            if any(r.ok for r in rs)
-            else None
-        )
-        for t, rs in runs.items()
-    }
+
+    def median(rs: list[Run], key: str) -> float | None:
+        good = [getattr(r, key) for r in rs if r.ok]
+        return round(statistics.median(good), 2) if good else None
+
+    medians = {t: median(rs, "pages_per_s") for t, rs in runs.items()}
+    work = {t: median(rs, "work_pages_per_s") for t, rs in runs.items()}
     n_pages = sum(kinds.values())
     return {
         "site": site,
@@ -646,6 +661,12 @@ def bench_site(root: Path, site: str, base: Path, repeat: int, timeout: float) -
             t: round(medians["sunset"] / medians[t], 2)
             for t in TOOLS[1:]
             if medians.get("sunset") and medians.get(t)
+        },
+        "work_pages_per_s": work,
+        "work_speedup": {
+            t: round(work["sunset"] / work[t], 2)
+            for t in TOOLS[1:]
+            if work.get("sunset") and work.get(t)
         },
         "scores": scores,
         "kinds": {k: round(v / n_pages, 4) for k, v in sorted(kinds.items())} if n_pages else {},
@@ -665,9 +686,13 @@ def print_report(report: dict) -> None:
     table = Table(
         title=f"Real sites: sunset and trafilatura on the same captures, medians of"
         f" {report['repeat']} run(s)",
-        caption="recall: content lines (on one page only) kept, in the text or the title and"
-        " breadcrumbs kept apart; template: pages holding a line found on ≥50% of pages other"
-        " than the page's own title [counting that too]; ×: pages/s ratio sunset ÷ tool",
+        caption=escape(
+            "recall: content lines (on one page only) kept, in the text or the title and"
+            " breadcrumbs kept apart; template: pages holding a line found on ≥50% of pages"
+            " other than the page's own title [counting that too]; pages/s: over the process's"
+            " wall time [over the tool's own time, start-up and imports aside]; ×: pages/s"
+            " ratio sunset ÷ tool [the same on own time]"
+        ),
         title_justify="left",
         caption_justify="left",
     )
@@ -680,15 +705,18 @@ def print_report(report: dict) -> None:
             continue
         for tool in TOOLS:
             sc = site["scores"].get(tool)
-            pps = site["pages_per_s"].get(tool)
+            pps = f"{_f(site['pages_per_s'].get(tool), '.1f')}\n[{_f(site['work_pages_per_s'].get(tool), '.1f')}]"
             if tool == "sunset":
                 ratio = ""
                 kinds = ", ".join(f"{k} {v:.0%}" for k, v in site["kinds"].items())
             else:
-                ratio = _f(site["speedup"].get(tool), ".1f")
+                ratio = (
+                    f"{_f(site['speedup'].get(tool), '.1f')}"
+                    f"\n[{_f(site['work_speedup'].get(tool), '.1f')}]"
+                )
                 kinds = ""
             if sc is None:
-                table.add_row(site["site"], tool, *["-"] * 4, _f(pps, ".1f"), ratio, kinds)
+                table.add_row(site["site"], tool, *["-"] * 4, pps, ratio, kinds)
                 continue
             table.add_row(
                 site["site"] if tool == "sunset" else "",
@@ -698,7 +726,7 @@ def print_report(report: dict) -> None:
                 _f(sc["recall_macro"], ".3f"),
                 f"{sc['template_pages']:,} ({sc['template_share']:.1%})"
                 f"\n[{sc['template_pages_strict']:,} ({sc['template_share_strict']:.1%})]",
-                _f(pps, ".1f"),
+                pps,
                 ratio,
                 kinds,
             )
@@ -708,6 +736,7 @@ def print_report(report: dict) -> None:
             continue
         sc = site["scores"].get("sunset")
         speed = site["speedup"].get("trafilatura")
+        own = site["work_speedup"].get("trafilatura")
         checks = {
             f"recall ≥ {TARGET_RECALL}": sc
             and sc["recall"] is not None
@@ -716,6 +745,7 @@ def print_report(report: dict) -> None:
             and sc["template_share"] <= TARGET_TEMPLATE_PAGES,
             f"≥ {TARGET_SPEEDUP:g}× trafilatura's pages/s": speed is not None
             and speed >= TARGET_SPEEDUP,
+            f"≥ {TARGET_SPEEDUP:g}× on own time": own is not None and own >= TARGET_SPEEDUP,
         }
         marks = ", ".join(f"{k}: {'met' if v else '[red]missed[/]'}" for k, v in checks.items())
         out.print(f"{site['site']}: {marks}")
