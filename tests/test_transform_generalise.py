@@ -58,6 +58,9 @@ MEDIA = (
     "<p><strong>Obs!\u00a0</strong>Biljetterna säljs bara i entrén.</p>"
     '<picture><source srcset="/bild-800.webp 800w, /bild-400.webp 400w" type="image/webp">'
     '<img src="/bild.jpg" srcset="/bild-800.jpg 800w, /bild-400.jpg 400w" alt="Salen"></picture>'
+    '<div class="hero">'
+    + " ".join(f'<img src="/sal-{w}x{w // 4}.webp" alt="">' for w in (425, 768, 1024, 1920))
+    + "</div>"
     '<figure><a href="/stor.jpg"><img src="/liten.jpg" alt="Foajén"></a>'
     "<figcaption>Foajén en vårdag</figcaption></figure>"
     '<video controls src="/film.mp4"><p>Din webbläsare kan inte visa filmen.</p></video>'
@@ -245,6 +248,8 @@ def test_markdown_reads_as_the_page_does(site: dict[str, dict]) -> None:
     assert "**Obs!**\u00a0Biljetterna" in md or "**Obs!** Biljetterna" in md, md
     # One image for a picture with sources and a srcset, its URL the src.
     assert md.count("bild") == 1 and "/bild.jpg)" in md, md
+    # One image shown at several sizes, one <img> each: once, the largest.
+    assert md.count("/sal-") == 1 and "/sal-1920x480.webp" in md, md
     caption = next(line for line in lines if "Foajén en vårdag" in line)
     assert "](" not in caption and "[" not in caption, md
     # A video's or audio's fallback text is for browsers without one.

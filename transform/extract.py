@@ -662,6 +662,7 @@ class Extractor:
             if media is not content and media.getparent() is not None:
                 drop(media)
         _hoist_edge_space(content)
+        _one_size_each(content)
         # Every URL is made safe here, in the tree, so the HTML, the Markdown
         # and the JSON are all written from the same safe URLs.
         links: list[dict[str, str]] = []
@@ -891,6 +892,29 @@ _BLANK = re.compile(r"\n\s*\n\s*\n+")
 
 def _squeeze_blank(s: str) -> str:
     return _BLANK.sub("\n\n", s).strip() + "\n"
+
+
+_SIZE_SUFFIX = re.compile(r"-(\d+)x(\d+)(?=\.\w+$)")
+
+
+def _one_size_each(content: etree._Element) -> None:
+    """Of sibling images that are one image at several sizes ("a-425x118.webp",
+    "a-1920x533.webp": a theme's own srcset), keep the largest."""
+    for parent in {img.getparent() for img in content.iter("img")}:
+        if parent is None:
+            continue
+        sizes: dict[str, list[tuple[int, etree._Element]]] = {}
+        for img in parent.iterchildren("img"):
+            src = (img.get("src") or "").split("?", 1)[0]
+            m = _SIZE_SUFFIX.search(src)
+            if m:
+                sizes.setdefault(_SIZE_SUFFIX.sub("", src), []).append((int(m.group(1)), img))
+        for same in sizes.values():
+            if len(same) > 1:
+                keep = max(same, key=lambda wi: wi[0])[1]
+                for _w, img in same:
+                    if img is not keep:
+                        drop(img)
 
 
 _INLINE_MARKS = ("strong", "b", "em", "i", "u", "s", "a")
