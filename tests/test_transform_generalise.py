@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from test_transform import make_crawl
@@ -65,6 +64,7 @@ MEDIA = (
     "<figcaption>Foajén en vårdag</figcaption></figure>"
     '<video controls src="/film.mp4"><p>Din webbläsare kan inte visa filmen.</p></video>'
     '<audio src="/ljud.mp3">Ingen ljudspelare här.</audio>'
+    '<a href="/om/historia/"><h2>Läs om husets historia</h2></a>'
     "<ul><li>Priser för entré<table><tr><th>Vuxen</th><th>Barn</th></tr>"
     "<tr><td>120 kronor</td><td>gratis</td></tr></table></li><li>Öppet alla dagar</li></ul>"
 )
@@ -255,6 +255,8 @@ def test_markdown_reads_as_the_page_does(site: dict[str, dict]) -> None:
     # A video's or audio's fallback text is for browsers without one.
     for gone in ("Din webbläsare kan inte visa filmen", "Ingen ljudspelare"):
         assert gone not in md and gone not in rec["text"], gone
+    # A link around a heading is a heading holding a link.
+    assert "## [Läs om husets historia](http://kultur.test/om/historia/)" in lines, md
     # A table inside a list item stays a table.
     assert "| Vuxen | Barn |" in md, md
     assert "| 120 kronor | gratis |" in md, md

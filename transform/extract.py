@@ -959,11 +959,22 @@ class _Markdown(MarkdownConverter):
     def __init__(self) -> None:
         super().__init__(heading_style=ATX, bullets="-", escape_misc=False)
 
+    def convert_a(self, el: Any, text: str, parent_tags: Any) -> str:
+        # A link around a heading (a teaser's title) is a heading holding a
+        # link: "[## Title](url)" is no Markdown heading.
+        inner = text.strip()
+        m = _HEADING_MARK.match(inner)
+        if m and el.get("href") and "\n" not in inner:
+            link = super().convert_a(el, inner[m.end() :], parent_tags)
+            return f"\n\n{m.group()}{link}\n\n"
+        return str(super().convert_a(el, text, parent_tags))
+
     def convert_figure(self, el: Any, text: str, parent_tags: Any) -> str:
         # A figure is a block of its own, its caption on the next line.
         return f"\n\n{text.strip()}\n\n" if text.strip() else ""
 
 
+_HEADING_MARK = re.compile(r"#{1,6} ")
 _MARKDOWN = _Markdown()
 _LEADING_SPACE = re.compile(r"^[ \t]+(?=\S)", re.M)
 
