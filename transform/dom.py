@@ -1,9 +1,10 @@
 """Bytes to a parsed tree: charset decisions that survive lying headers, and text keys.
 
 Every later step works on the lxml tree returned here. The text key of an
-element (its normalised text) is what the template learner counts: digits,
-month names and <time> contents are folded so that "Published: 15 April 2018"
-and "Published: 3 May 2017" are the same template block.
+element (its normalised text) is what the template learner counts. Inside a
+<time> element (and in a counter such as "Hits: 12") digits and month names
+are folded, so that "Published: 15 April 2018" and "Published: 3 May 2017" are
+the same template block; anywhere else a value is kept with its label.
 """
 
 from __future__ import annotations
@@ -140,6 +141,8 @@ _OPEN_TAG = r"<(?=[A-Za-z])(?!(?:img|br|hr|input|meta|link|source|col|area|wbr|b
 # The first tag spelled out: a pattern that starts with "<" lets the regex
 # engine skip to the next "<" instead of trying every character.
 _TAG_RUN = re.compile(f"{_OPEN_TAG}(?:{_OPEN_TAG}){{63,}}")
+# How deep a run of _TAG_RUN nests, when the parser keeps it nested.
+TAG_RUN_DEPTH = 63
 
 
 def collapse_tag_runs(text: str) -> tuple[str, bool]:
@@ -178,7 +181,7 @@ MAX_DEPTH = 150
 _DEPTH_PROBES: dict[int, etree.XPath] = {}
 
 
-def _reaches(root: etree._Element, depth: int) -> bool:
+def reaches(root: etree._Element, depth: int) -> bool:
     """Whether anything is nested `depth` levels under root (libxml2 walks the
     tree level by level, far quicker than visiting each element from Python)."""
     if depth < 1:
@@ -195,7 +198,7 @@ def flatten_deep(root: etree._Element, max_depth: int = MAX_DEPTH) -> bool:
     Real pages are never that deep; a page that is (broken markup, a trap)
     keeps its words, and every later step can recurse safely.
     """
-    if not _reaches(root, max_depth):
+    if not reaches(root, max_depth):
         return False
     flattened = False
     stack = [(root, 0)]
@@ -258,6 +261,86 @@ _MONTHS = (
 _FOLD = re.compile(rf"\d+|\b(?:{_MONTHS})\b")
 
 
+def plain_key(s: str) -> str:
+    """Text as the template learner keys it: case and spacing folded, nothing else.
+
+    A page-specific value keeps its label company: "Projekt av Traineegrupp
+    14.", "När: 12 maj" are content, however often the label recurs.
+    """
+    return " ".join(s.split()).lower()
+
+
+# A label, a colon and a bare number: a counter ("Hits: 123"), which changes
+# by itself and says nothing about the page. Not "Traineegrupp 14.": without
+# the colon a number is part of what the text says.
+_COUNTER = re.compile(r"[^\W\d_][^\W\d]{0,20}(?: [^\W\d]{1,20}){0,2}: *\d[\d ]*")
+
+
+def is_counter(s: str | None) -> bool:
+    return bool(s) and _COUNTER.fullmatch(" ".join(s.split())) is not None  # type: ignore[union-attr]
+
+
 def text_key(s: str) -> str:
     """Normalised text for template matching: case, spacing, numbers and month names folded."""
     return _FOLD.sub("#", " ".join(s.split()).lower())
+
+
+BLOCK_TAGS = frozenset(
+    [
+        "p",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "li",
+        "dt",
+        "dd",
+        "blockquote",
+        "pre",
+        "figcaption",
+        "caption",
+        "tr",
+        "address",
+        "td",
+        "th",
+    ]
+)
+_CELLS = frozenset(("td", "th"))
+# Where a line ends: before and after a block, before a line break.
+_FLUSH_AFTER = (BLOCK_TAGS - _CELLS) | {"div", "section", "article", "table", "ul", "ol", "dl"}
+_FLUSH_BEFORE = _FLUSH_AFTER | {"br", "tbody"}
+
+
+def text_blocks(content: etree._Element) -> list[str]:
+    """The content as lines: one per paragraph, heading, list item or table row."""
+    out: list[str] = []
+    buf: list[str] = []
+
+    def flush() -> None:
+        line = norm_space("".join(buf))
+        if line:
+            out.append(line)
+        buf.clear()
+
+    def walk(el: etree._Element) -> None:
+        tag = el.tag
+        if tag.__class__ is not str:
+            tag = ""
+        if tag in _FLUSH_BEFORE:
+            flush()
+        elif tag in _CELLS:
+            buf.append(" ")
+        if el.text:
+            buf.append(el.text)
+        for child in el:
+            walk(child)
+            if child.tail:
+                buf.append(child.tail)
+        if tag in _FLUSH_AFTER:
+            flush()
+
+    walk(content)
+    flush()
+    return out

@@ -23,36 +23,30 @@ import nh3
 from cssselect import parse as parse_css
 from lxml import etree
 from lxml.cssselect import CSSSelector, SelectorError
+from markdownify import ATX, MarkdownConverter
 
-from .dom import drop, norm_space
-from .template import INFO_CACHE_SIZE, TemplateModel
+from .dom import drop, norm_space, text_blocks
+from .template import INFO_CACHE_SIZE, TemplateModel, line_hash, part_of_line
 
-BLOCK_TAGS = frozenset(
-    [
-        "p",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "li",
-        "dt",
-        "dd",
-        "blockquote",
-        "pre",
-        "figcaption",
-        "caption",
-        "tr",
-        "address",
-        "td",
-        "th",
-    ]
-)
 HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
 _BREADCRUMB = re.compile(r"breadcrumb|pathway", re.I)
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
 _LANDMARK_TAGS = frozenset(("nav", "aside", "form"))
+_DIALOG_ROLES = frozenset(("dialog", "alertdialog", "tooltip"))
+# A token of an id or class that names a pop-up, wherever it is in the page
+# ("c-modal", "cookie-consent", "popup_box"), and ones that do only when the
+# element is hidden too (a visible "banner" may be a page's own hero image).
+_POPUP = re.compile(
+    r"(?:^|[\s_-])(?:modal|popup|pop-up|lightbox|cookies?|consent|gdpr|dialog)(?:$|[\s_-])", re.I
+)
+_POPUP_IF_HIDDEN = re.compile(
+    r"(?:^|[\s_-])(?:banner|overlay|toast|notice|newsletter|offcanvas|off-canvas|drawer|alert)"
+    r"(?:$|[\s_-])",
+    re.I,
+)
+_DECORATION_TAGS = frozenset(("span", "i", "b", "em", "strong", "small", "svg", "img", "sup"))
+_DECORATION_CHARS = 40
+_MEDIA_TAGS = ("video", "audio", "object", "embed", "canvas", "iframe")
 _CRUMB_SEPARATORS = " \t\n»>›/|:-"
 _SANITISE_TAGS = {
     "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "dl", "dt", "em",
@@ -416,12 +410,26 @@ class Extractor:
             self._remove(el, "generic", "breadcrumbs", out)
             return True
         role = (el.get("role") or "").lower()
-        if (
+        hidden = (
             el.get("aria-hidden") == "true"
-            or role == "dialog"
-            or _HIDDEN_STYLE.search(el.get("style") or "")
+            or el.get("hidden") is not None
+            or _HIDDEN_STYLE.search(el.get("style") or "") is not None
+        )
+        names = f"{el.get('id') or ''} {el.get('class') or ''}"
+        # Content collapsed until a click (an accordion panel, a tab, "read
+        # more") is hidden the same way as a pop-up: only what names itself a
+        # dialog goes here; a recurring one the learned layer takes anyway.
+        if (
+            role in _DIALOG_ROLES
+            or el.tag == "dialog"
+            or _POPUP.search(names)
+            or (hidden and _POPUP_IF_HIDDEN.search(names))
         ):
-            self._remove(el, "generic", "hidden or dialog", out)
+            self._remove(el, "generic", "dialog or pop-up", out)
+            return True
+        if hidden and el.tag in _DECORATION_TAGS and len(_text(el)) <= _DECORATION_CHARS:
+            # An icon's ligature ("expand_more") or a visual duplicate.
+            self._remove(el, "generic", "hidden decoration", out)
             return True
         if el.tag in _LANDMARK_TAGS or role in (
             "navigation",
@@ -429,6 +437,8 @@ class Extractor:
             "search",
             "banner",
             "contentinfo",
+            "menu",
+            "menubar",
         ):
             self._remove(el, "generic", f"landmark {role or el.tag}", out)
             return True
@@ -588,6 +598,53 @@ class Extractor:
                     )
         return self._result(url, base, content, title_tag, lang, dates, crumbs, removed, notes)
 
+    def lines(
+        self, content: etree._Element, blocks: list[str], keep: set[str], out: list[Removed]
+    ) -> bool:
+        """Take out what is left of the template line by line: a line found on
+        most of the site's pages, as a block of its own or between line breaks,
+        unless it is one of `keep` (the page's own title). Whether any went."""
+        template = self.model.template_lines
+        bad = {line for line in blocks if line not in keep and line_hash(line) in template}
+        if not bad:
+            return False
+        before = len(out)
+        why = "line on most pages"
+        stack: list[Iterator[etree._Element]] = [iter(list(content))]
+        while stack:
+            el = next(stack[-1], None)
+            if el is None:
+                stack.pop()
+                continue
+            if el.tag.__class__ is not str:
+                continue
+            text = norm_space(_text(el))
+            if not text:
+                continue
+            if text in bad and not part_of_line(el):
+                self._remove(el, "learned", why, out)
+                continue
+            stack.append(iter(list(el)))
+        # Lines between line breaks, each a text node of its own.
+        for br in list(content.iter("br")):
+            parent = br.getparent()
+            if parent is None:
+                continue
+            prev = br.getprevious()
+            if prev is None and parent.text and norm_space(parent.text) in bad:
+                out.append(Removed("learned", why, _short(parent.text)))
+                parent.text = None
+            elif (
+                prev is not None and prev.tag == "br" and prev.tail and norm_space(prev.tail) in bad
+            ):
+                out.append(Removed("learned", why, _short(prev.tail)))
+                prev.tail = None
+            nxt = br.getnext()
+            if br.tail and (nxt is None or nxt.tag == "br") and norm_space(br.tail) in bad:
+                out.append(Removed("learned", why, _short(br.tail)))
+                br.tail = None
+        return len(out) > before
+
     def _result(
         self,
         url: str,
@@ -600,9 +657,16 @@ class Extractor:
         removed: list[Removed],
         notes: list[str],
     ) -> Result:
+        # What a page shows in place of a player is for browsers without one.
+        for media in list(content.iter(*_MEDIA_TAGS)):
+            if media is not content and media.getparent() is not None:
+                drop(media)
+        _hoist_edge_space(content)
+        _one_size_each(content)
         # Every URL is made safe here, in the tree, so the HTML, the Markdown
         # and the JSON are all written from the same safe URLs.
         links: list[dict[str, str]] = []
+        link_els: list[etree._Element] = []
         for a in content.iter("a"):
             href = a.get("href")
             if not href or href.startswith("#"):
@@ -620,7 +684,9 @@ class Extractor:
             a.set("href", absolute)
             if (urlsplit(absolute).hostname or "").lower() in self.hosts:
                 links.append({"url": absolute, "text": norm_space(_text(a))})
+                link_els.append(a)
         images = []
+        image_els: list[etree._Element] = []
         for img in content.iter("img"):
             src = img.get("src")
             if src:
@@ -630,10 +696,26 @@ class Extractor:
                     continue
                 img.set("src", absolute)
                 images.append({"url": absolute, "alt": img.get("alt") or ""})
+                image_els.append(img)
         blocks = text_blocks(content)
         headings = [norm_space(_text(h)) for h in content.iter(*HEADINGS)]
         headings = [h for h in headings if h]
         title = headings[0] if headings else _site_suffix_cut(title_tag)
+        # The kind is the page's as extracted so far: the line layer takes
+        # out menu entries, which are also the titles of a listing's teasers.
+        listing = is_listing(content, blocks, links, url, self.hosts)
+        keep = {t for t in (title, _site_suffix_cut(title_tag)) if t}
+        if (
+            self.use_learned
+            and self.model.template_lines
+            and self.lines(content, blocks, keep, removed)
+        ):
+            blocks = text_blocks(content)
+            headings = [h for h in (norm_space(_text(h)) for h in content.iter(*HEADINGS)) if h]
+            inside = set(content.iter("a"))
+            links = [lk for lk, a in zip(links, link_els, strict=True) if a in inside]
+            inside_img = set(content.iter("img"))
+            images = [im for im, el in zip(images, image_els, strict=True) if el in inside_img]
         inner = "".join(
             etree.tostring(child, method="html", encoding=str, with_tail=True) for child in content
         )
@@ -657,10 +739,10 @@ class Extractor:
             lang=lang,
             blocks=blocks,
             html=clean,
-            markdown=to_markdown(content),
+            markdown=to_markdown(clean),
             links=links,
             images=images,
-            listing=is_listing(content, blocks, links, url, self.hosts),
+            listing=listing,
             removed=removed,
             notes=notes,
         )
@@ -709,43 +791,40 @@ def breadcrumb_items(el: etree._Element) -> list[str]:
     return items
 
 
-_CELLS = frozenset(("td", "th"))
-# Where a line ends: before and after a block, before a line break.
-_FLUSH_AFTER = (BLOCK_TAGS - _CELLS) | {"div", "section", "article", "table", "ul", "ol", "dl"}
-_FLUSH_BEFORE = _FLUSH_AFTER | {"br", "tbody"}
+# Own prose (paragraph text that is neither link text nor a teaser's) that
+# makes a page content whatever links it lists: an article, not a listing.
+PROSE_CHARS = 500
+# A paragraph shorter than this is a caption, a date, a "read more" line.
+_SENTENCE_CHARS = 80
 
 
-def text_blocks(content: etree._Element) -> list[str]:
-    """The content as lines: one per paragraph, heading, list item or table row."""
-    out: list[str] = []
-    buf: list[str] = []
-
-    def flush() -> None:
-        line = norm_space("".join(buf))
-        if line:
-            out.append(line)
-        buf.clear()
-
-    def walk(el: etree._Element) -> None:
-        tag = el.tag
-        if tag.__class__ is not str:
-            tag = ""
-        if tag in _FLUSH_BEFORE:
-            flush()
-        elif tag in _CELLS:
-            buf.append(" ")
-        if el.text:
-            buf.append(el.text)
-        for child in el:
-            walk(child)
-            if child.tail:
-                buf.append(child.tail)
-        if tag in _FLUSH_AFTER:
-            flush()
-
-    walk(content)
-    flush()
+def _teaser_items(content: etree._Element) -> list[etree._Element]:
+    """Children of one shape, three or more under one parent, each with its own link."""
+    out: list[etree._Element] = []
+    for parent in content.iter():
+        kids = [c for c in parent if isinstance(c.tag, str)]
+        if len(kids) < 3:
+            continue
+        shapes: dict[tuple[str, str | None], list[etree._Element]] = {}
+        for c in kids:
+            if c.find(".//a") is not None:
+                shapes.setdefault((c.tag, c.get("class")), []).append(c)
+        for group in shapes.values():
+            if len(group) >= 3:
+                out.extend(group)
     return out
+
+
+def _prose_chars(content: etree._Element, teasers: list[etree._Element]) -> int:
+    inside = {el for t in teasers for el in t.iter()}
+    n = 0
+    for p in content.iter("p", "blockquote"):
+        if p in inside:
+            continue
+        own = len(norm_space(_text(p))) - sum(len(norm_space(_text(a))) for a in p.iter("a"))
+        if own >= _SENTENCE_CHARS:
+            n += own
+    return n
 
 
 def is_listing(
@@ -755,12 +834,20 @@ def is_listing(
     url: str,
     hosts: frozenset[str],
 ) -> bool:
-    """A page made of links to other pages with their teasers: a listing, not content."""
+    """A page made of links to other pages with their teasers: a listing, not content.
+
+    A page with prose of its own (PROSE_CHARS of paragraphs that are not
+    link text nor inside teasers) is content, whatever links it lists.
+    """
     total = sum(len(b) for b in blocks)
     if total == 0:
         return False
-    # A heading that is nothing but a link to another page is a teaser's title
-    # (a blog or news list), whatever else the page holds.
+    targets = {lk["url"].split("#", 1)[0] for lk in links} - {url}
+    teasers = _teaser_items(content)
+    # Headings that are nothing but a link to another page are teasers'
+    # titles (a blog or news list): three make a listing whatever else the
+    # page says; one or two do only on a page without prose of its own.
+    linked_headings = 0
     for h in content.iter(*HEADINGS):
         a = h.find(".//a")
         href = a.get("href") if a is not None else None
@@ -770,8 +857,13 @@ def is_listing(
             and (urlsplit(href).hostname or "").lower() in hosts
             and len(_text(a).strip()) >= 0.9 * len(_text(h).strip()) > 0
         ):
-            return True
-    targets = {lk["url"].split("#", 1)[0] for lk in links} - {url}
+            linked_headings += 1
+    if linked_headings >= 3:
+        return True
+    if _prose_chars(content, teasers) >= PROSE_CHARS:
+        return False
+    if linked_headings:
+        return True
     if len(targets) < 3:
         return False
     link_chars = sum(len(lk["text"]) for lk in links)
@@ -787,19 +879,11 @@ def is_listing(
                 for li in items
             ):
                 return True
-    # Teasers: three or more siblings of one shape, each with its own link.
-    for parent in content.iter():
-        kids = [c for c in parent if isinstance(c.tag, str)]
-        if len(kids) < 3:
-            continue
-        shapes: dict[tuple[str, str | None], int] = {}
-        for c in kids:
-            if c.find(".//a") is not None:
-                shapes[(c.tag, c.get("class"))] = shapes.get((c.tag, c.get("class")), 0) + 1
-        if shapes and max(shapes.values()) >= 3:
-            teaser_chars = sum(len(_text(c)) for c in kids if c.find(".//a") is not None)
-            if teaser_chars >= 0.5 * total:
-                return True
+    # Teasers: their text is most of the page's.
+    if teasers:
+        teaser_chars = sum(len(_text(c)) for c in teasers)
+        if teaser_chars >= 0.5 * total:
+            return True
     return False
 
 
@@ -810,145 +894,101 @@ def _squeeze_blank(s: str) -> str:
     return _BLANK.sub("\n\n", s).strip() + "\n"
 
 
+_SIZE_SUFFIX = re.compile(r"-(\d+)x(\d+)(?=\.\w+$)")
+
+
+def _one_size_each(content: etree._Element) -> None:
+    """Of sibling images that are one image at several sizes ("a-425x118.webp",
+    "a-1920x533.webp": a theme's own srcset), keep the largest."""
+    for parent in {img.getparent() for img in content.iter("img")}:
+        if parent is None:
+            continue
+        sizes: dict[str, list[tuple[int, etree._Element]]] = {}
+        for img in parent.iterchildren("img"):
+            src = (img.get("src") or "").split("?", 1)[0]
+            m = _SIZE_SUFFIX.search(src)
+            if m:
+                sizes.setdefault(_SIZE_SUFFIX.sub("", src), []).append((int(m.group(1)), img))
+        for same in sizes.values():
+            if len(same) > 1:
+                keep = max(same, key=lambda wi: wi[0])[1]
+                for _w, img in same:
+                    if img is not keep:
+                        drop(img)
+
+
+_INLINE_MARKS = ("strong", "b", "em", "i", "u", "s", "a")
+
+
+def _hoist_edge_space(content: etree._Element) -> None:
+    """Move the spaces at the edges of bold, italic and link text (a no-break
+    space too) outside it: Markdown's markers must touch their words, and
+    the space must stay between them and the next word."""
+    for el in content.iter(*_INLINE_MARKS):
+        if el is content:
+            continue
+        last = el[-1] if len(el) else None
+        end = last.tail if last is not None else el.text
+        if end and end[-1:].isspace():
+            kept = end.rstrip()
+            if last is not None:
+                last.tail = kept or None
+            else:
+                el.text = kept or None
+            el.tail = end[len(kept) :] + (el.tail or "")
+        start = el.text
+        if start and start[:1].isspace():
+            kept = start.lstrip()
+            el.text = kept or None
+            space = start[: len(start) - len(kept)]
+            prev = el.getprevious()
+            parent = el.getparent()
+            if prev is not None:
+                prev.tail = (prev.tail or "") + space
+            elif parent is not None:
+                parent.text = (parent.text or "") + space
+
+
 # -- Markdown ------------------------------------------------------------------
 
-_MD_ESCAPE = re.compile(r"([\\`*_\[\]<>])")
+
+class _Markdown(MarkdownConverter):
+    """markdownify, as the content pages need it: ATX headings, "-" bullets,
+    and every URL as the sanitised HTML has it."""
+
+    def __init__(self) -> None:
+        super().__init__(heading_style=ATX, bullets="-", escape_misc=False)
+
+    def convert_a(self, el: Any, text: str, parent_tags: Any) -> str:
+        # A link around a heading (a teaser's title) is a heading holding a
+        # link: "[## Title](url)" is no Markdown heading.
+        inner = text.strip()
+        m = _HEADING_MARK.match(inner)
+        if m and el.get("href") and "\n" not in inner:
+            link = super().convert_a(el, inner[m.end() :], parent_tags)
+            return f"\n\n{m.group()}{link}\n\n"
+        return str(super().convert_a(el, text, parent_tags))
+
+    def convert_figure(self, el: Any, text: str, parent_tags: Any) -> str:
+        # A figure is a block of its own, its caption on the next line.
+        return f"\n\n{text.strip()}\n\n" if text.strip() else ""
 
 
-def _md_escape(s: str) -> str:
-    # A search first: a substitution with a template costs a Python call into
-    # the re module every time, and most text has nothing to escape.
-    return _MD_ESCAPE.sub(r"\\\1", s) if _MD_ESCAPE.search(s) else s
+_HEADING_MARK = re.compile(r"#{1,6} ")
+_MARKDOWN = _Markdown()
+_LEADING_SPACE = re.compile(r"^[ \t]+(?=\S)", re.M)
 
 
-def _md_inline(el: etree._Element) -> str:
-    parts: list[str] = []
-    if el.text:
-        parts.append(_md_escape(el.text))
-    for child in el:
-        tag = child.tag if isinstance(child.tag, str) else ""
-        inner = _md_inline(child)
-        if tag == "a" and child.get("href") and inner.strip():
-            parts.append(f"[{inner.strip()}]({_md_url(child.get('href', ''))})")
-        elif tag in ("strong", "b") and inner.strip():
-            parts.append(f"**{inner.strip()}**")
-        elif tag in ("em", "i") and inner.strip():
-            parts.append(f"*{inner.strip()}*")
-        elif tag == "img" and child.get("src"):
-            parts.append(
-                f"![{_MD_ESCAPE.sub('', child.get('alt') or '')}]({_md_url(child.get('src', ''))})"
-            )
-        elif tag == "br":
-            parts.append("  \n")
-        elif tag == "code":
-            parts.append(f"`{_text(child)}`")
-        else:
-            parts.append(inner)
-        if child.tail:
-            parts.append(_md_escape(child.tail))
-    return "".join(parts)
-
-
-def _md_url(url: str) -> str:
-    return url.replace(" ", "%20").replace("(", "%28").replace(")", "%29")
-
-
-_NESTED_LIST = etree.XPath("boolean(.//li[ul or ol])")
-
-
-def to_markdown(content: etree._Element) -> str:
-    lines: list[str] = []
-
-    def para(s: str) -> None:
-        s = norm_space(s) if "  \n" not in s else s.strip()
-        if s:
-            lines.append(s)
-            lines.append("")
-
-    def walk(el: etree._Element, depth: int) -> None:
-        for child in el:
-            tag = child.tag if isinstance(child.tag, str) else ""
-            if tag in HEADINGS:
-                text = norm_space(_md_inline(child))
-                if text:
-                    lines.extend([f"{'#' * int(tag[1])} {text}", ""])
-            elif tag in ("p", "blockquote", "address", "figcaption", "caption"):
-                prefix = "> " if tag == "blockquote" else ""
-                text = _md_inline(child)
-                if norm_space(text):
-                    para(prefix + text)
-            elif tag in ("ul", "ol"):
-                for i, li in enumerate(child.iterchildren("li"), 1):
-                    mark = f"{i}." if tag == "ol" else "-"
-                    nested = [c for c in li if isinstance(c.tag, str) and c.tag in ("ul", "ol")]
-                    for n in nested:
-                        li.remove(n)
-                    text = norm_space(_md_inline(li))
-                    if text:
-                        lines.append("  " * depth + f"{mark} {text}")
-                    for n in nested:
-                        walk_list = etree.Element("div")
-                        walk_list.append(n)
-                        walk(walk_list, depth + 1)
-                lines.append("")
-            elif tag == "table":
-                rows = []
-                for tr in child.iter("tr"):
-                    cells = [
-                        norm_space(_md_inline(c)).replace("|", "\\|")
-                        for c in tr
-                        if c.tag in ("td", "th")
-                    ]
-                    if cells:
-                        rows.append(cells)
-                if rows:
-                    width = max(len(r) for r in rows)
-                    rows = [r + [""] * (width - len(r)) for r in rows]
-                    lines.append("| " + " | ".join(rows[0]) + " |")
-                    lines.append("|" + "---|" * width)
-                    lines.extend("| " + " | ".join(r) + " |" for r in rows[1:])
-                    lines.append("")
-            elif tag == "pre":
-                lines.extend(["```", _text(child).rstrip("\n"), "```", ""])
-            elif tag in ("dl",):
-                for item in child:
-                    text = norm_space(_md_inline(item))
-                    if text:
-                        lines.append(f"**{text}**" if item.tag == "dt" else text)
-                        lines.append("")
-            elif tag in ("img", "a", "span", "strong", "em", "b", "i"):
-                para(_md_inline(_wrap(child)))
-            elif tag == "hr":
-                lines.extend(["---", ""])
-            else:
-                if child.text and norm_space(child.text):
-                    para(_md_escape(child.text))
-                walk(child, depth)
-            if (
-                child.tail
-                and norm_space(child.tail)
-                and tag not in ("img", "a", "span", "strong", "em", "b", "i")
-            ):
-                para(_md_escape(child.tail))
-
-    if content.text and norm_space(content.text):
-        para(_md_escape(content.text))
-    # Nested lists are taken out of their items as they are written: only
-    # then does the walk need a copy of its own.
-    walk(_copy(content) if _NESTED_LIST(content) else content, 0)
-    text = "\n".join(lines)
+def to_markdown(html: str) -> str:
+    """Markdown of the sanitised content HTML (see Extractor._result)."""
+    text = _MARKDOWN.convert(html)
+    # The source's indentation after a line break is not Markdown's: four
+    # spaces would start a code block. Lists and tables nested in a list
+    # item keep theirs.
+    text = _LEADING_SPACE.sub(_keep_nesting, text)
     return _squeeze_blank(text) if text.strip() else ""
 
 
-def _wrap(el: etree._Element) -> etree._Element:
-    holder = etree.Element("span")
-    clone = _copy(el)
-    clone.tail = None
-    holder.append(clone)
-    return holder
-
-
-def _copy(el: etree._Element) -> Any:
-    from copy import deepcopy
-
-    return deepcopy(el)
+def _keep_nesting(m: re.Match[str]) -> str:
+    rest = m.string[m.end() : m.end() + 3]
+    return m.group() if rest[:1] in ("-", "|") or rest[:1].isdigit() else ""

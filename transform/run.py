@@ -56,16 +56,18 @@ from .archive import (
     read_inventory,
 )
 from .dom import (
+    TAG_RUN_DEPTH,
     NotHtml,
     collapse_tag_runs,
     decode,
     flatten_deep,
     parse,
+    reaches,
     sniff_not_html,
     strip_non_content,
 )
 from .extract import Extractor, Result, Rules, RulesError, read_dates
-from .template import PageKeys, TemplateModel, page_keys
+from .template import SECTION_MIN_PAGES, PageKeys, TemplateModel, page_keys, section_of
 
 DOCUMENT_EXTENSIONS = (
     ".pdf", ".doc", ".docx", ".xls", ".xlsx", ".ppt", ".pptx", ".odt", ".ods", ".odp",
@@ -75,7 +77,7 @@ DOCUMENT_EXTENSIONS = (
 # is cut here, with a note: the parsed tree and what is written from it take
 # about 50 times the page's bytes, so this bounds a worker's memory.
 MAX_PAGE_BYTES = 8 * 1000**2
-SAMPLE_PAGES = 400
+SAMPLE_PAGES = 100
 # Below this many page groups, starting worker processes costs more than it saves.
 MIN_PARALLEL_GROUPS = 50
 # Groups per task sent to a worker: big enough to amortise the pickling round
@@ -330,10 +332,15 @@ def _load(
     if reason:
         raise NotHtml(reason)
     dec = decode(payload_body, ctype)
-    text, collapsed = collapse_tag_runs(dec.text)
-    if collapsed:
-        dec.notes.append("markup:tag-run-collapsed")
-    root = parse(text)
+    root = parse(dec.text)
+    # A run of 64 opening tags nests at least that deep, unless the parser
+    # closed them as it went, when they cost nothing: only a page whose tree
+    # goes that deep is searched for runs (a regex pass as long as parsing).
+    if reaches(root, TAG_RUN_DEPTH):
+        text, collapsed = collapse_tag_runs(dec.text)
+        if collapsed:
+            dec.notes.append("markup:tag-run-collapsed")
+            root = parse(text)
     if flatten_deep(root):
         dec.notes.append("markup:nested-too-deep-flattened")
     dates = read_dates(root)
@@ -465,10 +472,7 @@ def _run(
     # 2. learn
     model = TemplateModel(min_share=p.boilerplate.min_share)
     live = None if opt.progress else False
-    sample = sorted(
-        groups, key=lambda g: hashlib.blake2b(g[0].url.encode(), digest_size=8).digest()
-    )
-    learner = _Learner(opt.crawl_dir, [g[0] for g in sample[: opt.sample]], opt.max_page_bytes)
+    learner = _Learner(opt.crawl_dir, learning_sample(groups, opt.sample), opt.max_page_bytes)
     with (
         _mapped(learner.keys_of, len(learner.caps), workers, learner.files) as learned,
         progress("learning the template", len(learner.caps), unit="pages", live=live) as tick,
@@ -809,6 +813,32 @@ class _ExtractContext:
         return page, log.entries, False
 
 
+def learning_sample(groups: list[list[Capture]], size: int) -> list[Capture]:
+    """The pages the template is learned from: `size` of them, in an order
+    that does not depend on the crawl's, and then enough of each section's
+    own for the section to be learned (see TemplateModel), at most `size` more.
+    """
+    order = sorted(
+        (g[0] for g in groups),
+        key=lambda c: hashlib.blake2b(c.url.encode(), digest_size=8).digest(),
+    )
+    chosen = order[:size]
+    per_section: dict[str, int] = {}
+    for cap in chosen:
+        sec = section_of(cap.url)
+        per_section[sec] = per_section.get(sec, 0) + 1
+    extra = []
+    want = 2 * SECTION_MIN_PAGES
+    for cap in order[size:]:
+        if len(extra) >= size:
+            break
+        sec = section_of(cap.url)
+        if sec and per_section.get(sec, 0) < want:
+            per_section[sec] = per_section.get(sec, 0) + 1
+            extra.append(cap)
+    return chosen + extra
+
+
 class _Learner:
     """Reads the learning sample's pages; inherited by forked workers like _ExtractContext."""
 
@@ -837,7 +867,7 @@ class _Learner:
             except NotHtml:
                 return None
             body = root.find("body")
-            return page_keys(body if body is not None else root)
+            return page_keys(body if body is not None else root, section_of(cap.url))
         return None
 
 

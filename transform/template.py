@@ -4,7 +4,9 @@ Every element of a page gets a key: its structural path (tags, with the ids and
 classes that name a module, not the ones that mark state such as "active")
 plus its normalised text. A key is template when it recurs on many pages and
 on most of the pages that have its path at all: the navigation, the popup, the
-login module, "Published: <date>" lines. Content recurs too (a stock list
+login module, "Published: <date>" lines. An inline element that shares its
+line with other text is never template on its own (a recurring label, "När:",
+keeps its page's value company). Content recurs too (a stock list
 item, a repeated heading), but at a path where most pages say something else,
 so the share rule keeps it.
 
@@ -18,10 +20,11 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from lxml import etree
 
-from .dom import text_key
+from .dom import is_counter, plain_key, text_blocks, text_key
 
 # Class and id tokens that mark state or position rather than a module.
 _VOLATILE = re.compile(
@@ -34,6 +37,13 @@ MAX_TEMPLATE_CHARS = 20_000
 # path, so this bounds memory without ever being reached on a sane site.
 INFO_CACHE_SIZE = 4096
 _HAS_WORD = re.compile(r"[^\W\d_]")
+_COUNTER_CHARS = 60
+# A section is learned from when the sample holds this many of its pages, and
+# a key is its template when on this many of them (and on most of them).
+SECTION_MIN_PAGES = 4
+# A line on at least this share of the pages learned from is template, wherever it is.
+TEMPLATE_LINE_SHARE = 0.5
+SECTION_MIN_KEY_PAGES = 3
 # A table's rows and cells are data: a header row or a date cell that recurs
 # across pages is still content. Only whole tables can be template.
 # The same holds for list items: a stock list item is still content when its
@@ -41,6 +51,39 @@ _HAS_WORD = re.compile(r"[^\W\d_]")
 TABLE_PARTS = frozenset(
     ("tr", "td", "th", "thead", "tbody", "tfoot", "caption", "colgroup", "li", "dt", "dd")
 )
+
+
+# Inline elements: one of these is template only as a line of its own; beside
+# other text it is a label whose line holds a page's own value.
+INLINE_TAGS = frozenset(
+    ("a", "abbr", "b", "cite", "code", "em", "i", "label", "mark", "q", "s", "small", "span",
+     "strong", "sub", "sup", "time", "u")
+)  # fmt: skip
+
+
+def _has_text(el: etree._Element) -> bool:
+    return any(not t.isspace() for t in el.itertext())
+
+
+def part_of_line(el: etree._Element) -> bool:
+    """Whether el is inline and shares its line with other text ("<b>När:</b> 12 maj")."""
+    if el.tag not in INLINE_TAGS:
+        return False
+    if el.tail and not el.tail.isspace():
+        return True
+    parent = el.getparent()
+    if parent is None:
+        return False
+    if parent.text and not parent.text.isspace():
+        return True
+    for sib in parent:
+        if sib is el:
+            continue
+        if sib.tail and not sib.tail.isspace():
+            return True
+        if isinstance(sib.tag, str) and _has_text(sib):
+            return True
+    return False
 
 
 _SIG_CACHE: dict[tuple[str, str | None, str | None], bytes] = {}
@@ -82,8 +125,22 @@ class Keyed:
 def _piece(text: str | None) -> tuple[bytes, bool]:
     if not text or text.isspace():
         return b"", False
-    key = text_key(text)
+    key = plain_key(text)
     return key.encode("utf-8", "surrogatepass"), bool(_HAS_WORD.search(key))
+
+
+def _folded(el: etree._Element) -> tuple[bytes, bool, int]:
+    """The text info of a <time> or a counter: numbers and months folded, so
+    "Published: 3 May 2017" recurs; everything else is keyed as written."""
+    text = etree.tostring(el, method="text", encoding=str, with_tail=False)
+    if not text or text.isspace():
+        return b"", False, len(text)
+    key = text_key(text)
+    return (
+        _h(b"@fold", key.encode("utf-8", "surrogatepass")),
+        bool(_HAS_WORD.search(key)),
+        len(text),
+    )
 
 
 TextInfo = tuple[bytes, bool, int]  # text hash (b"" when no text), has a word, text length
@@ -115,6 +172,9 @@ def _text_info(root: etree._Element, info: dict[etree._Element, TextInfo]) -> No
                 chunks.append(tail)
                 word = word or tail_word
             n += len(child.tail or "")
+        if el.tag == "time" or (n <= _COUNTER_CHARS and not len(el) and is_counter(el.text)):
+            info[el] = _folded(el)
+            continue
         if el.tag == "img":
             src = el.get("src")
             info[el] = (_h(b"@img", src.encode("utf-8", "surrogatepass")) if src else b"", True, 0)
@@ -176,14 +236,36 @@ class PageKeys:
     key_path: dict[bytes, bytes]  # key -> its path
     paths: set[bytes]
     path_parent: dict[bytes, tuple[bytes, bytes]]  # path -> (parent path, signature)
+    section: str = ""  # see section_of
+    lines: set[bytes] = field(default_factory=set)  # line_hash of each of its lines
 
 
-def page_keys(root: etree._Element) -> PageKeys:
-    page = PageKeys({}, set(), {})
+def section_of(url: str) -> str:
+    """The section a page belongs to: the first segment of its path ("" for none).
+
+    A section's own index page (/events/) is in it, with its pages
+    (/events/concert/); a top-level page is a section of one page, which
+    teaches nothing.
+    """
+    path = urlsplit(url).path.lstrip("/")
+    first, sep, _rest = path.partition("/")
+    if not sep and "." in first:  # /index.html, /about.php: a file, not a folder
+        return ""
+    return first.lower()
+
+
+def page_keys(root: etree._Element, section: str = "") -> PageKeys:
+    page = PageKeys({}, set(), {}, section)
     for k in keyed_elements(root, page.path_parent):
         page.key_path.setdefault(k.key, k.path)
         page.paths.add(k.path)
+    page.lines = {line_hash(line) for line in text_blocks(root) if _HAS_WORD.search(line)}
     return page
+
+
+def line_hash(line: str) -> bytes:
+    """A line of text (see dom.text_blocks) as the line layer counts it."""
+    return _h(b"@line", plain_key(line).encode("utf-8", "surrogatepass"))
 
 
 @dataclass
@@ -195,7 +277,20 @@ class TemplateModel:
     key_path: dict[bytes, bytes] = field(default_factory=dict)
     # path -> (parent path, signature), for every path seen while learning.
     path_parent: dict[bytes, tuple[bytes, bytes]] = field(default_factory=dict)
+    # The same counts per section (see section_of), from the same sample: a
+    # block repeated across one section (its sub-menu) but not site-wide.
+    section_pages: Counter[str] = field(default_factory=Counter)
+    section_key_pages: dict[str, Counter[bytes]] = field(default_factory=dict)
+    section_path_pages: dict[str, Counter[bytes]] = field(default_factory=dict)
+    # Pages (of the sample) that hold each line, wherever it is in the page.
+    line_pages: Counter[bytes] = field(default_factory=Counter)
     template: frozenset[bytes] = frozenset()
+    # Lines on most pages of the site: what is left of the template inside
+    # blocks that are not (an address in a page's own card, a menu entry as
+    # a heading), taken out line by line.
+    template_lines: frozenset[bytes] = frozenset()
+    # Of template, the keys learned in a section only.
+    section_template: int = 0
     # The paths of the template keys, as signatures from the root down: a page
     # is matched by following it, never looking at the elements (the content,
     # mostly) that no template path leads to.
@@ -216,6 +311,11 @@ class TemplateModel:
         for path, parent in page.path_parent.items():
             self.path_parent.setdefault(path, parent)
         self.pages += 1
+        self.line_pages.update(page.lines)
+        if page.section:
+            self.section_pages[page.section] += 1
+            self.section_key_pages.setdefault(page.section, Counter()).update(page.key_path.keys())
+            self.section_path_pages.setdefault(page.section, Counter()).update(page.paths)
 
     @property
     def min_pages(self) -> int:
@@ -224,10 +324,32 @@ class TemplateModel:
 
     def finish(self) -> None:
         floor = self.min_pages
-        self.template = frozenset(
+        site = {
             k
             for k, n in self.key_pages.items()
             if n >= floor and n >= self.min_share * self.path_pages[self.key_path[k]]
+        }
+        extra: set[bytes] = set()
+        for section, pages in self.section_pages.items():
+            # A section learns as the site does, from pages of its own: a key
+            # on most of the section's pages that have its path.
+            if pages < SECTION_MIN_PAGES or pages == self.pages:
+                continue
+            paths = self.section_path_pages[section]
+            extra.update(
+                k
+                for k, n in self.section_key_pages[section].items()
+                if n >= SECTION_MIN_KEY_PAGES
+                and k not in site
+                and n >= self.min_share * pages
+                and n >= self.min_share * paths[self.key_path[k]]
+            )
+        self.section_template = len(extra)
+        self.template = frozenset(site | extra)
+        self.template_lines = frozenset(
+            h
+            for h, n in self.line_pages.items()
+            if n >= floor and n >= TEMPLATE_LINE_SHARE * self.pages
         )
         self.trie = {}
         for path in sorted({self.key_path[k] for k in self.template}):
@@ -248,6 +370,9 @@ class TemplateModel:
                 node = entry[2]
         # Only the decision is needed from here on.
         self.key_pages = Counter()
+        self.section_key_pages = {}
+        self.section_path_pages = {}
+        self.line_pages = Counter()
         self.key_path = {}
         self.path_parent = {}
 
@@ -273,7 +398,7 @@ class TemplateModel:
                     # out before.
                     markup = etree.tostring(child, with_tail=False)
                     key = _key(path, self._cached_info(child, markup, info))
-                    if key is not None and key in template:
+                    if key is not None and key in template and not part_of_line(child):
                         found.append((child, markup))
                         continue
                 if below:
@@ -297,4 +422,12 @@ class TemplateModel:
         return cached
 
     def stats(self) -> dict[str, int]:
-        return {"pages_learned": self.pages, "template_keys": len(self.template)}
+        return {
+            "pages_learned": self.pages,
+            "template_keys": len(self.template),
+            "sections_learned": sum(
+                1 for n in self.section_pages.values() if n >= SECTION_MIN_PAGES
+            ),
+            "section_template_keys": self.section_template,
+            "template_lines": len(self.template_lines),
+        }
