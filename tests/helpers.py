@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 
 def write_profile(path: Path, start_urls: list[str], hosts: list[str], crawl: str) -> Path:
@@ -15,3 +18,31 @@ def write_profile(path: Path, start_urls: list[str], hosts: list[str], crawl: st
         encoding="utf-8",
     )
     return path
+
+
+def run_sunset_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sunset", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def crawled_replica(root: Path, pages: int, seed: int, **options: Any) -> tuple[Path, Path, Path]:
+    """(site, legacy crawl, successor crawl): a replica generated under ``root``,
+    served on loopback, both sites crawled with the demo profile, the legacy one
+    transformed. ``options`` go to replica.generate (e.g. successor="rewritten")."""
+    from replica import generate, serve
+
+    site = root / "site"
+    generate(site, pages=pages, seed=seed, **options)
+    legacy, new = root / "crawl", root / "successor"
+    with serve(site) as srv:
+        connect = [a for entry in srv.connect_to for a in ("--connect-to", entry)]
+        for args in (
+            ("--out", str(legacy), "--name", "t"),
+            ("--successor", "--out", str(new), "--name", "t-new"),
+        ):
+            result = run_sunset_cli("crawl", "-p", "demo", *args, *connect)
+            assert result.returncode == 0, result.stderr
+    result = run_sunset_cli("transform", str(legacy))
+    assert result.returncode in (0, 1), result.stderr
+    return site, legacy, new

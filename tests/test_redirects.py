@@ -19,10 +19,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from helpers import crawled_replica
 
 from redirects.inventory import valid_url
 from redirects.urls import canonical, host_of, path_key, site_affixes, slug_of, title_key
-from replica import generate, serve
 from replica.generate import iter_jsonl
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -103,19 +103,7 @@ def test_title_key_drops_the_site_name() -> None:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("rd")
-    site = root / "site"
-    generate(site, pages=150, seed=3)
-    legacy, new = root / "crawl", root / "successor"
-    with serve(site) as srv:
-        connect = [a for entry in srv.connect_to for a in ("--connect-to", entry)]
-        for args in (
-            ("--out", str(legacy), "--name", "t"),
-            ("--successor", "--out", str(new), "--name", "t-new"),
-        ):
-            result = sunset("crawl", "-p", "demo", *args, *connect)
-            assert result.returncode == 0, result.stderr
-    result = sunset("transform", str(legacy))
-    assert result.returncode in (0, 1), result.stderr
+    site, legacy, new = crawled_replica(root, 150, 3)
     result = sunset("redirects", str(legacy), "--new-crawl", str(new))
     assert result.returncode == 0, result.stderr
     return {"root": root, "site": site, "crawl": legacy, "new": new, "out": legacy / "redirects"}

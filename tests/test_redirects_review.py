@@ -19,8 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from replica import generate, serve
+from helpers import crawled_replica
 
 NEW_HOST = "healthierwigan.nhs.uk"
 ARCHIVE_HOST = "webarchive.nationalarchives.gov.uk"
@@ -42,19 +41,7 @@ def sunset(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[s
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("review")
-    replica = root / "site"
-    generate(replica, pages=80, seed=7)
-    legacy, new = root / "crawl", root / "successor"
-    with serve(replica) as srv:
-        connect = [a for entry in srv.connect_to for a in ("--connect-to", entry)]
-        for args in (
-            ("--out", str(legacy), "--name", "t"),
-            ("--successor", "--out", str(new), "--name", "t-new"),
-        ):
-            result = sunset("crawl", "-p", "demo", *args, *connect)
-            assert result.returncode == 0, result.stderr
-    result = sunset("transform", str(legacy))
-    assert result.returncode in (0, 1), result.stderr
+    _, legacy, new = crawled_replica(root, 80, 7)
     out = root / "first"
     result = sunset("redirects", str(legacy), "--new-crawl", str(new), "--out", str(out))
     assert result.returncode == 0, result.stderr

@@ -18,12 +18,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import crawled_replica
 from test_redirects_nginx import NEW, SITE, expect_301, row, serving
 
 from redirects.evaluate import ask_all
 from redirects.model import Row, Site
 from redirects.nginx import ROBOTS_BODY, plan, request_target
-from replica import generate, serve
 from replica.generate import iter_jsonl
 from sunset.nginx import NGINX
 from sunset.profile import UrlForms, list_cms_presets, load_profile
@@ -167,19 +167,7 @@ def sunset(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def replica(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("targets")
-    site = root / "site"
-    generate(site, pages=150, seed=3)
-    legacy, new = root / "crawl", root / "successor"
-    with serve(site) as srv:
-        connect = [a for entry in srv.connect_to for a in ("--connect-to", entry)]
-        for args in (
-            ("--out", str(legacy), "--name", "t"),
-            ("--successor", "--out", str(new), "--name", "t-new"),
-        ):
-            result = sunset("crawl", "-p", "demo", *args, *connect)
-            assert result.returncode == 0, result.stderr
-    result = sunset("transform", str(legacy))
-    assert result.returncode in (0, 1), result.stderr
+    site, legacy, new = crawled_replica(root, 150, 3)
     result = sunset("redirects", str(legacy), "--new-crawl", str(new))
     assert result.returncode == 0, result.stderr
     return {"root": root, "site": site, "crawl": legacy, "new": new, "out": legacy / "redirects"}

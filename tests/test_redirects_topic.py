@@ -18,8 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from replica import generate, serve
+from helpers import crawled_replica
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 needs_nginx = pytest.mark.skipif(not Path(NGINX).exists(), reason="nginx not installed")
@@ -38,19 +37,7 @@ def sunset(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]
 @pytest.fixture(scope="module")
 def rewritten(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("topic")
-    site = root / "site"
-    generate(site, pages=PAGES, seed=SEED, successor="rewritten")
-    legacy, new = root / "crawl", root / "successor"
-    with serve(site) as srv:
-        connect = [a for entry in srv.connect_to for a in ("--connect-to", entry)]
-        for args in (
-            ("--out", str(legacy), "--name", "t"),
-            ("--successor", "--out", str(new), "--name", "t-new"),
-        ):
-            result = sunset("crawl", "-p", "demo", *args, *connect)
-            assert result.returncode == 0, result.stderr
-    result = sunset("transform", str(legacy))
-    assert result.returncode in (0, 1), result.stderr
+    site, legacy, new = crawled_replica(root, PAGES, SEED, successor="rewritten")
     result = sunset("redirects", str(legacy), "--new-crawl", str(new))
     assert result.returncode == 0, result.stderr
     cascade = root / "cascade.toml"
